@@ -1,0 +1,245 @@
+// haraka-plugin-dane: the Haraka plugin. A table of contents: load the
+// configuration, build the resolver, register get_mx and the outcome hooks,
+// install the TLS glue. The work is done in lib/.
+import fs from 'node:fs'
+import path from 'node:path'
+import constants from 'haraka-constants'
+import { buildConfig, DaneConfig, formatErrors, policyFor, Source } from './lib/config'
+import { Resolver } from './lib/resolver'
+import { decide, Decision } from './lib/policy'
+import { createLogger, DaneLogger, decisionFields, skippedAttempts, AttemptFields, Outcome, FinalFields } from './lib/log'
+import { installGlue, loadHarakaInternals, Attempt, MxContext, HmailLike } from './lib/haraka-tls'
+
+type Next = (code?: number, msg?: unknown) => void
+
+interface HMail extends HmailLike {
+    dane_decision?: Decision
+}
+
+interface DanePlugin {
+    config: { get: (name: string, type: string, cb?: () => void) => unknown }
+    register_hook: (hook: string, method: string) => void
+    haraka_require: (name: string) => unknown
+    logerror: (msg: string) => void
+    lognotice: (msg: string) => void
+    loginfo: (msg: string) => void
+    dane?: State
+    dane_load_config: (this: DanePlugin, startup: boolean) => void
+}
+
+interface State {
+    config: DaneConfig
+    resolver: Resolver
+    logger: DaneLogger
+    HarakaMx: new (obj: Record<string, unknown>) => Record<string, unknown>
+}
+
+const PLUGIN_DIR = path.resolve(__dirname, fs.existsSync(path.resolve(__dirname, 'config')) ? '.' : '..')
+
+function sourceOf(plugin: DanePlugin, name: string): Source {
+    const lines = (plugin.config.get(name, 'data', () => plugin.dane_load_config(false)) as string[] | null) ?? []
+    const override = process.env.HARAKA ? path.join(process.env.HARAKA, 'config', name) : ''
+    const file = override && fs.existsSync(override) ? override : path.join(PLUGIN_DIR, 'config', name)
+    return { file, lines }
+}
+
+export function register(this: DanePlugin): void {
+    this.dane_load_config(true)
+    const internals = loadHarakaInternals((name) => this.haraka_require(name))
+    this.dane!.HarakaMx = internals.HarakaMx
+    installGlue(internals, {
+        onAttemptFailed: (hmail, attempt) => logAttempt(this, attemptFields(hmail.todo.uuid, attempt, 'failed')),
+        onConnectFailed: (ctx, address, err) =>
+            logAttempt(this, {
+                ...ctxFields(ctx),
+                address,
+                outcome: 'failed',
+                reason: `cannot connect to ${ctx.host} [${address}]: ${err}`,
+            }),
+    })
+    this.register_hook('get_mx', 'dane_get_mx')
+    this.register_hook('delivered', 'dane_delivered')
+    this.register_hook('deferred', 'dane_deferred')
+    this.register_hook('bounce', 'dane_bounce')
+    this.loginfo(`DANE enforcement on, resolver ${this.dane!.config.resolver.address}:${this.dane!.config.resolver.port}, Haraka ${internals.version}`)
+}
+
+// C23: errors name file and line; at start-up they stop the plugin, on reload the last good configuration stays
+export function dane_load_config(this: DanePlugin, startup: boolean): void {
+    const result = buildConfig(sourceOf(this, 'dane.ini'), sourceOf(this, 'dane.exceptions'))
+    if (!result.config) {
+        const msg = `haraka-plugin-dane configuration error:\n${formatErrors(result.errors)}`
+        if (startup) throw new Error(msg)
+        this.logerror(`${msg}\nkeeping the last good configuration`)
+        this.dane?.logger.error({ event: 'config', errors: result.errors }, 'configuration error; keeping the last good configuration')
+        return
+    }
+    const cfg = result.config
+    const old = this.dane
+    const sameResolver = old && JSON.stringify(old.config.resolver) === JSON.stringify(cfg.resolver)
+    const sameLog = old && JSON.stringify(old.config.log) === JSON.stringify(cfg.log)
+    if (old && !sameResolver) old.resolver.close()
+    this.dane = {
+        config: cfg,
+        resolver: sameResolver ? old.resolver : new Resolver(cfg.resolver),
+        logger: sameLog ? old.logger : createLogger(cfg.log),
+        HarakaMx: old?.HarakaMx as State['HarakaMx'],
+    }
+    if (!startup) this.lognotice('configuration reloaded')
+}
+
+export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domain: string): void {
+    const st = this.dane!
+    const started = Date.now()
+    const { policy, exception } = policyFor(st.config, domain)
+    decide(domain, (n, t) => st.resolver.lookup(n, t), { policy, exception })
+        .then((decision) => {
+            hmail.dane_decision = decision
+            const queueId = hmail.todo.uuid
+            st.logger.info(decisionFields(decision, queueId, Date.now() - started), `${decision.domain}: ${decision.action}: ${decision.reason}`)
+            for (const a of skippedAttempts(decision, queueId)) logAttempt(this, a)
+            if (decision.action === 'defer') return next(constants.denysoft, `DANE: ${decision.reason}`)
+            if (decision.action === 'bounce') return next(constants.deny, decision.reason)
+            next(constants.ok, harakaMxList(st, decision, queueId))
+        })
+        .catch((err: Error) => {
+            // never downgrade on an internal error: the message stays queued
+            this.logerror(`DANE decision for ${domain} failed: ${err.stack ?? err}`)
+            st.logger.error({ event: 'decision', queue_id: hmail.todo.uuid, domain, err: String(err) }, 'internal error; deferring')
+            next(constants.denysoft, `DANE: internal error deciding for ${domain}`)
+        })
+}
+
+/** One HarakaMx a validated address, carrying the host's DANE context (Haraka's own class: see haraka-tls). */
+function harakaMxList(st: State, d: Decision, queueId: string): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = []
+    for (const h of d.hosts) {
+        if (h.mode === 'skip') continue
+        const ctx: MxContext = {
+            queueId,
+            domain: d.domain,
+            policy: d.policy,
+            exception: d.exception,
+            host: h.name,
+            mode: h.mode,
+            tlsaBase: h.tlsaBase,
+            referenceNames: h.referenceNames,
+            records: h.tlsa.records,
+        }
+        // C7: deliver only to the addresses the resolver validated
+        for (const address of h.addresses) {
+            const mx = new st.HarakaMx({ exchange: address, priority: h.preference, from_dns: h.name })
+            mx.dane = ctx
+            out.push(mx)
+        }
+    }
+    return out
+}
+
+function ctxFields(ctx: MxContext): Omit<AttemptFields, 'outcome' | 'reason'> {
+    return {
+        queue_id: ctx.queueId,
+        domain: ctx.domain,
+        policy: ctx.policy,
+        exception: ctx.exception,
+        mx_host: ctx.host,
+        tlsa_base: ctx.tlsaBase,
+        mode: ctx.mode,
+    }
+}
+
+function tlsOutcome(a: Attempt, secured: boolean): Outcome {
+    switch (a.ctx.mode) {
+        case 'dane':
+            return 'verified'
+        case 'encrypt':
+            return 'unauthenticated-tls'
+        case 'plaintext':
+            return 'plaintext'
+        default:
+            return secured ? 'opportunistic-tls' : 'opportunistic-plaintext'
+    }
+}
+
+function attemptFields(queueId: string, a: Attempt, outcome: Outcome): AttemptFields {
+    const m = a.verify?.match
+    return {
+        ...ctxFields(a.ctx),
+        queue_id: queueId,
+        address: a.address,
+        outcome,
+        matched: m?.record.text,
+        depth: m?.depth,
+        result_type: a.failure?.resultType,
+        reason: a.failure?.reason ?? (m ? `authenticated by TLSA ${m.record.text} at depth ${m.depth}` : outcome),
+        tls_ms: a.tlsMs,
+    }
+}
+
+function logAttempt(plugin: DanePlugin, f: AttemptFields): void {
+    const level = f.outcome === 'failed' || f.outcome === 'skipped' ? 'warn' : 'info'
+    plugin.dane?.logger[level]({ event: 'attempt', ...f }, `${f.domain} ${f.mx_host}${f.address ? ` [${f.address}]` : ''}: ${f.outcome}: ${f.reason}`)
+    if (level === 'warn') plugin.lognotice(`[${f.queue_id ?? '-'}] ${f.domain} ${f.mx_host}: ${f.outcome}: ${f.reason}`)
+}
+
+function logFinal(plugin: DanePlugin, f: FinalFields): void {
+    const level = f.outcome === 'delivered' ? 'info' : 'warn'
+    plugin.dane?.logger[level]({ event: 'final', ...f }, `${f.domain}: ${f.outcome}: ${f.reason}`)
+}
+
+export function dane_delivered(this: DanePlugin, next: Next, hmail: HMail, params: unknown[]): void {
+    const d = hmail.dane_decision
+    const a = hmail.dane_attempt
+    if (d && a) {
+        const secured = !!params[7]
+        const outcome = tlsOutcome(a, secured)
+        const f = attemptFields(hmail.todo.uuid, a, outcome)
+        logAttempt(this, f)
+        logFinal(this, {
+            queue_id: hmail.todo.uuid,
+            domain: d.domain,
+            policy: d.policy,
+            exception: d.exception,
+            outcome: 'delivered',
+            mx_host: a.ctx.host,
+            address: a.address,
+            tls: outcome,
+            tlsa_base: a.ctx.tlsaBase,
+            matched: f.matched,
+            depth: f.depth,
+            reason: `delivered to ${a.ctx.host} [${a.address}]: ${String(params[2] ?? '')}`,
+        })
+    }
+    next()
+}
+
+export function dane_deferred(this: DanePlugin, next: Next, hmail: HMail, params: { err?: unknown; delay?: number }): void {
+    const d = hmail.dane_decision
+    if (d) {
+        logFinal(this, {
+            queue_id: hmail.todo.uuid,
+            domain: d.domain,
+            policy: d.policy,
+            exception: d.exception,
+            outcome: 'deferred',
+            result_type: d.resultType ?? hmail.dane_attempt?.failure?.resultType,
+            reason: `${String(params?.err ?? 'temporary failure')}; retry in ${params?.delay ?? '?'} s`,
+        })
+    }
+    next()
+}
+
+export function dane_bounce(this: DanePlugin, next: Next, hmail: HMail, err: unknown): void {
+    const d = hmail.dane_decision
+    if (d) {
+        logFinal(this, {
+            queue_id: hmail.todo.uuid,
+            domain: d.domain,
+            policy: d.policy,
+            exception: d.exception,
+            outcome: 'bounced',
+            reason: String((err as Error)?.message ?? err),
+        })
+    }
+    next()
+}

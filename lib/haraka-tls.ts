@@ -1,0 +1,244 @@
+// The one place that reaches into Haraka's outbound internals.
+//
+// Why: Haraka 3.3 has no hook in the outbound TLS stage. Its own "force TLS"
+// path cannot serve DANE: it forces rejectUnauthorized (which rejects DANE-EE's
+// self-signed certificates), checks only PKIX `authorized`, and a failure there
+// defers the whole message instead of trying the next MX (RFC 7672 2.2, C9).
+// Its opportunistic path falls back to plaintext when STARTTLS is missing or
+// the host was marked "no TLS", and a TLS error marks the host "no TLS" for a
+// week (C20). So, for the MX objects the plugin marked (and only those), we
+// wrap three things on the connected socket before Haraka's SMTP state machine
+// gets it:
+//   - upgrade(): our TLS options (SNI = TLSA base domain, no PKIX rejection),
+//     then the DANE verification of the presented chain; failure ends this
+//     attempt and Haraka tries the next MX host;
+//   - write(): a guard that lets no SMTP command past EHLO/STARTTLS leave the
+//     socket until the required TLS is up and verified (no downgrade, C20);
+//   - emit(): to see the EHLO reply (was STARTTLS offered?), to hide STARTTLS
+//     for policy `none`, and to strip `source: 'tls'` from errors so a failed
+//     DANE host is never marked "no TLS".
+// Unmarked MX objects (other plugins' routes, LMTP, smarthosts) are untouched.
+import net from 'node:net'
+import path from 'node:path'
+import { createRequire } from 'node:module'
+import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls'
+import type { TlsaRecord } from './tlsa'
+import type { HostMode } from './policy'
+import { verifyChain, rfc8460ResultType, VerifyResult } from './verify'
+
+export const SUPPORTED_HARAKA = /^3\.3\./
+
+/** What the plugin attaches to each HarakaMx it returns from get_mx. */
+export interface MxContext {
+    queueId: string
+    domain: string
+    policy: string
+    exception: boolean
+    host: string // MX host name
+    mode: HostMode
+    tlsaBase?: string
+    referenceNames: string[]
+    records: TlsaRecord[]
+}
+
+/** The record of one connection attempt, reported through `onAttemptEnd` and kept for the final line. */
+export interface Attempt {
+    ctx: MxContext
+    address: string
+    startTlsOffered: boolean
+    tlsUp: boolean
+    verify?: VerifyResult
+    failure?: { resultType: string; reason: string }
+    tlsStarted?: number
+    tlsMs?: number
+    ended: boolean
+}
+
+export interface GlueEvents {
+    /** A connection attempt ended in failure (the next MX host will be tried). */
+    onAttemptFailed(hmail: HmailLike, attempt: Attempt): void
+    /** A connection attempt could not connect at all. */
+    onConnectFailed(ctx: MxContext, address: string, err: string): void
+}
+
+export interface HmailLike {
+    todo: { uuid: string; domain: string }
+    dane_attempt?: Attempt
+    logerror?: (msg: string) => void
+}
+
+interface SocketLike {
+    write: (...args: unknown[]) => boolean
+    emit: (event: string, ...args: unknown[]) => boolean
+    upgrade: (options: Record<string, unknown>, cb?: (...args: unknown[]) => void) => void
+    cleartext?: TLSSocket
+    destroy?: () => void
+}
+
+interface HarakaInternals {
+    version: string
+    HMailItem: { prototype: Record<string, unknown> }
+    clientPool: Record<string, unknown>
+    HarakaMx: new (obj: Record<string, unknown>) => Record<string, unknown>
+}
+
+/**
+ * Find Haraka's own modules (not a second copy from our node_modules): the
+ * HMailItem class, the client pool and the HarakaMx class of the
+ * haraka-net-utils that Haraka itself loads (get_mx_respond uses instanceof).
+ * Throws a clear error when they are not what this plugin was written for.
+ */
+export function loadHarakaInternals(harakaRequire: (name: string) => unknown): HarakaInternals {
+    const HMailItem = harakaRequire('outbound/hmail') as HarakaInternals['HMailItem']
+    const clientPool = harakaRequire('outbound/client_pool') as Record<string, unknown>
+    const hmailPath = Object.keys(require.cache).find((k) => k.endsWith(path.join('outbound', 'hmail.js')) && require.cache[k]?.exports === HMailItem)
+    if (!hmailPath) throw new Error('haraka-plugin-dane: cannot locate Haraka outbound/hmail.js')
+    const harakaDir = path.resolve(path.dirname(hmailPath), '..')
+    const req = createRequire(hmailPath)
+    const version = (req(path.join(harakaDir, 'package.json')) as { version: string }).version
+    const netUtils = req('haraka-net-utils') as { HarakaMx?: HarakaInternals['HarakaMx'] }
+    const missing: string[] = []
+    if (!SUPPORTED_HARAKA.test(version)) missing.push(`Haraka ${version} (supported: 3.3.x)`)
+    if (typeof HMailItem?.prototype?.try_deliver_host_on_socket !== 'function') missing.push('HMailItem.try_deliver_host_on_socket')
+    if (typeof clientPool?.get_client !== 'function') missing.push('outbound/client_pool.get_client')
+    if (typeof netUtils.HarakaMx !== 'function') missing.push('haraka-net-utils HarakaMx')
+    if (missing.length) throw new Error(`haraka-plugin-dane: Haraka internals it relies on are missing or changed: ${missing.join(', ')}`)
+    return { version, HMailItem, clientPool, HarakaMx: netUtils.HarakaMx! }
+}
+
+const INSTALLED = Symbol.for('haraka-plugin-dane.glue')
+
+/** Install the wrappers once per process. */
+export function installGlue(h: HarakaInternals, events: GlueEvents): void {
+    const proto = h.HMailItem.prototype as Record<string | symbol, unknown>
+    if (proto[INSTALLED]) {
+        ;(proto[INSTALLED] as { events: GlueEvents }).events = events
+        return
+    }
+    const state = { events }
+    proto[INSTALLED] = state
+
+    const origTry = proto.try_deliver_host_on_socket as (this: HmailLike, ...a: unknown[]) => unknown
+    proto.try_deliver_host_on_socket = function (this: HmailLike, mx: { dane?: MxContext; exchange: string }, host: string, port: number, socket: SocketLike) {
+        if (mx?.dane) guardSocket(this, mx.dane, mx.exchange, socket, state.events)
+        return origTry.call(this, mx, host, port, socket)
+    }
+
+    // connection failures happen before try_deliver_host_on_socket; see them here
+    const origGet = h.clientPool.get_client as (mx: Record<string, unknown>, cb: (err: unknown, s: unknown) => void) => void
+    h.clientPool.get_client = function (mx: { dane?: MxContext; exchange: string; hmail?: HmailLike }, cb: (err: unknown, s: unknown) => void) {
+        if (!mx?.dane) return origGet(mx, cb)
+        return origGet(mx, (err, socket) => {
+            if (err) state.events.onConnectFailed(mx.dane!, mx.exchange, String(err))
+            cb(err, socket)
+        })
+    }
+}
+
+const PRE_TLS_COMMANDS = /^(EHLO|LHLO|HELO|STARTTLS|QUIT|RSET)\b/i
+
+// C9, C19, C20: enforce mandatory (and, for DANE, authenticated) TLS on one attempt
+export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, socket: SocketLike, events: GlueEvents): Attempt {
+    const attempt: Attempt = { ctx, address, startTlsOffered: false, tlsUp: false, ended: false }
+    hmail.dane_attempt = attempt
+    const mandatory = ctx.mode === 'dane' || ctx.mode === 'encrypt'
+    const origWrite = socket.write.bind(socket)
+    const origEmit = socket.emit.bind(socket)
+    const origUpgrade = socket.upgrade.bind(socket)
+
+    const fail = (resultType: string, reason: string) => {
+        if (attempt.ended) return
+        attempt.ended = true
+        attempt.failure = { resultType, reason }
+        events.onAttemptFailed(hmail, attempt)
+        // Haraka's own error handler releases the socket and tries the next MX host
+        origEmit('error', new Error(`DANE: ${reason}`))
+        socket.destroy?.()
+    }
+
+    socket.emit = (event: string, ...args: unknown[]) => {
+        if (event === 'line' && typeof args[0] === 'string') {
+            const line = args[0] as string
+            if (/^250[ -]STARTTLS\s*$/i.test(line)) {
+                attempt.startTlsOffered = true
+                // policy none: Haraka must not see the offer
+                if (ctx.mode === 'plaintext') args[0] = line.replace(/STARTTLS/i, 'X-STARTTLS-NOT-USED')
+            }
+        }
+        if (event === 'error' && args[0] && typeof args[0] === 'object') {
+            const err = args[0] as { source?: string; message?: string }
+            // C20: never let Haraka mark a DANE or encrypt host "no TLS" for later deliveries
+            if (err.source === 'tls' && mandatory) {
+                delete err.source
+                if (!attempt.tlsUp) {
+                    fail('validation-failure', `TLS handshake with ${ctx.host} [${address}] failed: ${err.message ?? String(err)}`)
+                    return true
+                }
+            }
+        }
+        return origEmit(event, ...args)
+    }
+
+    if (!mandatory) return attempt
+
+    socket.write = (...args: unknown[]) => {
+        if (attempt.ended) return false
+        const data = typeof args[0] === 'string' ? args[0] : Buffer.isBuffer(args[0]) ? args[0].toString('latin1') : ''
+        if (!attempt.tlsUp && !PRE_TLS_COMMANDS.test(data)) {
+            // C9, C20: the MAIL transaction never starts without the required TLS
+            if (!attempt.startTlsOffered) {
+                fail('starttls-not-supported', `${ctx.host} [${address}] did not offer STARTTLS; ${ctx.mode === 'dane' ? 'DANE' : 'policy'} requires TLS`)
+            } else {
+                fail('dane-required', `Haraka chose not to use the offered STARTTLS with ${ctx.host} [${address}] (enable_tls, no_tls_hosts or a TLS NO-GO mark); TLS is required`)
+            }
+            return false
+        }
+        return origWrite(...args)
+    }
+
+    socket.upgrade = (options: Record<string, unknown>, cb?: (...a: unknown[]) => void) => {
+        attempt.tlsStarted = Date.now()
+        const tlsOptions: Record<string, unknown> = {
+            ...options,
+            // C19: SNI carries the TLSA base domain on DANE connections
+            servername: ctx.mode === 'dane' && ctx.tlsaBase ? ctx.tlsaBase : options.servername,
+            // authentication is DANE's (or, for encrypt, deliberately none): no PKIX rejection
+            rejectUnauthorized: false,
+            checkServerIdentity: () => undefined,
+        }
+        origUpgrade(tlsOptions, (...cbArgs: unknown[]) => {
+            attempt.tlsMs = Date.now() - (attempt.tlsStarted ?? Date.now())
+            if (ctx.mode === 'dane') {
+                const chain = presentedChain(socket.cleartext)
+                const result = verifyChain({ chain, records: ctx.records, referenceNames: ctx.referenceNames })
+                attempt.verify = result
+                if (!result.authenticated) {
+                    const f = result.failure ?? { code: 'no-match' as const, detail: 'no TLSA record matched' }
+                    fail(rfc8460ResultType(f.code), `DANE verification of ${ctx.host} [${address}] failed: ${f.code}: ${f.detail}`)
+                    return
+                }
+            }
+            attempt.tlsUp = true
+            cb?.(...cbArgs)
+        })
+    }
+    return attempt
+}
+
+/** DER certificates as presented (leaf first, then the issuers OpenSSL found among them). */
+export function presentedChain(sock: TLSSocket | undefined): Buffer[] {
+    if (!sock) return []
+    const out: Buffer[] = []
+    let cert: PeerCertificate | DetailedPeerCertificate | undefined = sock.getPeerCertificate(true)
+    const seen = new Set<string>()
+    while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
+        seen.add(cert.fingerprint256)
+        out.push(cert.raw)
+        cert = (cert as DetailedPeerCertificate).issuerCertificate
+    }
+    return out
+}
+
+export function isIp(s: string): boolean {
+    return net.isIP(s) !== 0
+}

@@ -1,0 +1,447 @@
+/**
+ * DANE authentication of a presented certificate chain against TLSA records
+ * (RFC 6698 2.1, RFC 7671 5 and 9, RFC 7672 3). Pure: no I/O, no clock unless
+ * `now` is omitted, and it never throws.
+ *
+ * Decisions worth knowing when reading this against the RFCs:
+ *  - DANE-EE(3) matches the leaf only; nothing else about the chain matters (RFC 7672 3.1.1).
+ *  - DANE-TA(2): the trust anchor may be any certificate of the presented chain that a
+ *    record matches, including the leaf itself (RFC 7671 5.2 does not exclude it; Postfix
+ *    accepts it). When the leaf is its own anchor there is nothing below the anchor, so no
+ *    dates are checked, but the name check still applies, which makes it strictly stronger
+ *    than the same key published as DANE-EE. The shallowest anchor on a path wins: going
+ *    higher can only add certificates whose dates must be checked.
+ *  - DANE-TA(2) with `2 0 0` / `2 1 0` gives the anchor (certificate / key) in full, so it
+ *    need not be presented (RFC 7671 5.2.3): it must have signed the top certificate of
+ *    the path built from presented certificates.
+ *  - Paths are built from the presented certificates in any order (RFC 7671 5.2.2 notes
+ *    servers get the order wrong). Each link needs `checkIssued` (issuer/subject names, AKID,
+ *    keyUsage) and a good signature. A certificate strictly between the leaf and the anchor
+ *    must be a CA (basicConstraints cA), otherwise any leaf issued under the anchor could
+ *    mint certificates for other names. The anchor itself is not required to be a CA and
+ *    its dates are not checked (RFC 7671 5.2.1: the anchor is trusted because DNSSEC says so).
+ *  - Name constraints, path-length constraints, policies and EKU are not evaluated.
+ */
+import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { certificateFields, matchesAnyReference, certificateDnsNames } from './names';
+import { type TlsaRecord, strongestDigests, unusableReason, USAGE, MTYPE } from './tlsa';
+
+export type FailureCode =
+    | 'no-usable-records'
+    | 'empty-chain'
+    | 'bad-certificate'
+    | 'no-match'
+    | 'name-mismatch'
+    | 'expired'
+    | 'not-yet-valid'
+    | 'bad-signature'
+    | 'chain-not-built';
+
+export interface ParsedChain {
+    certs: X509Certificate[];
+    der: Buffer[];
+    error?: string;
+}
+
+export interface VerifyInput {
+    chain: Buffer[] | ParsedChain;
+    records: TlsaRecord[];
+    referenceNames: string[];
+    /** default true; only DANE-TA(2) matches check names */
+    checkNames?: boolean;
+    now?: Date;
+}
+
+export interface VerifyResult {
+    authenticated: boolean;
+    /** number of usable records after digest agility (RFC 7671 9) */
+    usable: number;
+    match?: { record: TlsaRecord; depth: number /* 0 = leaf */; anchor?: 'presented' | 'from-record' };
+    /** the reference identifier the leaf matched (DANE-TA with name checks only) */
+    matchedName?: string;
+    failure?: { code: FailureCode; detail: string };
+}
+
+/** Upper bound on path-building steps, against pathological cross-signed chains */
+const MAX_PATH_STEPS = 256;
+const MAX_DEPTH = 16;
+
+function errorText(e: unknown): string {
+    return e instanceof Error ? e.message : String(e);
+}
+
+function subjectOf(c: X509Certificate): string {
+    return c.subject.replace(/\n/g, ', ');
+}
+
+function recordBrief(r: TlsaRecord): string {
+    return r.text.length > 80 ? `${r.text.slice(0, 77)}...` : r.text;
+}
+
+/** Parse the presented chain once per connection. Never throws; the first bad certificate sets `error`. */
+export function parseChain(der: Buffer[]): ParsedChain {
+    const out: ParsedChain = { certs: [], der: [] };
+    if (!Array.isArray(der)) {
+        out.error = 'chain is not an array of DER certificates';
+        return out;
+    }
+    for (let i = 0; i < der.length; i++) {
+        const b: unknown = der[i];
+        try {
+            if (!(b instanceof Uint8Array)) throw new Error('not a byte buffer');
+            const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+            const cert = new X509Certificate(buf);
+            // X509Certificate also accepts PEM and ignores bytes after the DER: insist on exactly one DER certificate
+            if (cert.raw.length !== buf.length || !cert.raw.equals(buf)) {
+                throw new Error(`not exactly one DER certificate (${buf.length} bytes given, certificate is ${cert.raw.length})`);
+            }
+            certificateFields(cert); // the fields DANE reads must be readable too
+            out.certs.push(cert);
+            out.der.push(buf);
+        } catch (e) {
+            out.error = `certificate at position ${i}: ${errorText(e)}`;
+            break;
+        }
+    }
+    return out;
+}
+
+/**
+ * A ParsedChain from certificates node has already parsed (e.g. tls `getPeerX509Certificate()`
+ * and its `issuerCertificate` links), to avoid parsing again: constructing an X509Certificate
+ * costs far more than the DANE checks themselves. Never throws.
+ */
+export function parsedChainFromX509(certs: X509Certificate[]): ParsedChain {
+    const out: ParsedChain = { certs: [], der: [] };
+    if (!Array.isArray(certs)) {
+        out.error = 'chain is not an array of certificates';
+        return out;
+    }
+    for (let i = 0; i < certs.length; i++) {
+        const c: unknown = certs[i];
+        try {
+            if (!(c instanceof X509Certificate)) throw new Error('not an X509Certificate');
+            certificateFields(c);
+            out.certs.push(c);
+            out.der.push(c.raw);
+        } catch (e) {
+            out.error = `certificate at position ${i}: ${errorText(e)}`;
+            break;
+        }
+    }
+    return out;
+}
+
+// RFC 6698 2.1.2: selector 0 = the whole certificate, 1 = SubjectPublicKeyInfo (both DER)
+function selectedContent(cert: X509Certificate | Buffer, selector: number): Buffer {
+    if (selector === 0) return Buffer.isBuffer(cert) ? cert : cert.raw;
+    if (selector === 1) return certificateFields(cert).spki;
+    throw new RangeError(`unknown TLSA selector ${selector}`);
+}
+
+// RFC 6698 2.1.3: matching type 0 = exact, 1 = SHA2-256, 2 = SHA2-512
+function matchingDigest(content: Buffer, mtype: number): Buffer {
+    if (mtype === 0) return content;
+    if (mtype === 1) return createHash('sha256').update(content).digest();
+    if (mtype === 2) return createHash('sha512').update(content).digest();
+    throw new RangeError(`unknown TLSA matching type ${mtype}`);
+}
+
+// RFC 6698 2.1: the certificate association data a record would carry for this certificate
+export function associationData(cert: X509Certificate | Buffer, selector: number, mtype: number): Buffer {
+    return matchingDigest(selectedContent(cert, selector), mtype);
+}
+
+// RFC 8460 4.3: TLSRPT result types
+export function rfc8460ResultType(code: FailureCode): string {
+    switch (code) {
+        case 'name-mismatch':
+            return 'certificate-host-mismatch';
+        case 'expired':
+        case 'not-yet-valid':
+            return 'certificate-expired';
+        case 'no-usable-records':
+            return 'tlsa-invalid';
+        default:
+            return 'validation-failure';
+    }
+}
+
+/** how informative a failure is: the further a chain got, the more the log should say about it */
+const FAILURE_RANK: Record<FailureCode, number> = {
+    'name-mismatch': 7,
+    expired: 6,
+    'not-yet-valid': 6,
+    'bad-signature': 5,
+    'chain-not-built': 4,
+    'no-match': 3,
+    'bad-certificate': 2,
+    'empty-chain': 1,
+    'no-usable-records': 0,
+};
+
+type Failure = { code: FailureCode; detail: string };
+
+function better(a: Failure | undefined, b: Failure): Failure {
+    return a === undefined || FAILURE_RANK[b.code] > FAILURE_RANK[a.code] ? b : a;
+}
+
+/** per-call state: association data computed at most once per (certificate, selector, mtype) */
+class Matcher {
+    private readonly cache = new Map<string, Buffer>();
+    constructor(private readonly certs: X509Certificate[]) {}
+
+    data(index: number, selector: number, mtype: number): Buffer {
+        const key = `${index}/${selector}/${mtype}`;
+        let v = this.cache.get(key);
+        if (v === undefined) {
+            const contentKey = `${index}/${selector}/0`;
+            let content = this.cache.get(contentKey);
+            if (content === undefined) {
+                content = selectedContent(this.certs[index], selector);
+                this.cache.set(contentKey, content);
+            }
+            v = matchingDigest(content, mtype);
+            this.cache.set(key, v);
+        }
+        return v;
+    }
+
+    matches(index: number, r: TlsaRecord): boolean {
+        return this.data(index, r.selector, r.mtype).equals(r.data);
+    }
+}
+
+interface ExternalAnchor {
+    record: TlsaRecord;
+    cert?: X509Certificate; // 2 0 0
+    key: KeyObject; // 2 0 0 (its key) or 2 1 0
+}
+
+// RFC 7671 5.2.3: `2 0 0` and `2 1 0` carry the trust anchor itself, so it need not be presented
+function externalAnchors(taRecords: TlsaRecord[], chain: ParsedChain, notes: string[]): ExternalAnchor[] {
+    const out: ExternalAnchor[] = [];
+    for (const record of taRecords) {
+        if (record.mtype !== MTYPE.FULL) continue;
+        try {
+            if (record.selector === 0) {
+                // a presented copy is matched as a presented anchor instead
+                if (chain.der.some((d) => d.equals(record.data))) continue;
+                const cert = new X509Certificate(record.data);
+                if (cert.raw.length !== record.data.length) throw new Error('trailing bytes after the certificate');
+                out.push({ record, cert, key: cert.publicKey });
+            } else {
+                out.push({ record, key: createPublicKey({ key: record.data, format: 'der', type: 'spki' }) });
+            }
+        } catch (e) {
+            notes.push(`${recordBrief(record)}: data is not a ${record.selector === 0 ? 'certificate' : 'public key'} (${errorText(e)})`);
+        }
+    }
+    return out;
+}
+
+function safeVerify(cert: X509Certificate, key: KeyObject): boolean {
+    try {
+        return cert.verify(key);
+    } catch {
+        return false;
+    }
+}
+
+function safeCheckIssued(cert: X509Certificate, issuer: X509Certificate): boolean {
+    try {
+        return cert.checkIssued(issuer);
+    } catch {
+        return false;
+    }
+}
+
+interface TaSuccess {
+    record: TlsaRecord;
+    depth: number;
+    anchor: 'presented' | 'from-record';
+    matchedName?: string;
+}
+
+// RFC 7671 5.2 and RFC 7672 3.1.2: DANE-TA(2), build a path from the leaf to an anchor a record names
+function verifyTrustAnchor(
+    chain: ParsedChain,
+    matcher: Matcher,
+    taRecords: TlsaRecord[],
+    input: VerifyInput,
+    now: Date,
+): { ok: TaSuccess } | { fail: Failure } {
+    const certs = chain.certs;
+    const notes: string[] = [];
+
+    // which presented certificates a record names as anchor (computed lazily, once)
+    const anchorMemo = new Map<number, TlsaRecord | null>();
+    const presentedAnchor = (i: number): TlsaRecord | null => {
+        let r = anchorMemo.get(i);
+        if (r === undefined) {
+            r = taRecords.find((t) => matcher.matches(i, t)) ?? null;
+            anchorMemo.set(i, r);
+        }
+        return r;
+    };
+    const externals = externalAnchors(taRecords, chain, notes);
+    const matchedPresented = certs.map((_, i) => i).filter((i) => presentedAnchor(i) !== null);
+
+    if (matchedPresented.length === 0 && externals.length === 0) {
+        const extra = notes.length ? `; ${notes.join('; ')}` : '';
+        return { fail: { code: 'no-match', detail: `no certificate of the ${certs.length}-certificate chain matches any of ${taRecords.length} DANE-TA record(s)${extra}` } };
+    }
+
+    let failure: Failure | undefined;
+    let steps = 0;
+    let incomplete = false; // some path ended at a certificate whose issuer was not presented
+
+    // RFC 7671 5.2.1 / RFC 5280 6.1.3: certificates below the anchor must be valid now; then RFC 7672 3.2.3 names
+    const evaluate = (path: number[], depth: number, record: TlsaRecord, anchor: 'presented' | 'from-record'): TaSuccess | null => {
+        for (let d = 0; d < depth; d++) {
+            const c = certs[path[d]];
+            const f = certificateFields(c);
+            if (f.notBefore.getTime() > now.getTime()) {
+                failure = better(failure, { code: 'not-yet-valid', detail: `${subjectOf(c)} at depth ${d} is not valid before ${f.notBefore.toISOString()} (anchor ${recordBrief(record)} at depth ${depth})` });
+                return null;
+            }
+            if (f.notAfter.getTime() < now.getTime()) {
+                failure = better(failure, { code: 'expired', detail: `${subjectOf(c)} at depth ${d} expired ${f.notAfter.toISOString()} (anchor ${recordBrief(record)} at depth ${depth})` });
+                return null;
+            }
+        }
+        if (input.checkNames === false) return { record, depth, anchor };
+        const leaf = certs[0];
+        const matchedName = matchesAnyReference(leaf, input.referenceNames ?? []);
+        if (matchedName === null) {
+            const names = certificateDnsNames(leaf);
+            failure = better(failure, {
+                code: 'name-mismatch',
+                detail: `leaf names [${names.join(', ')}] match none of [${(input.referenceNames ?? []).join(', ')}] (anchor ${recordBrief(record)} at depth ${depth})`,
+            });
+            return null;
+        }
+        return { record, depth, anchor, matchedName };
+    };
+
+    const walk = (path: number[]): TaSuccess | null => {
+        if (++steps > MAX_PATH_STEPS) return null;
+        const depth = path.length - 1;
+        const idx = path[depth];
+        const node = certs[idx];
+
+        const presented = presentedAnchor(idx);
+        if (presented !== null) return evaluate(path, depth, presented, 'presented');
+        if (depth >= MAX_DEPTH) return null;
+
+        let issuerFound = false;
+        for (let j = 0; j < certs.length; j++) {
+            if (path.includes(j)) continue;
+            const cand = certs[j];
+            if (!safeCheckIssued(node, cand)) continue;
+            issuerFound = true;
+            if (!safeVerify(node, cand.publicKey)) {
+                failure = better(failure, { code: 'bad-signature', detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the key of ${subjectOf(cand)}` });
+                continue;
+            }
+            if (presentedAnchor(j) === null && !cand.ca) {
+                failure = better(failure, { code: 'chain-not-built', detail: `${subjectOf(cand)} issued ${subjectOf(node)} but is not a CA` });
+                continue;
+            }
+            const ok = walk([...path, j]);
+            if (ok) return ok;
+        }
+
+        for (const ext of externals) {
+            if (ext.cert) {
+                if (!safeCheckIssued(node, ext.cert)) continue;
+                issuerFound = true;
+                if (!safeVerify(node, ext.key)) {
+                    failure = better(failure, { code: 'bad-signature', detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the anchor of ${recordBrief(ext.record)}` });
+                    continue;
+                }
+            } else if (!safeVerify(node, ext.key)) {
+                continue;
+            }
+            const ok = evaluate(path, depth + 1, ext.record, 'from-record');
+            if (ok) return ok;
+        }
+
+        if (!issuerFound && !safeCheckIssued(node, node)) incomplete = true;
+        return null;
+    };
+
+    const ok = walk([0]);
+    if (ok) return { ok };
+    if (failure === undefined) {
+        const named = matchedPresented.map((i) => `${recordBrief(presentedAnchor(i) as TlsaRecord)} matches ${subjectOf(certs[i])} at position ${i}`);
+        if (matchedPresented.length > 0 || incomplete) {
+            const what = named.length ? named.join('; ') : `anchor(s) ${externals.map((e) => recordBrief(e.record)).join(', ')} given in DNS`;
+            failure = { code: 'chain-not-built', detail: `no path from the leaf to the trust anchor: ${what}${incomplete ? '; an issuer is missing from the presented chain' : ''}` };
+        } else {
+            failure = { code: 'no-match', detail: `no presented certificate is signed by ${externals.map((e) => recordBrief(e.record)).join(', ')}` };
+        }
+    }
+    if (notes.length) failure = { ...failure, detail: `${failure.detail}; ${notes.join('; ')}` };
+    return { fail: failure };
+}
+
+function verifyInner(input: VerifyInput): VerifyResult {
+    // RFC 7671 9 / RFC 7672 2.2: usable records, strongest digest per usage+selector
+    const records = strongestDigests(Array.isArray(input.records) ? input.records : []);
+    const usable = records.length;
+    if (usable === 0) {
+        const all = Array.isArray(input.records) ? input.records : [];
+        const why = all.slice(0, 4).map((r) => `${recordBrief(r)}: ${unusableReason(r) ?? 'usable'}`);
+        const more = all.length > 4 ? `; and ${all.length - 4} more` : '';
+        return { authenticated: false, usable, failure: { code: 'no-usable-records', detail: `${all.length} record(s), none usable${why.length ? `: ${why.join('; ')}` : ''}${more}` } };
+    }
+
+    const chain = Array.isArray(input.chain) ? parseChain(input.chain) : input.chain;
+    if (!chain || !Array.isArray(chain.certs)) {
+        return { authenticated: false, usable, failure: { code: 'bad-certificate', detail: 'no parsed chain' } };
+    }
+    if (chain.error !== undefined) return { authenticated: false, usable, failure: { code: 'bad-certificate', detail: chain.error } };
+    if (chain.certs.length === 0) return { authenticated: false, usable, failure: { code: 'empty-chain', detail: 'the server presented no certificate' } };
+
+    const now = input.now ?? new Date();
+    const matcher = new Matcher(chain.certs);
+
+    // RFC 7672 3.1.1: DANE-EE(3) matches the leaf only; names, dates and the rest of the chain are ignored
+    const eeRecords = records.filter((r) => r.usage === USAGE.DANE_EE);
+    for (const record of eeRecords) {
+        if (matcher.matches(0, record)) return { authenticated: true, usable, match: { record, depth: 0 } };
+    }
+
+    const taRecords = records.filter((r) => r.usage === USAGE.DANE_TA);
+    let failure: Failure = {
+        code: 'no-match',
+        detail: `leaf ${subjectOf(chain.certs[0])} matches none of ${eeRecords.length} DANE-EE record(s)`,
+    };
+    if (taRecords.length > 0) {
+        const ta = verifyTrustAnchor(chain, matcher, taRecords, input, now);
+        if ('ok' in ta) {
+            const { record, depth, anchor, matchedName } = ta.ok;
+            const result: VerifyResult = { authenticated: true, usable, match: { record, depth, anchor } };
+            if (matchedName !== undefined) result.matchedName = matchedName;
+            return result;
+        }
+        failure = eeRecords.length > 0 && ta.fail.code === 'no-match' ? { code: 'no-match', detail: `${failure.detail}; ${ta.fail.detail}` } : ta.fail;
+    }
+    return { authenticated: false, usable, failure };
+}
+
+// RFC 7672 3: one matching usable record authenticates the peer (RFC 6698 2.1, RFC 7671 5)
+export function verifyChain(input: VerifyInput): VerifyResult {
+    try {
+        return verifyInner(input);
+    } catch (e) {
+        let usable = 0;
+        try {
+            usable = strongestDigests(input.records).length;
+        } catch {
+            /* keep 0 */
+        }
+        return { authenticated: false, usable, failure: { code: 'bad-certificate', detail: `verification error: ${errorText(e)}` } };
+    }
+}

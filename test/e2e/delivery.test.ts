@@ -1,0 +1,202 @@
+// Issue 5: DANE enforced on real outbound deliveries. A real Haraka with the
+// plugin installed as a user installs it, relaying through a real unbound
+// validating real signed zones, to real STARTTLS listeners on 127.0.0.x:25.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { Haraka } from '../world/haraka'
+import { startScenarioWorld, ScenarioWorld, allbadFixed } from '../world/scenarios'
+
+interface LogLine {
+    event: string
+    queue_id?: string
+    domain: string
+    outcome?: string
+    mx_host?: string
+    address?: string
+    tlsa_base?: string
+    matched?: string
+    depth?: number
+    result_type?: string
+    reason?: string
+    action?: string
+    tls?: string
+}
+
+describe('end to end: Haraka + haraka-plugin-dane + the test world', function () {
+    this.timeout(120000)
+    let world: ScenarioWorld
+    let haraka: Haraka
+    let daneLog: string
+    const queueIds = new Map<string, string>()
+
+    function logLines(): LogLine[] {
+        if (!fs.existsSync(daneLog)) return []
+        return fs
+            .readFileSync(daneLog, 'utf8')
+            .split('\n')
+            .filter((l) => l.startsWith('{'))
+            .map((l) => JSON.parse(l) as LogLine)
+    }
+    const linesFor = (domain: string) => logLines().filter((l) => l.domain === domain)
+    const received = (listener: string) => world.listeners.get(listener)!.received
+
+    before(async () => {
+        world = await startScenarioWorld()
+        haraka = new Haraka({ withDane: true })
+        daneLog = path.join(haraka.dir, 'dane.jsonl')
+        haraka.writeConfigFile(
+            'dane.ini',
+            `[main]\npolicy=dane\n[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${daneLog}\nlevel=info\n`,
+        )
+        await haraka.start()
+        // every scenario's message goes in at once; they are delivered concurrently
+        for (const s of world.scenarios) queueIds.set(s.domain, await haraka.send(`postmaster@${s.domain}`, { subject: s.title }))
+        await Promise.all(world.scenarios.map((s) => haraka.waitFor(queueIds.get(s.domain)!, ['delivered', 'deferred', 'bounce'], 60000)))
+    })
+
+    after(async () => {
+        await haraka?.stop()
+        await world?.stop()
+        haraka?.cleanup()
+    })
+
+    function outcomeOf(domain: string): string {
+        return haraka.events().find((e) => e.queue_id.startsWith(queueIds.get(domain)!))!.event
+    }
+
+    it('C14: DANE-EE match delivered (self-signed, expired, wrong name ignored)', () => {
+        assert.equal(outcomeOf('ee.dane.test'), 'delivered')
+        const got = received('ee')
+        assert.equal(got.length, 1)
+        assert.ok(got[0].secure, 'delivered over TLS')
+        const final = linesFor('ee.dane.test').find((l) => l.event === 'final')!
+        assert.equal(final.outcome, 'delivered')
+        assert.equal(final.tls, 'verified')
+        assert.match(final.matched ?? '', /^3 1 1 [0-9a-f]{64}$/)
+        assert.equal(final.depth, 0)
+    })
+
+    it('C15: DANE-TA match on a presented trust anchor delivered', () => {
+        assert.equal(outcomeOf('ta.dane.test'), 'delivered')
+        assert.equal(received('ta').length, 1)
+        const final = linesFor('ta.dane.test').find((l) => l.event === 'final')!
+        assert.equal(final.tls, 'verified')
+        assert.match(final.matched ?? '', /^2 0 1 /)
+        assert.equal(final.depth, 2, 'the root is two above the leaf')
+    })
+
+    it('C19: SNI carries the TLSA base domain', () => {
+        assert.equal(received('ee')[0].servername, 'mx.ee.dane.test')
+        assert.equal(received('ta')[0].servername, 'mx.ta.dane.test')
+    })
+
+    it('C8, C19: CNAME\'d MX host verified at the expanded name, SNI is the expanded name', () => {
+        assert.equal(outcomeOf('cname.dane.test'), 'delivered')
+        const got = received('cname')
+        assert.equal(got.length, 1)
+        assert.equal(got[0].servername, 'real.hosting.dane.test')
+        const final = linesFor('cname.dane.test').find((l) => l.event === 'final')!
+        assert.equal(final.tlsa_base, 'real.hosting.dane.test')
+    })
+
+    it('C9: wrong key on the first MX → refused there, delivered to the second MX', () => {
+        assert.equal(outcomeOf('fallback.dane.test'), 'delivered')
+        assert.equal(received('fallback1').length, 0, 'nothing delivered to the impostor')
+        assert.equal(received('fallback2').length, 1)
+        const failed = linesFor('fallback.dane.test').filter((l) => l.event === 'attempt' && l.outcome === 'failed')
+        assert.equal(failed.length, 1)
+        assert.equal(failed[0].mx_host, 'mx1.fallback.dane.test')
+        assert.equal(failed[0].result_type, 'validation-failure')
+    })
+
+    it('C9, C20: a TLS handshake failure on a DANE host → next MX, never plaintext', () => {
+        assert.equal(outcomeOf('handshake.dane.test'), 'delivered')
+        assert.equal(received('handshake').length, 0)
+        assert.equal(received('handshake2').length, 1)
+        const conns = world.listeners.get('handshake')!.connections
+        assert.ok(conns.length >= 1, 'the first MX was tried')
+        const failed = linesFor('handshake.dane.test').find((l) => l.event === 'attempt' && l.outcome === 'failed')!
+        assert.equal(failed.mx_host, 'mx1.handshake.dane.test')
+        assert.equal(failed.result_type, 'validation-failure')
+    })
+
+    it('C20: a failed DANE host is not marked "no TLS" in Haraka', () => {
+        assert.doesNotMatch(haraka.log(), /Marking .* as non-TLS/)
+    })
+
+    it('C9: STARTTLS not offered on a DANE host → nothing sent there, deferred', () => {
+        assert.equal(outcomeOf('nostarttls.dane.test'), 'deferred')
+        assert.equal(received('nostarttls').length, 0)
+        assert.ok(world.listeners.get('nostarttls')!.connections.length >= 1, 'it was connected to')
+        const failed = linesFor('nostarttls.dane.test').find((l) => l.event === 'attempt' && l.outcome === 'failed')!
+        assert.equal(failed.result_type, 'starttls-not-supported')
+        assert.ok(haraka.queuedIds().some((id) => id.startsWith(queueIds.get('nostarttls.dane.test')!)), 'still queued')
+    })
+
+    it('C11: TLSA SERVFAIL on every host → deferred without connecting', () => {
+        assert.equal(outcomeOf('servfail.dane.test'), 'deferred')
+        assert.equal(world.listeners.get('servfail')!.connections.length, 0)
+        const skipped = linesFor('servfail.dane.test').find((l) => l.event === 'attempt')!
+        assert.equal(skipped.outcome, 'skipped')
+        assert.equal(skipped.result_type, 'dnssec-invalid')
+        const final = linesFor('servfail.dane.test').find((l) => l.event === 'final')!
+        assert.equal(final.outcome, 'deferred')
+    })
+
+    it('C4: a bogus MX RRset defers and never falls back to the domain\'s addresses', () => {
+        assert.equal(outcomeOf('bogusmx.dane.test'), 'deferred')
+        const d = linesFor('bogusmx.dane.test').find((l) => l.event === 'decision')!
+        assert.equal(d.action, 'defer')
+    })
+
+    it('C5: a null MX bounces', () => {
+        assert.equal(outcomeOf('nullmx.dane.test'), 'bounce')
+    })
+
+    it('C10: an insecure domain is delivered with opportunistic TLS', () => {
+        assert.equal(outcomeOf('insecure.test'), 'delivered')
+        const got = received('insecure')
+        assert.equal(got.length, 1)
+        assert.ok(got[0].secure)
+        const final = linesFor('insecure.test').find((l) => l.event === 'final')!
+        assert.equal(final.tls, 'opportunistic-tls')
+    })
+
+    it('C12: only unusable TLSA records → delivered over TLS without authentication', () => {
+        assert.equal(outcomeOf('unusable.dane.test'), 'delivered')
+        const got = received('unusable')
+        assert.equal(got.length, 1)
+        assert.ok(got[0].secure, 'TLS was mandatory')
+        const final = linesFor('unusable.dane.test').find((l) => l.event === 'final')!
+        assert.equal(final.tls, 'unauthenticated-tls')
+    })
+
+    it('C24: every attempt and final outcome is one JSON line with the queue id', () => {
+        for (const s of world.scenarios) {
+            const lines = linesFor(s.domain)
+            assert.ok(lines.some((l) => l.event === 'decision'), `${s.domain}: decision line`)
+            assert.ok(lines.some((l) => l.event === 'final'), `${s.domain}: final line`)
+            for (const l of lines) assert.ok(l.queue_id && queueIds.get(s.domain)!.startsWith(l.queue_id.split('.')[0]), `${s.domain}: queue id on ${l.event}`)
+        }
+    })
+
+    it('C9, C20: every MX wrong → deferred and still queued; after the zone is fixed, delivered exactly once', async () => {
+        const qid = queueIds.get('allbad.dane.test')!
+        assert.equal(outcomeOf('allbad.dane.test'), 'deferred')
+        assert.equal(received('allbad1').length + received('allbad2').length, 0)
+        assert.ok(haraka.queuedIds().some((id) => id.startsWith(qid)), 'message is still in the queue')
+        const attempts = linesFor('allbad.dane.test').filter((l) => l.event === 'attempt' && l.outcome === 'failed')
+        assert.deepEqual(attempts.map((a) => a.mx_host).sort(), ['mx1.allbad.dane.test', 'mx2.allbad.dane.test'])
+
+        await world.dns.updateZone(world.zone(allbadFixed(world.certs)))
+        await new Promise((r) => setTimeout(r, 1100)) // the plugin's own cache: the TLSA TTL is 1 s
+        const before = haraka.events().length
+        haraka.flushQueue()
+        const ev = await haraka.waitFor(qid, ['delivered', 'deferred', 'bounce'], 30000, before)
+        assert.equal(ev.event, 'delivered')
+        await new Promise((r) => setTimeout(r, 500))
+        assert.equal(received('allbad1').length + received('allbad2').length, 1, 'delivered once')
+        assert.ok(!haraka.queuedIds().some((id) => id.startsWith(qid)), 'no longer queued')
+    })
+})

@@ -1,0 +1,173 @@
+// The scenario world shared by the end-to-end tests and the live demo
+// (`npm start`): certificates, receiving MTAs on 127.0.0.x:25, and the signed,
+// unsigned and bogus zones that point at them. Each recipient domain is one
+// situation of ../shared/dane-conformance.md.
+import { makeCertificate, tlsaText, TestCert } from './certs'
+import { DnsWorld, ZoneSpec } from './dns'
+import { Listener, ListenerOptions } from './smtp'
+
+export interface Scenario {
+    domain: string
+    title: string
+    /** What a correct DANE client must do. */
+    expect: 'delivered' | 'deferred' | 'bounced'
+    /** For delivered: the listener that must receive it. */
+    deliveredTo?: string
+    /** For delivered: the TLS the listener must have seen. */
+    tls?: 'verified' | 'unauthenticated-tls' | 'opportunistic-tls'
+    /** SNI the receiving listener must see (C19). */
+    sni?: string
+}
+
+export interface ScenarioWorld {
+    dns: DnsWorld
+    listeners: Map<string, Listener>
+    scenarios: Scenario[]
+    certs: Record<string, TestCert>
+    /** The signed zone as started, and a way to publish a changed record set. */
+    zone: (overrides?: Record<string, string[]>) => ZoneSpec
+    stop: () => Promise<void>
+}
+
+const DAY = 86400_000
+
+function chainPem(...certs: TestCert[]): string {
+    return certs.map((c) => c.pem).join('')
+}
+
+export function makeCerts(): Record<string, TestCert> {
+    const now = Date.now()
+    const root = makeCertificate({ cn: 'World Test Root CA', ca: true })
+    const inter = makeCertificate({ cn: 'World Test Issuing CA', ca: true, issuer: root })
+    return {
+        root,
+        inter,
+        // DANE-EE: self-signed, names and dates deliberately wrong (C14 ignores them)
+        ee: makeCertificate({ cn: 'not-the-mx.example', notBefore: new Date(now - 400 * DAY), notAfter: new Date(now - 30 * DAY) }),
+        taLeaf: makeCertificate({ cn: 'mx.ta.dane.test', sans: ['mx.ta.dane.test'], issuer: inter }),
+        good: makeCertificate({ cn: 'mx2.fallback.dane.test' }),
+        wrong: makeCertificate({ cn: 'impostor' }),
+        allbad: makeCertificate({ cn: 'mx.allbad.dane.test' }),
+        plain: makeCertificate({ cn: 'plain' }),
+        cnameLeaf: makeCertificate({ cn: 'real.hosting.dane.test', sans: ['real.hosting.dane.test'], issuer: inter }),
+    }
+}
+
+/** Start the DNS world and the listeners. */
+export async function startScenarioWorld(): Promise<ScenarioWorld> {
+    const c = makeCerts()
+    const listen: Record<string, ListenerOptions> = {
+        ee: { address: '127.0.0.11', certChainPem: c.ee.pem, keyPem: c.ee.keyPem },
+        ta: { address: '127.0.0.12', certChainPem: chainPem(c.taLeaf, c.inter, c.root), keyPem: c.taLeaf.keyPem },
+        fallback1: { address: '127.0.0.13', certChainPem: c.wrong.pem, keyPem: c.wrong.keyPem },
+        fallback2: { address: '127.0.0.14', certChainPem: c.good.pem, keyPem: c.good.keyPem },
+        allbad1: { address: '127.0.0.15', certChainPem: c.allbad.pem, keyPem: c.allbad.keyPem },
+        allbad2: { address: '127.0.0.16', certChainPem: c.allbad.pem, keyPem: c.allbad.keyPem },
+        nostarttls: { address: '127.0.0.17', noStartTls: true },
+        servfail: { address: '127.0.0.18', certChainPem: c.plain.pem, keyPem: c.plain.keyPem },
+        insecure: { address: '127.0.0.19', certChainPem: c.plain.pem, keyPem: c.plain.keyPem },
+        unusable: { address: '127.0.0.20', certChainPem: c.plain.pem, keyPem: c.plain.keyPem },
+        cname: { address: '127.0.0.21', certChainPem: chainPem(c.cnameLeaf, c.inter), keyPem: c.cnameLeaf.keyPem },
+        handshake: { address: '127.0.0.22', certChainPem: c.plain.pem, keyPem: c.plain.keyPem, failHandshake: true },
+        handshake2: { address: '127.0.0.23', certChainPem: c.good.pem, keyPem: c.good.keyPem },
+    }
+    const listeners = new Map<string, Listener>()
+    for (const [name, o] of Object.entries(listen)) listeners.set(name, new Listener(o))
+
+    const records: Record<string, string[]> = {
+        ee: ['ee MX 10 mx.ee', 'mx.ee A 127.0.0.11', `_25._tcp.mx.ee TLSA ${tlsaText(c.ee, 3, 1, 1)}`],
+        ta: ['ta MX 10 mx.ta', 'mx.ta A 127.0.0.12', `_25._tcp.mx.ta TLSA ${tlsaText(c.root, 2, 0, 1)}`],
+        fallback: [
+            'fallback MX 10 mx1.fallback',
+            'fallback MX 20 mx2.fallback',
+            'mx1.fallback A 127.0.0.13',
+            'mx2.fallback A 127.0.0.14',
+            `_25._tcp.mx1.fallback TLSA ${tlsaText(c.good, 3, 1, 1)}`,
+            `_25._tcp.mx2.fallback TLSA ${tlsaText(c.good, 3, 1, 1)}`,
+        ],
+        // both hosts publish a record for a key they do not have; TTL 1 s so a fix is seen at once
+        allbad: [
+            'allbad MX 10 mx1.allbad',
+            'allbad MX 20 mx2.allbad',
+            'mx1.allbad A 127.0.0.15',
+            'mx2.allbad A 127.0.0.16',
+            `_25._tcp.mx1.allbad 1 TLSA ${tlsaText(c.wrong, 3, 1, 1)}`,
+            `_25._tcp.mx2.allbad 1 TLSA ${tlsaText(c.wrong, 3, 1, 1)}`,
+        ],
+        nostarttls: ['nostarttls MX 10 mx.nostarttls', 'mx.nostarttls A 127.0.0.17', `_25._tcp.mx.nostarttls TLSA ${tlsaText(c.plain, 3, 1, 1)}`],
+        servfail: ['servfail MX 10 mx.servfail', 'mx.servfail A 127.0.0.18', `_25._tcp.mx.servfail TLSA ${tlsaText(c.plain, 3, 1, 1)}`],
+        unusable: ['unusable MX 10 mx.unusable', 'mx.unusable A 127.0.0.20', `_25._tcp.mx.unusable TLSA ${tlsaText(c.plain, 1, 1, 1)}`],
+        cname: [
+            'cname MX 10 mx.cname',
+            'mx.cname CNAME real.hosting',
+            'real.hosting A 127.0.0.21',
+            `_25._tcp.real.hosting TLSA ${tlsaText(c.inter, 2, 1, 1)}`,
+        ],
+        handshake: [
+            'handshake MX 10 mx1.handshake',
+            'handshake MX 20 mx2.handshake',
+            'mx1.handshake A 127.0.0.22',
+            'mx2.handshake A 127.0.0.23',
+            `_25._tcp.mx1.handshake TLSA ${tlsaText(c.plain, 3, 1, 1)}`,
+            `_25._tcp.mx2.handshake TLSA ${tlsaText(c.good, 3, 1, 1)}`,
+        ],
+        nullmx: ['nullmx MX 0 .'],
+        bogusmx: ['bogusmx MX 10 mx.ee'],
+    }
+    const zone = (overrides: Record<string, string[]> = {}): ZoneSpec => {
+        const all = { ...records, ...overrides }
+        return {
+            name: 'dane.test',
+            signing: 'signed',
+            records: Object.values(all).flat(),
+            tamper: [
+                { owner: '_25._tcp.mx.servfail', type: 'TLSA', rdata: tlsaText(c.wrong, 3, 1, 1) },
+                { owner: 'bogusmx', type: 'MX', rdata: '10 mx.insecure.test.' },
+            ],
+        }
+    }
+    const dns = new DnsWorld()
+    await dns.start([zone(), { name: 'insecure.test', signing: 'unsigned', records: ['@ MX 10 mx', 'mx A 127.0.0.19'] }])
+    for (const l of listeners.values()) await l.start()
+
+    const scenarios: Scenario[] = [
+        { domain: 'ee.dane.test', title: 'DANE-EE 3 1 1 match (self-signed, expired, wrong name: all ignored)', expect: 'delivered', deliveredTo: 'ee', tls: 'verified', sni: 'mx.ee.dane.test' },
+        { domain: 'ta.dane.test', title: 'DANE-TA 2 0 1 on a presented root, name checked', expect: 'delivered', deliveredTo: 'ta', tls: 'verified', sni: 'mx.ta.dane.test' },
+        { domain: 'fallback.dane.test', title: 'first MX presents the wrong key, second MX is right', expect: 'delivered', deliveredTo: 'fallback2', tls: 'verified' },
+        { domain: 'cname.dane.test', title: 'CNAME\'d MX host: TLSA at the expanded name, SNI the expanded name', expect: 'delivered', deliveredTo: 'cname', tls: 'verified', sni: 'real.hosting.dane.test' },
+        { domain: 'handshake.dane.test', title: 'TLS handshake fails on the first MX, second MX verifies', expect: 'delivered', deliveredTo: 'handshake2', tls: 'verified' },
+        { domain: 'unusable.dane.test', title: 'only unusable TLSA (1 1 1): TLS mandatory, unauthenticated', expect: 'delivered', deliveredTo: 'unusable', tls: 'unauthenticated-tls' },
+        { domain: 'insecure.test', title: 'insecure (unsigned) domain: opportunistic TLS', expect: 'delivered', deliveredTo: 'insecure', tls: 'opportunistic-tls' },
+        { domain: 'allbad.dane.test', title: 'every MX presents a key its TLSA does not match', expect: 'deferred' },
+        { domain: 'nostarttls.dane.test', title: 'DANE host does not offer STARTTLS', expect: 'deferred' },
+        { domain: 'servfail.dane.test', title: 'TLSA answer is bogus (SERVFAIL) on the only MX', expect: 'deferred' },
+        { domain: 'bogusmx.dane.test', title: 'MX RRset is bogus: defer, never fall back to A', expect: 'deferred' },
+        { domain: 'nullmx.dane.test', title: 'null MX: permanent failure', expect: 'bounced' },
+    ]
+
+    return {
+        dns,
+        listeners,
+        scenarios,
+        certs: c,
+        zone,
+        stop: async () => {
+            for (const l of listeners.values()) await l.stop()
+            await dns.stop()
+        },
+    }
+}
+
+/** The corrected records for allbad.dane.test: both hosts publish the key they present. */
+export function allbadFixed(c: Record<string, TestCert>): Record<string, string[]> {
+    return {
+        allbad: [
+            'allbad MX 10 mx1.allbad',
+            'allbad MX 20 mx2.allbad',
+            'mx1.allbad A 127.0.0.15',
+            'mx2.allbad A 127.0.0.16',
+            `_25._tcp.mx1.allbad 1 TLSA ${tlsaText(c.allbad, 3, 1, 1)}`,
+            `_25._tcp.mx2.allbad 1 TLSA ${tlsaText(c.allbad, 3, 1, 1)}`,
+        ],
+    }
+}

@@ -1,0 +1,109 @@
+// Receiving MTAs of the test world: real SMTP listeners (smtp-server) on
+// 127.0.0.x port 25, each with its own certificate chain and switches for the
+// failures a DANE client must handle. They record what arrived, over which TLS
+// session, and which SNI name the client sent.
+import { SMTPServer, SMTPServerOptions } from 'smtp-server'
+
+export interface ListenerOptions {
+    address: string // 127.0.0.x
+    port?: number // 25 unless a test says otherwise
+    /** PEM: the leaf first, then any intermediates, exactly as presented. */
+    certChainPem?: string
+    keyPem?: string
+    noStartTls?: boolean // do not advertise STARTTLS
+    failHandshake?: boolean // abort every TLS handshake
+}
+
+export interface Received {
+    listener: string
+    from: string
+    to: string[]
+    body: string
+    secure: boolean
+    servername?: string
+    cipher?: string
+}
+
+export interface Connection {
+    startedTls: boolean
+    servername?: string
+}
+
+export class Listener {
+    readonly address: string
+    readonly port: number
+    readonly received: Received[] = []
+    readonly connections: Connection[] = []
+    readonly sniSeen: string[] = []
+    private server?: SMTPServer
+
+    constructor(readonly opts: ListenerOptions) {
+        this.address = opts.address
+        this.port = opts.port ?? 25
+    }
+
+    async start(): Promise<void> {
+        const o = this.opts
+        const options: SMTPServerOptions = {
+            secure: false,
+            authOptional: true,
+            disabledCommands: ['AUTH'],
+            hideSTARTTLS: !!o.noStartTls,
+            name: `mx-${this.address}`,
+            logger: false,
+            key: o.keyPem,
+            cert: o.certChainPem,
+            // failHandshake: an ECDSA certificate with only RSA-authenticated TLS 1.2 suites → "no shared cipher"
+            ...(o.failHandshake ? { maxVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' } : {}),
+            SNICallback: (servername, cb) => {
+                this.sniSeen.push(servername)
+                cb(null, undefined)
+            },
+            onConnect: (_session, cb) => {
+                this.connections.push({ startedTls: false })
+                cb()
+            },
+            onSecure: (_socket, session, cb) => {
+                const c = this.connections[this.connections.length - 1]
+                if (c) {
+                    c.startedTls = true
+                    c.servername = session.servername || undefined
+                }
+                cb()
+            },
+            onData: (stream, session, cb) => {
+                const chunks: Buffer[] = []
+                stream.on('data', (d: Buffer) => chunks.push(d))
+                stream.on('end', () => {
+                    this.received.push({
+                        listener: this.address,
+                        from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+                        to: session.envelope.rcptTo.map((r) => r.address),
+                        body: Buffer.concat(chunks).toString('utf8'),
+                        secure: session.secure,
+                        servername: session.servername || undefined,
+                        cipher: session.tlsOptions ? session.tlsOptions.name : undefined,
+                    })
+                    cb()
+                })
+            },
+        }
+        this.server = new SMTPServer(options)
+        this.server.on('error', () => {
+            /* a client that drops the connection mid-handshake is expected here */
+        })
+        await new Promise<void>((resolve, reject) => {
+            this.server!.once('error', reject)
+            this.server!.listen(this.port, this.address, () => {
+                this.server!.removeListener('error', reject)
+                resolve()
+            })
+        })
+    }
+
+    async stop(): Promise<void> {
+        const s = this.server
+        this.server = undefined
+        if (s) await new Promise<void>((resolve) => s.close(() => resolve()))
+    }
+}
