@@ -25,6 +25,7 @@ import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:t
 import type { TlsaRecord } from './tlsa'
 import type { HostMode } from './policy'
 import { verifyChain, rfc8460ResultType, VerifyResult } from './verify'
+import { presentedChain } from './peer-chain'
 
 export const SUPPORTED_HARAKA = /^3\.3\./
 
@@ -223,20 +224,6 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
         })
     }
     return attempt
-}
-
-/** DER certificates as presented (leaf first, then the issuers OpenSSL found among them). */
-export function presentedChain(sock: TLSSocket | undefined): Buffer[] {
-    if (!sock) return []
-    const out: Buffer[] = []
-    let cert: PeerCertificate | DetailedPeerCertificate | undefined = sock.getPeerCertificate(true)
-    const seen = new Set<string>()
-    while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
-        seen.add(cert.fingerprint256)
-        out.push(cert.raw)
-        cert = (cert as DetailedPeerCertificate).issuerCertificate
-    }
-    return out
 }
 
 export function isIp(s: string): boolean {

@@ -1,6 +1,6 @@
 /**
  * Reference identifiers and the certificate name check used with DANE-TA(2)
- * (RFC 7672 3.2.3, RFC 6125 6.4), plus the few certificate fields DANE needs,
+ * (RFC 7672 3.1.2 and 3.2, RFC 6125 6.4), plus the few certificate fields DANE needs,
  * read straight from the DER.
  *
  * Why read the DER ourselves rather than use node's X509Certificate getters:
@@ -194,7 +194,7 @@ export function certificateFields(cert: X509Certificate | Buffer): CertificateFi
 // Names
 // ---------------------------------------------------------------------------
 
-// RFC 6125 6.4.4 / RFC 7672 3.2.3: DNS-IDs from subjectAltName; the CN only when there is no DNS-ID
+// RFC 6125 6.4.4 / RFC 7672 3.2: DNS-IDs from subjectAltName; the CN only when there is no DNS-ID
 export function certificateDnsNames(cert: X509Certificate): string[] {
     let f: CertificateFields;
     try {
@@ -216,7 +216,7 @@ function canonicalName(name: string): string | null {
     return n;
 }
 
-// RFC 6125 6.4.3 as restricted by RFC 7672 3.2.3: "*" only as the whole left-most label, matching one label
+// RFC 6125 6.4.3 as restricted by RFC 7672 3.2: "*" only as the whole left-most label, matching one label
 export function nameMatches(pattern: string, reference: string): boolean {
     const p = canonicalName(pattern);
     const r = canonicalName(reference);
@@ -233,7 +233,7 @@ export function nameMatches(pattern: string, reference: string): boolean {
     return r.slice(dot + 1) === parent;
 }
 
-// RFC 7672 3.2.3: the leaf must carry a name matching one of the reference identifiers
+// RFC 7672 3.1.2 and 3.2: with DANE-TA the leaf must carry a name matching a reference identifier
 export function matchesAnyReference(cert: X509Certificate, refs: string[]): string | null {
     const names = certificateDnsNames(cert);
     for (const ref of refs) {

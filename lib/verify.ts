@@ -6,20 +6,20 @@
  * Decisions worth knowing when reading this against the RFCs:
  *  - DANE-EE(3) matches the leaf only; nothing else about the chain matters (RFC 7672 3.1.1).
  *  - DANE-TA(2): the trust anchor may be any certificate of the presented chain that a
- *    record matches, including the leaf itself (RFC 7671 5.2 does not exclude it; Postfix
- *    accepts it). When the leaf is its own anchor there is nothing below the anchor, so no
+ *    record matches, including the leaf itself (RFC 7671 5.2 does not exclude it, and
+ *    Postfix accepts it). When the leaf is its own anchor there is nothing below the anchor, so no
  *    dates are checked, but the name check still applies, which makes it strictly stronger
  *    than the same key published as DANE-EE. The shallowest anchor on a path wins: going
  *    higher can only add certificates whose dates must be checked.
  *  - DANE-TA(2) with `2 0 0` / `2 1 0` gives the anchor (certificate / key) in full, so it
  *    need not be presented (RFC 7671 5.2.3): it must have signed the top certificate of
  *    the path built from presented certificates.
- *  - Paths are built from the presented certificates in any order (RFC 7671 5.2.2 notes
- *    servers get the order wrong). Each link needs `checkIssued` (issuer/subject names, AKID,
+ *  - Paths are built from the presented certificates in any order (servers do send them
+ *    out of order, and with extras). Each link needs `checkIssued` (issuer/subject names, AKID,
  *    keyUsage) and a good signature. A certificate strictly between the leaf and the anchor
  *    must be a CA (basicConstraints cA), otherwise any leaf issued under the anchor could
  *    mint certificates for other names. The anchor itself is not required to be a CA and
- *    its dates are not checked (RFC 7671 5.2.1: the anchor is trusted because DNSSEC says so).
+ *    its dates are not checked (conformance item C15: the anchor is trusted because DNSSEC says so).
  *  - Name constraints, path-length constraints, policies and EKU are not evaluated.
  */
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
@@ -218,24 +218,38 @@ interface ExternalAnchor {
     key: KeyObject; // 2 0 0 (its key) or 2 1 0
 }
 
+/** parsed `2 0 0` / `2 1 0` anchors, per record object: records are decoded once and reused across connections */
+const anchorCache = new WeakMap<TlsaRecord, { cert?: X509Certificate; key: KeyObject } | { error: string }>();
+
+function parseAnchor(record: TlsaRecord): { cert?: X509Certificate; key: KeyObject } | { error: string } {
+    let v = anchorCache.get(record);
+    if (v === undefined) {
+        try {
+            if (record.selector === 0) {
+                const cert = new X509Certificate(record.data);
+                if (cert.raw.length !== record.data.length) throw new Error('trailing bytes after the certificate');
+                v = { cert, key: cert.publicKey };
+            } else {
+                v = { key: createPublicKey({ key: record.data, format: 'der', type: 'spki' }) };
+            }
+        } catch (e) {
+            v = { error: `data is not a ${record.selector === 0 ? 'certificate' : 'public key'} (${errorText(e)})` };
+        }
+        anchorCache.set(record, v);
+    }
+    return v;
+}
+
 // RFC 7671 5.2.3: `2 0 0` and `2 1 0` carry the trust anchor itself, so it need not be presented
 function externalAnchors(taRecords: TlsaRecord[], chain: ParsedChain, notes: string[]): ExternalAnchor[] {
     const out: ExternalAnchor[] = [];
     for (const record of taRecords) {
         if (record.mtype !== MTYPE.FULL) continue;
-        try {
-            if (record.selector === 0) {
-                // a presented copy is matched as a presented anchor instead
-                if (chain.der.some((d) => d.equals(record.data))) continue;
-                const cert = new X509Certificate(record.data);
-                if (cert.raw.length !== record.data.length) throw new Error('trailing bytes after the certificate');
-                out.push({ record, cert, key: cert.publicKey });
-            } else {
-                out.push({ record, key: createPublicKey({ key: record.data, format: 'der', type: 'spki' }) });
-            }
-        } catch (e) {
-            notes.push(`${recordBrief(record)}: data is not a ${record.selector === 0 ? 'certificate' : 'public key'} (${errorText(e)})`);
-        }
+        // a presented copy of a `2 0 0` anchor is matched as a presented anchor instead
+        if (record.selector === 0 && chain.der.some((d) => d.equals(record.data))) continue;
+        const a = parseAnchor(record);
+        if ('error' in a) notes.push(`${recordBrief(record)}: ${a.error}`);
+        else out.push({ record, ...a });
     }
     return out;
 }
@@ -296,7 +310,7 @@ function verifyTrustAnchor(
     let steps = 0;
     let incomplete = false; // some path ended at a certificate whose issuer was not presented
 
-    // RFC 7671 5.2.1 / RFC 5280 6.1.3: certificates below the anchor must be valid now; then RFC 7672 3.2.3 names
+    // RFC 5280 6.1.3 (a)(2): certificates below the anchor must be valid now; then RFC 7672 3.2 names
     const evaluate = (path: number[], depth: number, record: TlsaRecord, anchor: 'presented' | 'from-record'): TaSuccess | null => {
         for (let d = 0; d < depth; d++) {
             const c = certs[path[d]];

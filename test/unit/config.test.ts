@@ -1,0 +1,101 @@
+// Issue 6: configuration parsing and per-domain policy (C1, C21–C23), pure.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { buildConfig, policyFor, formatErrors, isLoopback, DaneConfig } from '../../lib/config'
+
+const ini = (text: string) => ({ file: '/etc/haraka/config/dane.ini', lines: text.split('\n') })
+const exc = (text: string) => ({ file: '/etc/haraka/config/dane.exceptions', lines: text.split('\n') })
+
+function ok(iniText: string, excText = ''): DaneConfig {
+    const r = buildConfig(ini(iniText), exc(excText))
+    assert.deepEqual(r.errors, [])
+    assert.ok(r.config)
+    return r.config
+}
+
+describe('config (C1, C21–C23)', () => {
+    it('C23: the shipped config files parse without error and give the documented defaults', () => {
+        const root = path.resolve(__dirname, '..', '..', '..', 'config')
+        const r = buildConfig(
+            { file: 'dane.ini', lines: fs.readFileSync(path.join(root, 'dane.ini'), 'utf8').split('\n') },
+            { file: 'dane.exceptions', lines: fs.readFileSync(path.join(root, 'dane.exceptions'), 'utf8').split('\n') },
+        )
+        assert.deepEqual(r.errors, [])
+        assert.equal(r.config!.policy, 'dane')
+        assert.deepEqual(r.config!.resolver, { address: '127.0.0.1', port: 53, timeoutMs: 2000, retries: 2, cacheSize: 10000, trustNonLoopback: false })
+        assert.equal(r.config!.exceptions.size, 0)
+    })
+
+    it('C21: per-domain overrides: exact names and .parent entries, the most specific wins', () => {
+        const cfg = ok('[domains]\nexample.com=dane-only\n.example.com=may\nsub.example.com=encrypt\n.org=none\n')
+        assert.equal(policyFor(cfg, 'example.com').policy, 'dane-only')
+        assert.equal(policyFor(cfg, 'a.example.com').policy, 'may')
+        assert.equal(policyFor(cfg, 'b.a.example.com').policy, 'may')
+        assert.equal(policyFor(cfg, 'sub.example.com').policy, 'encrypt')
+        assert.equal(policyFor(cfg, 'x.sub.example.com').policy, 'may', '.example.com covers it; sub.example.com is exact only')
+        assert.equal(policyFor(cfg, 'EXAMPLE.COM.').policy, 'dane-only', 'case and trailing dot ignored')
+        assert.equal(policyFor(cfg, 'x.org').policy, 'none')
+        assert.equal(policyFor(cfg, 'example.net').policy, 'dane', 'the default')
+    })
+
+    it('C21: the default policy word is configurable', () => {
+        assert.equal(policyFor(ok('[main]\npolicy=dane-only\n'), 'x.test').policy, 'dane-only')
+    })
+
+    it('C22: the exception list turns DANE enforcement into opportunistic TLS and says so', () => {
+        const cfg = ok('[domains]\nstrict.example=dane-only\nenc.example=encrypt\n', '# broken TLSA, ticket 42\nbroken.example\n.hosted.example  # all of them\nstrict.example\nenc.example\n')
+        assert.deepEqual(policyFor(cfg, 'broken.example'), { policy: 'may', exception: true, matched: 'broken.example' })
+        assert.equal(policyFor(cfg, 'a.hosted.example').exception, true)
+        assert.equal(policyFor(cfg, 'hosted.example').exception, false, '.hosted.example covers subdomains only')
+        assert.deepEqual(policyFor(cfg, 'strict.example'), { policy: 'may', exception: true, matched: 'strict.example' })
+        assert.equal(policyFor(cfg, 'enc.example').policy, 'encrypt', 'the exception never weakens encrypt')
+        assert.equal(policyFor(cfg, 'other.example').exception, false)
+    })
+
+    it('C23: an unknown policy word is reported with file and line', () => {
+        const r = buildConfig(ini('[main]\npolicy=dane\n[domains]\nexample.com=dane-onyl\n'), exc(''))
+        assert.equal(r.config, undefined)
+        assert.equal(r.errors.length, 1)
+        assert.equal(r.errors[0].line, 4)
+        assert.match(formatErrors(r.errors), /^\/etc\/haraka\/config\/dane\.ini:4: domains\.example\.com: unknown policy word/)
+    })
+
+    it('C23: a bad resolver address, port, timeout, unknown key or section are each reported with their line', () => {
+        const r = buildConfig(ini('[resolver]\naddress=localhost\nport=99999\ntimeout_ms=abc\ncolour=blue\n[extra]\n'), exc('good.example\nnot a domain\n'))
+        assert.deepEqual(
+            r.errors.map((e) => `${path.basename(e.file)}:${e.line}`),
+            ['dane.ini:2', 'dane.ini:3', 'dane.ini:4', 'dane.ini:5', 'dane.ini:6', 'dane.exceptions:2'],
+        )
+        assert.match(r.errors[0].message, /not an IP address/)
+    })
+
+    it('C1: a non-loopback resolver is refused unless the operator says the path is trusted', () => {
+        const r = buildConfig(ini('[resolver]\naddress=192.0.2.53\n'), exc(''))
+        assert.equal(r.config, undefined)
+        assert.equal(r.errors[0].line, 2)
+        assert.match(r.errors[0].message, /not a loopback address/)
+        const cfg = ok('[resolver]\naddress=192.0.2.53\ntrust_non_loopback=true\n')
+        assert.equal(cfg.resolver.address, '192.0.2.53')
+    })
+
+    it('C1: loopback means 127.0.0.0/8 and ::1', () => {
+        assert.ok(isLoopback('127.0.0.1'))
+        assert.ok(isLoopback('127.1.2.3'))
+        assert.ok(isLoopback('::1'))
+        assert.ok(!isLoopback('128.0.0.1'))
+        assert.ok(!isLoopback('10.0.0.1'))
+        assert.ok(!isLoopback('::2'))
+    })
+
+    it('C23: comments, blank lines, quotes and spacing are accepted', () => {
+        const cfg = ok('; comment\n# another\n\n[log]\n  level = debug  \ndestination="/var/log/haraka/dane.jsonl"\n')
+        assert.equal(cfg.log.level, 'debug')
+        assert.equal(cfg.log.destination, '/var/log/haraka/dane.jsonl')
+    })
+
+    it('C23: a domain listed twice is an error, not a silent last-wins', () => {
+        const r = buildConfig(ini('[domains]\nexample.com=may\nexample.com=dane-only\n'), exc(''))
+        assert.equal(r.errors[0].line, 3)
+    })
+})
