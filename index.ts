@@ -223,7 +223,7 @@ export function dane_deferred(this: DanePlugin, next: Next, hmail: HMail, params
             exception: d.exception,
             outcome: 'deferred',
             result_type: d.resultType ?? hmail.dane_attempt?.failure?.resultType,
-            reason: `${String(params?.err ?? 'temporary failure')}; retry in ${params?.delay ?? '?'} s`,
+            reason: `${d.action === 'defer' ? d.reason : String(params?.err ?? 'temporary failure')}; retry in ${params?.delay ?? '?'} s`,
         })
     }
     next()

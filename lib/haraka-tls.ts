@@ -172,7 +172,7 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
             if (err.source === 'tls' && mandatory) {
                 delete err.source
                 if (!attempt.tlsUp) {
-                    fail('validation-failure', `TLS handshake with ${ctx.host} [${address}] failed: ${err.message ?? String(err)}`)
+                    fail('validation-failure', `TLS handshake with ${ctx.host} [${address}] failed: ${String(err.message ?? err).trim()}`)
                     return true
                 }
             }

@@ -227,7 +227,7 @@ async function decideHost(name: string, preference: number, lookup: Lookup, poli
                 ...host,
                 mode: 'skip',
                 tlsa: { state: 'failed', records: [], usable: 0, detail: t.reason },
-                reason: `TLSA ${describe(t)}: host skipped`,
+                reason: `${describe(t)}: host skipped`,
                 resultType: 'dnssec-invalid',
             }
         }

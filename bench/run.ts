@@ -1,0 +1,23 @@
+// `npm run bench`: every benchmark, one after another. Figures depend on the
+// machine; the README records what they were on the project's 2-core machines.
+import { benchVerify } from './verify.bench'
+import { benchResolverCache } from './resolver.bench'
+import { benchPolicy } from './policy.bench'
+
+async function main(): Promise<void> {
+    const only = process.argv[2]
+    const all: Record<string, () => Promise<void>> = { verify: benchVerify, resolver: benchResolverCache, policy: benchPolicy }
+    for (const [name, fn] of Object.entries(all)) {
+        if (only && only !== name) continue
+        console.log(`\n== ${name} ==`)
+        await fn()
+    }
+}
+
+main().then(
+    () => process.exit(0),
+    (err) => {
+        console.error(err)
+        process.exit(1)
+    },
+)

@@ -1,0 +1,94 @@
+// `npm start`: the live demonstration. Brings up the local signed DNS world
+// (nsd + unbound), the receiving MTAs and a real Haraka with haraka-plugin-dane,
+// sends one message to each scenario domain, and prints what the plugin decided
+// and what the receiving side saw. Everything it starts, it stops.
+import fs from 'node:fs'
+import path from 'node:path'
+import { Haraka } from './haraka'
+import { startScenarioWorld, ScenarioWorld } from './scenarios'
+
+interface LogLine {
+    event: string
+    domain: string
+    outcome?: string
+    action?: string
+    reason?: string
+    tls?: string
+    matched?: string
+    depth?: number
+    mx_host?: string
+    result_type?: string
+}
+
+function pad(s: string, n: number): string {
+    return s.length >= n ? s : s + ' '.repeat(n - s.length)
+}
+
+async function main(): Promise<void> {
+    const keep = process.argv.includes('--keep-logs')
+    let world: ScenarioWorld | undefined
+    let haraka: Haraka | undefined
+    const stopAll = async () => {
+        await haraka?.stop()
+        await world?.stop()
+        if (!keep) haraka?.cleanup()
+    }
+    process.on('SIGINT', () => void stopAll().then(() => process.exit(130)))
+    try {
+        process.stderr.write('starting nsd + unbound with signed, unsigned and bogus zones, and 13 receiving MTAs on 127.0.0.11-23:25 …\n')
+        world = await startScenarioWorld()
+        haraka = new Haraka({ withDane: true })
+        const daneLog = path.join(haraka.dir, 'dane.jsonl')
+        haraka.writeConfigFile(
+            'dane.ini',
+            `[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${daneLog}\n`,
+        )
+        process.stderr.write(`starting Haraka with haraka-plugin-dane (config in ${haraka.dir}) …\n`)
+        await haraka.start()
+        const ids = new Map<string, string>()
+        for (const s of world.scenarios) ids.set(s.domain, await haraka.send(`postmaster@${s.domain}`, { subject: s.title }))
+        process.stderr.write(`sent ${ids.size} messages; waiting for Haraka's outbound to finish with each …\n\n`)
+        await Promise.all([...ids.values()].map((id) => haraka!.waitFor(id, ['delivered', 'deferred', 'bounce'], 60000)))
+
+        const lines: LogLine[] = fs
+            .readFileSync(daneLog, 'utf8')
+            .split('\n')
+            .filter((l) => l.startsWith('{'))
+            .map((l) => JSON.parse(l) as LogLine)
+        let right = 0
+        for (const s of world.scenarios) {
+            const ev = haraka.events().find((e) => e.queue_id.startsWith(ids.get(s.domain)!))!
+            const outcome = ev.event === 'bounce' ? 'bounced' : ev.event
+            const mine = lines.filter((l) => l.domain === s.domain)
+            const decision = mine.find((l) => l.event === 'decision')
+            const final = mine.filter((l) => l.event === 'final').pop()
+            const failed = mine.filter((l) => l.event === 'attempt' && (l.outcome === 'failed' || l.outcome === 'skipped'))
+            const ok = outcome === s.expect
+            if (ok) right++
+            console.log(`${ok ? 'as expected' : 'UNEXPECTED '}  ${pad(s.domain, 22)} ${s.title}`)
+            console.log(`             decided: ${decision?.action}: ${decision?.reason}`)
+            for (const f of failed) console.log(`             ${f.outcome} ${f.mx_host}: ${f.result_type ?? ''} ${f.reason}`)
+            if (outcome === 'delivered') {
+                const l = world.listeners.get(s.deliveredTo ?? '')
+                const got = [...world.listeners.values()].flatMap((x) => x.received).find((r) => r.to.includes(`postmaster@${s.domain}`))
+                console.log(
+                    `             delivered (${final?.tls}${final?.matched ? `, matched ${final.matched.slice(0, 22)}… at depth ${final.depth}` : ''}); ` +
+                        `receiver ${got?.listener ?? l?.address} saw TLS=${got?.secure ? 'yes' : 'no'} SNI=${got?.servername ?? '-'} cipher=${got?.cipher ?? '-'}`,
+                )
+            } else {
+                console.log(`             ${outcome}: ${final?.reason ?? ev.err ?? ''}`)
+            }
+            console.log('')
+        }
+        console.log(`${right} of ${world.scenarios.length} scenarios behaved as RFC 7672 requires.`)
+        console.log(`The plugin's delivery log (pino JSON) was ${daneLog}${keep ? '' : ' (removed; run with --keep-logs to keep it)'}.`)
+        process.exitCode = right === world.scenarios.length ? 0 : 1
+    } finally {
+        await stopAll()
+    }
+}
+
+main().catch((err) => {
+    console.error(err)
+    process.exit(1)
+})
