@@ -179,7 +179,10 @@ function attemptFields(queueId: string, a: Attempt, outcome: Outcome): AttemptFi
 function logAttempt(plugin: DanePlugin, f: AttemptFields): void {
     const level = f.outcome === 'failed' || f.outcome === 'skipped' ? 'warn' : 'info'
     plugin.dane?.logger[level]({ event: 'attempt', ...f }, `${f.domain} ${f.mx_host}${f.address ? ` [${f.address}]` : ''}: ${f.outcome}: ${f.reason}`)
-    if (level === 'warn') plugin.lognotice(`[${f.queue_id ?? '-'}] ${f.domain} ${f.mx_host}: ${f.outcome}: ${f.reason}`)
+    // and a short human line in Haraka's own log
+    const human = `[${f.queue_id ?? '-'}] DANE ${f.domain} ${f.mx_host}${f.address ? ` [${f.address}]` : ''}: ${f.outcome}: ${f.reason}`
+    if (level === 'warn') plugin.lognotice(human)
+    else plugin.loginfo(human)
 }
 
 function logFinal(plugin: DanePlugin, f: FinalFields): void {

@@ -73,6 +73,11 @@ describe('policy engine against the real world (C4–C12)', function () {
                     // C6 the MX host an insecure domain points at
                     'mx.forinsecure A 127.0.0.40',
                     `_25._tcp.mx.forinsecure TLSA ${ee}`,
+                    // C2: a TLSA RRset too large for a 1232-byte UDP reply
+                    'big MX 10 mx.big',
+                    'mx.big A 127.0.0.42',
+                    `_25._tcp.mx.big TLSA ${ee}`,
+                    ...Array.from({ length: 40 }, (_, i) => `_25._tcp.mx.big TLSA 3 0 2 ${i.toString(16).padStart(2, '0').repeat(64)}`),
                     // MX hosts of equal preference
                     'equal MX 10 mx.dane',
                     'equal MX 10 mx.nodata',
@@ -260,6 +265,20 @@ describe('policy engine against the real world (C4–C12)', function () {
             const afterFail = r.stats().udp
             await decide('tlsabogus.p.test', (n, t) => r.lookup(n, t))
             assert.ok(r.stats().udp > afterFail, 'the failed TLSA lookup is asked again')
+        } finally {
+            r.close()
+        }
+    })
+
+    it('C2: a reply truncated over UDP is asked again over TCP, and validated all the same', async () => {
+        const r = new Resolver({ address: world.resolverAddress, port: world.port, timeoutMs: 1000, retries: 0, cacheSize: 100 })
+        try {
+            const d = await decide('big.p.test', (n, t) => r.lookup(n, t))
+            const h = host(d, 'mx.big.p.test')
+            assert.equal(h.mode, 'dane')
+            assert.equal(h.tlsa.records.length, 41)
+            assert.equal(h.tlsa.state, 'secure')
+            assert.ok(r.stats().tcp >= 1, `tcp queries: ${r.stats().tcp}`)
         } finally {
             r.close()
         }
