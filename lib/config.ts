@@ -4,6 +4,7 @@
 // errors that name file and line (C23).
 import net from 'node:net'
 import { POLICY_WORDS, PolicyWord } from './policy'
+import { isLoopbackAddress } from './resolver'
 
 export interface ResolverSettings {
     address: string
@@ -50,11 +51,7 @@ export function normalizeDomain(d: string): string {
     return d.trim().toLowerCase().replace(/\.$/, '')
 }
 
-export function isLoopback(address: string): boolean {
-    if (net.isIPv4(address)) return address.startsWith('127.')
-    if (net.isIPv6(address)) return address === '::1' || /^(0{0,4}:){7}0{0,3}1$/.test(address)
-    return false
-}
+export const isLoopback = isLoopbackAddress
 
 function parseBool(v: string): boolean | undefined {
     if (/^(true|yes|on|1)$/i.test(v)) return true

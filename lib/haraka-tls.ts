@@ -18,10 +18,9 @@
 //     for policy `none`, and to strip `source: 'tls'` from errors so a failed
 //     DANE host is never marked "no TLS".
 // Unmarked MX objects (other plugins' routes, LMTP, smarthosts) are untouched.
-import net from 'node:net'
 import path from 'node:path'
 import { createRequire } from 'node:module'
-import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls'
+import type { TLSSocket } from 'node:tls'
 import type { TlsaRecord } from './tlsa'
 import type { HostMode } from './policy'
 import { verifyChain, rfc8460ResultType, VerifyResult } from './verify'
@@ -224,8 +223,4 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
         })
     }
     return attempt
-}
-
-export function isIp(s: string): boolean {
-    return net.isIP(s) !== 0
 }

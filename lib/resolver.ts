@@ -178,6 +178,13 @@ const LOOPBACK = new net.BlockList();
 LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
 LOOPBACK.addAddress('::1', 'ipv6');
 
+/** C1: the one loopback test, shared with the configuration check. */
+export function isLoopbackAddress(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 0) return false;
+  return LOOPBACK.check(address, family === 6 ? 'ipv6' : 'ipv4');
+}
+
 // ---------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------

@@ -1,0 +1,491 @@
+#!/usr/bin/env node
+// haraka-dane: check a domain's DANE for SMTP the way the plugin enforces it,
+// print TLSA records for a certificate, and check a key rollover before it
+// happens. Argument parsing and output only: the DNS decision is lib/policy.ts,
+// the live probe lib/probe.ts, the verdicts lib/check.ts.
+//
+// Exit codes (Nagios plugin conventions): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+// (bad usage, unreadable input, resolver unreachable).
+import fs from 'node:fs'
+import net from 'node:net'
+import { X509Certificate } from 'node:crypto'
+import { parseArgs } from 'node:util'
+import { DEFAULTS } from '../lib/config'
+import { decide, type Decision, type HostDecision } from '../lib/policy'
+import { probe, type ProbeResult } from '../lib/probe'
+import { Resolver, ResolverConfigError, type Answer, type RRType } from '../lib/resolver'
+import { tlsaFromText, unusableReason, type TlsaRecord } from '../lib/tlsa'
+import { associationData, parseChain, rfc8460ResultType, type VerifyResult } from '../lib/verify'
+import { checkVerdict, renderCheck, rolloverVerdict, summarizeCert, EXIT_CODE, type CheckReport, type RolloverReport } from '../lib/check'
+
+const PROG = 'haraka-dane'
+const UNKNOWN = EXIT_CODE.UNKNOWN
+
+const USAGE_MAIN = `Usage: ${PROG} <command> [options]
+
+Commands:
+  check <domain>                 decide DANE for the domain's MX hosts and probe them live (Nagios exit codes)
+  tlsa <cert.pem|chain.pem>      print TLSA records for a certificate or chain
+  rollover <domain> --next PEM   confirm the published TLSA records already match a new certificate
+
+Run '${PROG} <command> --help' for a command's options.
+Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage, unreadable input, resolver unreachable).
+`
+
+const RESOLVER_HELP = `  --resolver ADDR[:PORT]  validating resolver to ask (default ${DEFAULTS.resolver.address}:${DEFAULTS.resolver.port}); [v6addr]:port for IPv6.
+                          Only a loopback resolver's AD bit is trusted (RFC 7672 2.1)
+  --trust-resolver        accept a non-loopback resolver: you assert the path to it is secured
+  --timeout MS            timeout per DNS attempt and per SMTP step (default 5000)
+  -q, --quiet             no progress messages on stderr`
+
+const USAGE_CHECK = `Usage: ${PROG} check <domain> [--json] [--resolver ADDR[:PORT]] [--trust-resolver] [--timeout MS] [--ehlo NAME] [-q]
+
+Runs the plugin's DANE decision (RFC 7672) for <domain>, prints it for every MX host,
+then probes each address of each host that would be used: EHLO, STARTTLS, the TLS
+handshake (SNI = TLSA base domain for DANE hosts), and DANE verification of the
+presented chain.
+
+  --json                  print one JSON object (decision, probes, verdict, exitCode)
+${RESOLVER_HELP}
+  --ehlo NAME             EHLO name to send (default: this host's name)
+
+Status (first line, Nagios style):
+  CRITICAL  mail would be deferred (e.g. every host's TLSA lookup fails), a DANE host fails
+            verification or does not offer STARTTLS, an encrypt host has no working STARTTLS
+  WARNING   some hosts skipped, a DANE host verified by the only TLSA record published
+            (no next key: the next key change breaks delivery), TLSA records all unusable
+            (encrypt only), an address that cannot be reached
+  OK        otherwise, including domains where DANE does not apply
+  UNKNOWN   bad usage, or the resolver cannot be reached
+`
+
+const USAGE_TLSA = `Usage: ${PROG} tlsa <cert.pem|chain.pem> [--host HOST] [--usage U --selector S --mtype M]
+
+Prints TLSA records (presentation form) on stdout, one a line; which certificate each
+line is for goes to stderr as a '; comment', so stdout can be pasted into a zone file.
+
+Default: '3 1 1' for the leaf (the first certificate) and '2 1 1' for its issuer when
+the file holds it.
+
+  --host HOST             print full records: _25._tcp.HOST. IN TLSA ...
+  --usage U               3 (DANE-EE): the leaf; 2 (DANE-TA): each CA certificate in the file
+  --selector S            0 (whole certificate) or 1 (SubjectPublicKeyInfo, default)
+  --mtype M               0 (full), 1 (SHA-256, default) or 2 (SHA-512)
+  RFC 7218 names are accepted too (dane-ee, dane-ta, cert, spki, full, sha2-256, sha2-512).
+`
+
+const USAGE_ROLLOVER = `Usage: ${PROG} rollover <domain> --next <cert.pem|chain.pem> [--json] [--resolver ADDR[:PORT]] [--trust-resolver] [--timeout MS] [-q]
+
+Before deploying a new certificate: checks that, for every DANE host of <domain>, the
+TLSA records published now already authenticate the new chain (DANE-EE: the leaf only;
+DANE-TA: the path and the host's reference names), and reports the TLSA TTL.
+
+  --next PEM              the certificate (or chain, leaf first) to be deployed
+  --json                  print one JSON object
+${RESOLVER_HELP}
+
+Exit: 0 every DANE host would authenticate the new chain; 2 one would not (the records
+to publish are printed); 1 the domain has no DANE host (nothing to check); 3 bad usage.
+`
+
+class UsageError extends Error {
+    /** false for errors in otherwise well-formed input (unreadable file, refused resolver): no usage text */
+    constructor(message: string, readonly showUsage = true) {
+        super(message)
+    }
+}
+
+interface Out {
+    stdout: (s: string) => void
+    stderr: (s: string) => void
+}
+
+// ---------------------------------------------------------------------------
+// Argument helpers
+// ---------------------------------------------------------------------------
+
+/** "127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353" → address and port. */
+export function parseResolver(s: string): { address: string; port: number } {
+    let address = s
+    let port = DEFAULTS.resolver.port
+    const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s)
+    if (v6) {
+        address = v6[1]
+        if (v6[2] !== undefined) port = Number(v6[2])
+    } else if ((s.match(/:/g) ?? []).length === 1) {
+        const i = s.lastIndexOf(':')
+        address = s.slice(0, i)
+        const p = s.slice(i + 1)
+        if (!/^\d+$/.test(p)) throw new UsageError(`--resolver: bad port in "${s}"`)
+        port = Number(p)
+    }
+    if (net.isIP(address) === 0) throw new UsageError(`--resolver: "${address}" is not an IP address`)
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--resolver: port ${port} is not in 1..65535`)
+    return { address, port }
+}
+
+function parseTimeout(v: string | undefined): number {
+    if (v === undefined) return 5000
+    if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 600000) throw new UsageError(`--timeout: "${v}" is not a number of milliseconds (1..600000)`)
+    return Number(v)
+}
+
+function parseDomain(v: string | undefined, what = 'domain'): string {
+    if (v === undefined) throw new UsageError(`missing <${what}>`)
+    const d = v.trim().toLowerCase().replace(/\.$/, '')
+    if (!/^[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?$/.test(d) || d.includes('..') || d.length > 253) throw new UsageError(`"${v}" is not a domain name`)
+    return d
+}
+
+function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(args: string[], options: T): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+    try {
+        const r = parseArgs({ args, options, allowPositionals: true, strict: true })
+        return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals }
+    } catch (e) {
+        throw new UsageError((e as Error).message)
+    }
+}
+
+const NET_OPTIONS = {
+    resolver: { type: 'string' },
+    'trust-resolver': { type: 'boolean' },
+    timeout: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+    help: { type: 'boolean', short: 'h' },
+} as const
+
+function openResolver(values: Record<string, string | boolean | undefined>, timeoutMs: number): Resolver {
+    const { address, port } = values.resolver !== undefined ? parseResolver(String(values.resolver)) : DEFAULTS.resolver
+    try {
+        return new Resolver({
+            address,
+            port,
+            timeoutMs: Math.min(timeoutMs, 60000),
+            retries: DEFAULTS.resolver.retries,
+            cacheSize: 1000,
+            trustNonLoopback: values['trust-resolver'] === true,
+        })
+    } catch (e) {
+        // C1: a non-loopback resolver is refused, as the plugin refuses it at start-up
+        if (e instanceof ResolverConfigError) throw new UsageError(`${e.message}${/loopback/.test(e.message) ? ' (use --trust-resolver to override)' : ''}`, false)
+        throw e
+    }
+}
+
+/** decide() through the resolver, keeping every answer (the TLSA TTLs, the MX failure reason). */
+async function decideRecording(domain: string, resolver: Resolver): Promise<{ decision: Decision; answers: Answer[] }> {
+    const answers: Answer[] = []
+    const lookup = async (name: string, type: RRType): Promise<Answer> => {
+        const a = await resolver.lookup(name, type)
+        answers.push(a)
+        return a
+    }
+    const decision = await decide(domain, lookup)
+    return { decision, answers }
+}
+
+// the local resolver could not be asked at all (as opposed to: it answered SERVFAIL)
+function resolverUnreachable(answers: Answer[]): boolean {
+    const mx = answers.find((a) => a.type === 'MX')
+    return !!mx && mx.status === 'failed' && /connection refused|network error|timeout|resolver closed/.test(mx.reason ?? '')
+}
+
+/** Every CERTIFICATE block of a PEM file, in order. */
+export function readPemCertificates(file: string): X509Certificate[] {
+    let text: string
+    try {
+        text = fs.readFileSync(file, 'latin1')
+    } catch (e) {
+        throw new UsageError(`cannot read ${file}: ${(e as Error).message}`, false)
+    }
+    const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+    if (blocks.length === 0) throw new UsageError(`${file} holds no PEM certificate`, false)
+    return blocks.map((b, i) => {
+        try {
+            return new X509Certificate(b)
+        } catch (e) {
+            throw new UsageError(`${file}: certificate ${i + 1}: ${(e as Error).message}`, false)
+        }
+    })
+}
+
+function certName(c: X509Certificate): string {
+    return c.subject.split('\n').filter(Boolean).join(', ')
+}
+
+// ---------------------------------------------------------------------------
+// JSON
+// ---------------------------------------------------------------------------
+
+function recordJson(r: TlsaRecord): Record<string, unknown> {
+    const why = unusableReason(r)
+    return { text: r.text, usage: r.usage, selector: r.selector, mtype: r.mtype, usable: why === null, ...(why ? { unusable: why } : {}) }
+}
+
+function hostJson(h: HostDecision): Record<string, unknown> {
+    return { ...h, tlsa: { ...h.tlsa, records: h.tlsa.records.map(recordJson) } }
+}
+
+function verifyJson(v: VerifyResult | undefined): Record<string, unknown> | undefined {
+    if (!v) return undefined
+    return {
+        authenticated: v.authenticated,
+        usable: v.usable,
+        ...(v.match ? { match: { record: v.match.record.text, depth: v.match.depth, anchor: v.match.anchor } } : {}),
+        ...(v.matchedName ? { matchedName: v.matchedName } : {}),
+        ...(v.failure ? { failure: { ...v.failure, resultType: rfc8460ResultType(v.failure.code) } } : {}),
+    }
+}
+
+function checkJson(decision: Decision, report: CheckReport): Record<string, unknown> {
+    const probes = report.hosts.flatMap((h) =>
+        h.addresses.map((a) => {
+            const { tls, ...p } = a.probe
+            return {
+                host: h.name,
+                mode: h.mode,
+                ...p,
+                tls: tls ? { protocol: tls.protocol, cipher: tls.cipher, servername: tls.servername, handshakeMs: tls.handshakeMs, chain: a.chain } : undefined,
+                verify: verifyJson(a.verify),
+                matchingRecords: a.matching,
+                status: a.status,
+                problems: a.problems,
+                notes: a.notes,
+            }
+        }),
+    )
+    return {
+        domain: report.domain,
+        decision: { ...decision, hosts: decision.hosts.map(hostJson) },
+        probes,
+        verdict: { status: report.status, summary: report.summary, problems: report.problems, hosts: report.hosts.map((h) => ({ name: h.name, mode: h.mode, status: h.status, problems: h.problems, notes: h.notes })) },
+        exitCode: report.exitCode,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------
+
+async function cmdCheck(args: string[], out: Out): Promise<number> {
+    const { values, positionals } = parse(args, { ...NET_OPTIONS, ehlo: { type: 'string' } })
+    if (values.help) {
+        out.stdout(USAGE_CHECK)
+        return 0
+    }
+    if (positionals.length !== 1) throw new UsageError(positionals.length ? `unexpected argument "${positionals[1]}"` : 'missing <domain>')
+    const domain = parseDomain(positionals[0])
+    const timeoutMs = parseTimeout(values.timeout as string | undefined)
+    const ehloName = values.ehlo !== undefined ? String(values.ehlo) : undefined
+    if (ehloName !== undefined && !/^[\x21-\x7e]+$/.test(ehloName)) throw new UsageError('--ehlo: not a host name')
+    const progress = (s: string): void => {
+        if (!values.quiet) out.stderr(`${PROG}: ${s}\n`)
+    }
+    const resolver = openResolver(values, timeoutMs)
+    let decision: Decision
+    let answers: Answer[]
+    try {
+        progress(`deciding DANE for ${domain} via ${values.resolver ?? `${DEFAULTS.resolver.address}:${DEFAULTS.resolver.port}`}`)
+        ;({ decision, answers } = await decideRecording(domain, resolver))
+    } finally {
+        resolver.close()
+    }
+
+    const probes: Record<string, ProbeResult[]> = {}
+    const jobs: Promise<void>[] = []
+    if (decision.action === 'deliver') {
+        for (const h of decision.hosts) {
+            if (h.mode === 'skip' || h.mode === 'plaintext') continue
+            // C19: SNI is the TLSA base domain on DANE connections, else the MX host name
+            const servername = h.mode === 'dane' && h.tlsaBase ? h.tlsaBase : h.name
+            probes[h.name] = []
+            h.addresses.forEach((address, i) => {
+                progress(`probing ${h.name} [${address}]:25 (${h.mode}, SNI ${servername})`)
+                jobs.push(
+                    probe({ address, servername, timeoutMs, ehloName }).then((p) => {
+                        probes[h.name][i] = p
+                    }),
+                )
+            })
+        }
+    }
+    await Promise.all(jobs)
+
+    const report = checkVerdict(decision, probes, { resolverUnreachable: resolverUnreachable(answers) })
+    if (values.json) {
+        out.stdout(`${JSON.stringify(checkJson(decision, report), null, 2)}\n`)
+    } else {
+        out.stdout(`${report.summary}\n`)
+        for (const line of renderCheck(decision, report)) out.stdout(`${line}\n`)
+    }
+    return report.exitCode
+}
+
+const SELECTOR_WORDS = ['0', '1', 'cert', 'spki']
+
+function cmdTlsa(args: string[], out: Out): number {
+    const { values, positionals } = parse(args, {
+        host: { type: 'string' },
+        usage: { type: 'string' },
+        selector: { type: 'string' },
+        mtype: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+    })
+    if (values.help) {
+        out.stdout(USAGE_TLSA)
+        return 0
+    }
+    if (positionals.length !== 1) throw new UsageError(positionals.length ? `unexpected argument "${positionals[1]}"` : 'missing <cert.pem|chain.pem>')
+    const host = values.host !== undefined ? parseDomain(String(values.host), 'host') : undefined
+
+    // RFC 6698 2.1 / RFC 7218: parse the three fields with the engine's own parser
+    const probeText = `${values.usage ?? 3} ${values.selector ?? 1} ${values.mtype ?? 1}`
+    const parsed = tlsaFromText(probeText)
+    if (parsed.malformed) throw new UsageError(parsed.malformed)
+    if (values.usage !== undefined && parsed.usage !== 2 && parsed.usage !== 3) {
+        throw new UsageError(`--usage ${values.usage}: only 2 (DANE-TA) and 3 (DANE-EE) are used for SMTP (RFC 7672 3.1.3)`)
+    }
+    if (values.selector !== undefined && !SELECTOR_WORDS.includes(String(values.selector).toLowerCase())) throw new UsageError(`--selector ${values.selector}: use 0 or 1`)
+    if (parsed.selector !== 0 && parsed.selector !== 1) throw new UsageError(`--selector ${values.selector}: use 0 or 1`)
+    if (parsed.mtype !== 0 && parsed.mtype !== 1 && parsed.mtype !== 2) throw new UsageError(`--mtype ${values.mtype}: use 0, 1 or 2`)
+    const { selector, mtype } = parsed
+
+    const file = positionals[0]
+    const certs = readPemCertificates(file)
+    const leaf = certs[0]
+    const lines: { usage: number; cert: X509Certificate; what: string }[] = []
+    if (values.usage === undefined) {
+        lines.push({ usage: 3, cert: leaf, what: 'the leaf' })
+        const issuer = leaf.subject === leaf.issuer ? undefined : certs.slice(1).find((c) => leaf.checkIssued(c))
+        if (issuer) lines.push({ usage: 2, cert: issuer, what: "the leaf's issuer" })
+        else if (certs.length > 1) out.stderr(`; note: no other certificate in ${file} issued the leaf: no 2 ${selector} ${mtype} record printed\n`)
+    } else if (parsed.usage === 3) {
+        lines.push({ usage: 3, cert: leaf, what: 'the leaf' })
+    } else {
+        const cas = certs.filter((c) => c.ca)
+        if (cas.length === 0) throw new UsageError(`${file} holds no CA certificate for a DANE-TA (2) record`, false)
+        for (const c of cas) lines.push({ usage: 2, cert: c, what: c === leaf ? 'the first certificate (a CA)' : 'a CA certificate' })
+    }
+    for (const l of lines) {
+        const rdata = `${l.usage} ${selector} ${mtype} ${associationData(l.cert, selector, mtype).toString('hex')}`
+        out.stderr(`; ${l.usage} ${selector} ${mtype} for ${l.what}: ${certName(l.cert)} (valid to ${new Date(l.cert.validTo).toISOString().slice(0, 10)})\n`)
+        out.stdout(host ? `_25._tcp.${host}. IN TLSA ${rdata}\n` : `${rdata}\n`)
+    }
+    return 0
+}
+
+function rolloverJson(decision: Decision, report: RolloverReport): Record<string, unknown> {
+    return {
+        domain: report.domain,
+        decision: { ...decision, hosts: decision.hosts.map(hostJson) },
+        verdict: {
+            status: report.status,
+            summary: report.summary,
+            hosts: report.hosts.map((h) => ({ ...h, verify: verifyJson(h.verify) })),
+            advice: report.advice,
+        },
+        exitCode: report.exitCode,
+    }
+}
+
+async function cmdRollover(args: string[], out: Out): Promise<number> {
+    const { values, positionals } = parse(args, { ...NET_OPTIONS, next: { type: 'string' } })
+    if (values.help) {
+        out.stdout(USAGE_ROLLOVER)
+        return 0
+    }
+    if (positionals.length !== 1) throw new UsageError(positionals.length ? `unexpected argument "${positionals[1]}"` : 'missing <domain>')
+    const domain = parseDomain(positionals[0])
+    if (values.next === undefined) throw new UsageError('missing --next <cert.pem|chain.pem>')
+    const timeoutMs = parseTimeout(values.timeout as string | undefined)
+    const certs = readPemCertificates(String(values.next))
+    const chain = parseChain(certs.map((c) => c.raw))
+    if (chain.error) throw new UsageError(`${values.next}: ${chain.error}`, false)
+    const progress = (s: string): void => {
+        if (!values.quiet) out.stderr(`${PROG}: ${s}\n`)
+    }
+    const resolver = openResolver(values, timeoutMs)
+    let decision: Decision
+    let answers: Answer[]
+    try {
+        progress(`deciding DANE for ${domain} via ${values.resolver ?? `${DEFAULTS.resolver.address}:${DEFAULTS.resolver.port}`}`)
+        ;({ decision, answers } = await decideRecording(domain, resolver))
+    } finally {
+        resolver.close()
+    }
+    progress(`new chain: ${certs.map((c, i) => `[${i}] ${certName(c)}`).join('; ')}`)
+    if (decision.action === 'defer' && resolverUnreachable(answers)) {
+        out.stderr(`${PROG}: cannot check: the resolver is unreachable (${decision.reason})\n`)
+        return UNKNOWN
+    }
+    const ttls: Record<string, number> = {}
+    for (const a of answers) if (a.type === 'TLSA' && a.status === 'ok') ttls[a.name] = a.ttl
+    const report = rolloverVerdict(decision, chain, ttls)
+    if (values.json) {
+        out.stdout(`${JSON.stringify(rolloverJson(decision, report), null, 2)}\n`)
+        return report.exitCode
+    }
+    out.stdout(`${report.summary}\n`)
+    for (const h of report.hosts) {
+        out.stdout(`${h.status}: ${h.text}\n`)
+        for (const rd of h.publish) out.stdout(`  _25._tcp.${h.tlsaBase ?? h.name}. IN TLSA ${rd}\n`)
+        if (h.ttl !== undefined) out.stdout(`  TLSA TTL ${h.ttl} s\n`)
+    }
+    for (const a of report.advice) out.stdout(`${a}\n`)
+    return report.exitCode
+}
+
+// ---------------------------------------------------------------------------
+// Entry point
+// ---------------------------------------------------------------------------
+
+const COMMANDS: Record<string, { usage: string; run: (args: string[], out: Out) => number | Promise<number> }> = {
+    check: { usage: USAGE_CHECK, run: cmdCheck },
+    tlsa: { usage: USAGE_TLSA, run: cmdTlsa },
+    rollover: { usage: USAGE_ROLLOVER, run: cmdRollover },
+}
+
+/** Runs one command line (argv without node and the script); returns the exit code. Never throws. */
+export async function main(argv: string[], out: Out): Promise<number> {
+    const [cmd, ...rest] = argv
+    if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+        const topic = cmd === 'help' ? rest[0] : undefined
+        if (topic !== undefined && COMMANDS[topic]) {
+            out.stdout(COMMANDS[topic].usage)
+            return 0
+        }
+        if (cmd === undefined) {
+            out.stderr(USAGE_MAIN)
+            return UNKNOWN
+        }
+        out.stdout(USAGE_MAIN)
+        return 0
+    }
+    const command = COMMANDS[cmd]
+    if (!command) {
+        out.stderr(`${PROG}: unknown command "${cmd}"\n\n${USAGE_MAIN}`)
+        return UNKNOWN
+    }
+    try {
+        return await command.run(rest, out)
+    } catch (e) {
+        if (e instanceof UsageError) {
+            out.stderr(e.showUsage ? `${PROG} ${cmd}: ${e.message}\n\n${command.usage}` : `${PROG} ${cmd}: ${e.message}\n`)
+            return UNKNOWN
+        }
+        out.stderr(`${PROG} ${cmd}: internal error: ${(e as Error)?.stack ?? String(e)}\n`)
+        return UNKNOWN
+    }
+}
+
+if (require.main === module) {
+    void main(process.argv.slice(2), {
+        stdout: (s) => process.stdout.write(s),
+        stderr: (s) => process.stderr.write(s),
+    }).then((code) => {
+        process.exitCode = code
+        // every socket and timer is closed by now; this only guards against a stray handle
+        setTimeout(() => process.exit(code), 2000).unref()
+    })
+}

@@ -1,0 +1,453 @@
+// The verdicts of the command-line tool (bin/haraka-dane.ts), as pure
+// functions: a policy Decision plus live probe results → a Nagios-style status
+// with the reasons; a Decision plus a candidate certificate chain → whether
+// every DANE host would authenticate it (key rollover). No I/O: the command
+// does the DNS and the probing and prints what these return.
+import { createHash, X509Certificate } from 'node:crypto'
+import type { Decision, HostDecision } from './policy'
+import { tlsaQueryName } from './policy'
+import type { ProbeResult } from './probe'
+import { strongestDigests, type TlsaRecord } from './tlsa'
+import { associationData, parseChain, rfc8460ResultType, verifyChain, type ParsedChain, type VerifyResult } from './verify'
+
+export type Status = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN'
+
+/** Nagios plugin exit codes */
+export const EXIT_CODE: Record<Status, number> = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 }
+const RANK: Record<Status, number> = { OK: 0, WARNING: 1, UNKNOWN: 2, CRITICAL: 3 }
+
+export function worst(...s: Status[]): Status {
+    return s.reduce<Status>((a, b) => (RANK[b] > RANK[a] ? b : a), 'OK')
+}
+
+export interface Problem {
+    status: Status
+    text: string
+    /** RFC 8460 result type, when one fits (C25) */
+    resultType?: string
+}
+
+export interface CertSummary {
+    subject: string
+    issuer: string
+    notBefore: string
+    notAfter: string
+    selfIssued: boolean
+    ca: boolean
+    sha256: string
+}
+
+export interface AddressReport {
+    address: string
+    probe: ProbeResult
+    chain: CertSummary[]
+    /** DANE hosts whose probe got a chain */
+    verify?: VerifyResult
+    /** usable records (after digest agility) that each alone authenticate the live chain */
+    matching: string[]
+    status: Status
+    problems: Problem[]
+    notes: string[]
+}
+
+export interface HostReport {
+    name: string
+    mode: HostDecision['mode']
+    status: Status
+    problems: Problem[]
+    notes: string[]
+    addresses: AddressReport[]
+}
+
+export interface CheckReport {
+    domain: string
+    status: Status
+    exitCode: number
+    /** the first output line, "DANE OK - ..." */
+    summary: string
+    problems: Problem[]
+    hosts: HostReport[]
+}
+
+export interface CheckOptions {
+    now?: Date
+    /** the MX lookup failed because the resolver itself could not be reached: the check cannot tell anything (UNKNOWN) */
+    resolverUnreachable?: boolean
+}
+
+/** "3 1 1 0123456789abcdef…" */
+export function briefRecord(text: string, hexChars = 16): string {
+    const m = /^(\S+ \S+ \S+ )(\S+)$/.exec(text)
+    if (!m || m[2].length <= hexChars) return text
+    return `${m[1]}${m[2].slice(0, hexChars)}…`
+}
+
+function label(host: string, address?: string): string {
+    return address ? `${host} [${address}]` : host
+}
+
+function dn(s: string): string {
+    return s.split('\n').filter(Boolean).join(', ')
+}
+
+export function summarizeCert(der: Buffer): CertSummary {
+    const sha256 = createHash('sha256').update(der).digest('hex')
+    try {
+        const c = new X509Certificate(der)
+        return {
+            subject: dn(c.subject),
+            issuer: dn(c.issuer),
+            notBefore: new Date(c.validFrom).toISOString(),
+            notAfter: new Date(c.validTo).toISOString(),
+            selfIssued: c.subject === c.issuer,
+            ca: c.ca,
+            sha256,
+        }
+    } catch (e) {
+        return { subject: `(unparseable: ${(e as Error).message})`, issuer: '', notBefore: '', notAfter: '', selfIssued: false, ca: false, sha256 }
+    }
+}
+
+/** Usable records (after RFC 7671 9 digest agility) that, each on its own, authenticate the chain. */
+export function matchingRecords(chain: ParsedChain, records: TlsaRecord[], referenceNames: string[], now?: Date): TlsaRecord[] {
+    return strongestDigests(records).filter((r) => verifyChain({ chain, records: [r], referenceNames, now }).authenticated)
+}
+
+// C9, C12, C14-C18, C25: one address of one host, from its probe
+function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undefined): AddressReport {
+    const where = label(host.name, probe.address)
+    const chainDer = probe.tls?.chain ?? []
+    const report: AddressReport = { address: probe.address, probe, chain: chainDer.map(summarizeCert), matching: [], status: 'OK', problems: [], notes: [] }
+    const add = (status: Status, text: string, resultType?: string): void => {
+        report.problems.push({ status, text, resultType })
+        report.status = worst(report.status, status)
+    }
+    const mandatory = host.mode === 'dane' || host.mode === 'encrypt'
+    const why = host.mode === 'dane' ? 'DANE requires TLS' : 'TLS is mandatory'
+    const err = probe.error
+
+    // could not talk SMTP at all: the host is not usable now, but that says nothing about DANE
+    if (err && (err.step === 'connect' || err.step === 'greeting' || err.step === 'ehlo')) {
+        add('WARNING', `${where} could not be probed (${err.step}: ${err.message})`)
+        return report
+    }
+    if (probe.startTlsOffered === false) {
+        if (mandatory) add('CRITICAL', `${where} does not offer STARTTLS; ${why} (starttls-not-supported)`, 'starttls-not-supported')
+        else report.notes.push(`${where} does not offer STARTTLS: mail to it would go in plaintext`)
+        return report
+    }
+    if (err && err.step === 'starttls') {
+        if (mandatory) add('CRITICAL', `${where}: ${err.message}; ${why} (starttls-not-supported)`, 'starttls-not-supported')
+        else report.notes.push(`${where}: ${err.message}: mail to it would go in plaintext`)
+        return report
+    }
+    if (err && err.step === 'tls') {
+        if (mandatory) add('CRITICAL', `${where}: TLS handshake failed: ${err.message} (validation-failure)`, 'validation-failure')
+        else report.notes.push(`${where}: TLS handshake failed (${err.message}): Haraka would retry without TLS`)
+        return report
+    }
+    if (!probe.tls) {
+        add('WARNING', `${where}: probe ended without TLS${err ? ` (${err.step}: ${err.message})` : ''}`)
+        return report
+    }
+    if (host.mode !== 'dane') return report
+
+    const chain = parseChain(chainDer)
+    const v = verifyChain({ chain, records: host.tlsa.records, referenceNames: host.referenceNames, now })
+    report.verify = v
+    if (!v.authenticated) {
+        const f = v.failure ?? { code: 'no-match' as const, detail: 'no TLSA record matched' }
+        const rt = rfc8460ResultType(f.code)
+        add('CRITICAL', `${where} fails DANE verification: ${f.code}: ${f.detail} (${rt})`, rt)
+        return report
+    }
+    const effective = strongestDigests(host.tlsa.records)
+    const matching = matchingRecords(chain, host.tlsa.records, host.referenceNames, now)
+    report.matching = matching.map((r) => r.text)
+    const m = v.match!
+    if (m.record.usage === 3 && chain.certs[0]) {
+        // C14: DANE-EE ignores dates and names; say so, since other tools will complain about them
+        const leaf = chain.certs[0]
+        const t = (now ?? new Date()).getTime()
+        if (Date.parse(leaf.validTo) < t) report.notes.push(`the leaf expired ${new Date(leaf.validTo).toISOString().slice(0, 10)}: ignored by DANE-EE (RFC 7672 3.1.1), but PKIX clients will reject it`)
+        else if (Date.parse(leaf.validFrom) > t) report.notes.push(`the leaf is not valid before ${new Date(leaf.validFrom).toISOString()}: ignored by DANE-EE (RFC 7672 3.1.1)`)
+    }
+    if (matching.length === 1 && effective.length === 1) {
+        // RFC 7671 8.1 / the "current + next" practice: with only the live key published, any key or certificate change breaks delivery
+        add(
+            'WARNING',
+            `${where} verified by ${briefRecord(m.record.text)} at depth ${m.depth}, but it is the only TLSA record: no next key is published ` +
+                `(rollover trap: the next certificate or key change breaks DANE delivery; publish current + next at least 2×TTL before a change)`,
+        )
+    } else if (matching.length === 1) {
+        report.notes.push(`${effective.length - 1} other usable record(s) do not match the live chain (a pre-published next key?)`)
+    }
+    return report
+}
+
+function hostReport(host: HostDecision, probes: ProbeResult[], now: Date | undefined): HostReport {
+    const r: HostReport = { name: host.name, mode: host.mode, status: 'OK', problems: [], notes: [], addresses: [] }
+    const add = (status: Status, text: string, resultType?: string): void => {
+        r.problems.push({ status, text, resultType })
+        r.status = worst(r.status, status)
+    }
+    if (host.mode === 'skip') {
+        add('WARNING', `${host.name} skipped: ${host.reason}${host.resultType ? ` (${host.resultType})` : ''}`, host.resultType)
+        return r
+    }
+    if (host.mode === 'encrypt' && host.tlsa.state === 'secure') {
+        // C12: secure TLSA, none usable
+        add('WARNING', `${host.name}: encrypt only: ${host.reason} (tlsa-invalid)`, 'tlsa-invalid')
+    }
+    for (const p of probes) {
+        const a = assessAddress(host, p, now)
+        r.addresses.push(a)
+        r.status = worst(r.status, a.status)
+    }
+    return r
+}
+
+function dnsWhy(d: Decision): string {
+    const usable = d.hosts.filter((h) => h.mode !== 'skip')
+    if (!d.mxSecure && !d.implicitMx && usable.every((h) => !h.addressSecure)) return 'MX RRset and MX host addresses are not DNSSEC-signed (insecure)'
+    if (usable.every((h) => h.tlsa.state === 'not-looked-up')) return 'MX host addresses are not DNSSEC-signed (insecure)'
+    if (usable.every((h) => h.tlsa.state === 'insecure')) return 'TLSA answers are insecure'
+    return 'no MX host publishes TLSA records'
+}
+
+/** The verdict of `haraka-dane check`. `probes` maps each MX host name to the probes of its addresses. */
+export function checkVerdict(decision: Decision, probes: Record<string, ProbeResult[]>, opts: CheckOptions = {}): CheckReport {
+    const d = decision
+    const problems: Problem[] = []
+    const hosts: HostReport[] = []
+    let status: Status = 'OK'
+    let okText = ''
+    const add = (s: Status, text: string, resultType?: string): void => {
+        problems.push({ status: s, text, resultType })
+        status = worst(status, s)
+    }
+
+    if (d.action === 'defer') {
+        if (opts.resolverUnreachable) add('UNKNOWN', `cannot check: the resolver is unreachable (${d.reason})`)
+        else add('CRITICAL', `mail would be deferred: ${d.reason}${d.resultType ? ` (${d.resultType})` : ''}`, d.resultType)
+        // a host-level view is still useful in the details
+        for (const h of d.hosts) hosts.push({ name: h.name, mode: h.mode, status: 'CRITICAL', problems: [], notes: [], addresses: [] })
+    } else if (d.action === 'bounce') {
+        if (/null MX/.test(d.reason)) okText = `${d.reason}; DANE does not apply`
+        else add('CRITICAL', `mail would bounce: ${d.reason}`)
+    } else {
+        for (const h of d.hosts) {
+            const hr = hostReport(h, h.mode === 'skip' ? [] : (probes[h.name] ?? []), opts.now)
+            hosts.push(hr)
+            for (const p of hr.problems) add(p.status, p.text, p.resultType)
+            for (const a of hr.addresses) for (const p of a.problems) add(p.status, p.text, p.resultType)
+        }
+        const probed = hosts.flatMap((h) => h.addresses)
+        if (probed.length > 0 && probed.every((a) => a.probe.error && ['connect', 'greeting', 'ehlo'].includes(a.probe.error.step))) {
+            add('CRITICAL', 'no MX host address could be reached')
+        }
+        const dane = d.hosts.filter((h) => h.mode === 'dane')
+        const encrypt = d.hosts.filter((h) => h.mode === 'encrypt')
+        if (dane.length === 0 && encrypt.length === 0) {
+            okText = `DANE does not apply: ${dnsWhy(d)}; opportunistic TLS`
+        } else {
+            const verified = hosts.flatMap((h) => h.addresses.filter((a) => a.verify?.authenticated).map((a) => `${label(h.name, a.address)} verified by ${briefRecord(a.verify!.match!.record.text)} at depth ${a.verify!.match!.depth}`))
+            okText = verified.length ? verified.join('; ') : `${dane.length} DANE host(s)`
+        }
+    }
+
+    const worstProblems = problems.filter((p) => p.status === status)
+    const others = problems.length - worstProblems.length
+    const head = status === 'OK' ? okText : worstProblems.map((p) => p.text).join('; ')
+    const tail = others > 0 ? ` (+${others} more below)` : ''
+    return {
+        domain: d.domain,
+        status,
+        exitCode: EXIT_CODE[status],
+        summary: `DANE ${status} - ${d.domain}: ${head}${tail}`,
+        problems,
+        hosts,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Text rendering of a check
+// ---------------------------------------------------------------------------
+
+function replyLine(r: { code: number; lines: string[] } | undefined): string {
+    return r ? `${r.code} ${r.lines[0] ?? ''}`.trim() : '-'
+}
+
+/** The detail lines after the summary. */
+export function renderCheck(decision: Decision, report: CheckReport): string[] {
+    const out: string[] = []
+    const d = decision
+    const mxWord =
+        d.hosts.length === 0 && d.action !== 'deliver'
+            ? 'no MX host'
+            : d.implicitMx
+              ? 'implicit MX (no MX RRset)'
+              : `MX RRset ${d.mxSecure ? 'secure' : 'insecure'}`
+    out.push(`Decision: ${d.action}${d.action === 'deliver' ? '' : ` (${d.reason})`}; ${mxWord}; policy ${d.policy}`)
+    for (const h of d.hosts) {
+        const hr = report.hosts.find((x) => x.name === h.name)
+        out.push('')
+        out.push(`MX ${h.preference} ${h.name}: ${h.mode}${hr ? ` [${hr.status}]` : ''}`)
+        if (h.cname) out.push(`  CNAME → ${h.cname}`)
+        out.push(`  addresses: ${h.addresses.length ? h.addresses.join(', ') : '-'} (${h.addressSecure ? 'secure' : 'insecure'})`)
+        if (h.tlsa.state !== 'not-looked-up') {
+            const at = h.tlsaBase ? tlsaQueryName(h.tlsaBase) : tlsaQueryName(h.cname ?? h.name)
+            out.push(`  TLSA ${at}: ${h.tlsa.state}${h.tlsa.state === 'secure' ? `, ${h.tlsa.records.length} record(s), ${h.tlsa.usable} usable` : ''}${h.tlsa.detail ? ` (${h.tlsa.detail})` : ''}`)
+            for (const r of h.tlsa.records) out.push(`    ${r.text}`)
+        }
+        if (h.referenceNames.length && h.mode === 'dane' && h.tlsa.records.some((r) => r.usage === 2)) out.push(`  reference names (DANE-TA): ${h.referenceNames.join(', ')}`)
+        out.push(`  ${h.reason}`)
+        for (const p of hr?.problems ?? []) out.push(`  ${p.status}: ${p.text}`)
+        for (const n of hr?.notes ?? []) out.push(`  note: ${n}`)
+        for (const a of hr?.addresses ?? []) {
+            const p = a.probe
+            out.push(`  ${p.address}:${p.port} [${a.status}] (${p.ms} ms)`)
+            if (!p.connected) {
+                out.push(`    connect: ${p.error?.message ?? 'failed'}`)
+                continue
+            }
+            out.push(`    greeting: ${replyLine(p.greeting)}`)
+            if (p.startTlsOffered !== undefined) out.push(`    STARTTLS: ${p.startTlsOffered ? 'offered' : 'NOT offered'}`)
+            if (p.tls) {
+                out.push(`    TLS: ${p.tls.protocol ?? '?'} ${p.tls.cipher}; SNI ${p.tls.servername ?? '(none)'}; ${p.tls.handshakeMs} ms`)
+                a.chain.forEach((c, i) => {
+                    out.push(`    depth ${i}: ${c.subject} (issuer ${c.issuer}; ${c.notBefore.slice(0, 10)} to ${c.notAfter.slice(0, 10)}${c.ca ? '; CA' : ''})`)
+                })
+            }
+            if (p.error) out.push(`    error at ${p.error.step}: ${p.error.message}`)
+            if (a.verify) {
+                if (a.verify.authenticated) {
+                    const m = a.verify.match!
+                    out.push(`    DANE: verified: ${m.record.text} at depth ${m.depth}${m.anchor ? ` (anchor ${m.anchor})` : ''}${a.verify.matchedName ? `; leaf name ${a.verify.matchedName}` : ''}`)
+                    out.push(`    records matching the live chain: ${a.matching.length} of ${a.verify.usable} usable`)
+                } else {
+                    const f = a.verify.failure!
+                    out.push(`    DANE: FAILED: ${f.code} (${rfc8460ResultType(f.code)}): ${f.detail}`)
+                }
+            }
+            for (const pr of a.problems) out.push(`    ${pr.status}: ${pr.text}`)
+            for (const n of a.notes) out.push(`    note: ${n}`)
+        }
+    }
+    return out
+}
+
+// ---------------------------------------------------------------------------
+// Rollover
+// ---------------------------------------------------------------------------
+
+export interface RolloverHost {
+    name: string
+    tlsaBase?: string
+    /** TLSA RRset TTL as the resolver reported it (remaining cache time), when known */
+    ttl?: number
+    ok: boolean
+    status: Status
+    text: string
+    verify?: VerifyResult
+    /** presentation lines to publish when the new chain does not authenticate */
+    publish: string[]
+}
+
+export interface RolloverReport {
+    domain: string
+    status: Status
+    exitCode: number
+    summary: string
+    hosts: RolloverHost[]
+    /** advice lines (TTL, 2×TTL) */
+    advice: string[]
+}
+
+/**
+ * The records that would authenticate `chain` for a host: the same usage/selector/matching
+ * types it publishes today (DANE-EE → the leaf, DANE-TA → each CA certificate of the chain),
+ * or `3 1 1` of the leaf when it publishes nothing usable.
+ */
+export function suggestedRecords(chain: ParsedChain, host: HostDecision): string[] {
+    const certs = chain.certs
+    if (certs.length === 0) return []
+    const kinds = new Set(strongestDigests(host.tlsa.records).map((r) => `${r.usage} ${r.selector} ${r.mtype}`))
+    if (kinds.size === 0) kinds.add('3 1 1')
+    const out = new Set<string>()
+    for (const k of kinds) {
+        const [usage, selector, mtype] = k.split(' ').map(Number)
+        const targets = usage === 3 ? [certs[0]] : certs.slice(1).filter((c) => c.ca)
+        for (const c of targets) out.add(`${usage} ${selector} ${mtype} ${associationData(c, selector, mtype).toString('hex')}`)
+    }
+    if (out.size === 0) {
+        // DANE-TA published, but the new chain file carries no CA certificate
+        out.add(`3 1 1 ${associationData(certs[0], 1, 1).toString('hex')}`)
+    }
+    return [...out]
+}
+
+/** Would every DANE host of the domain authenticate `nextChain`? ttls: TLSA query name → TTL. */
+export function rolloverVerdict(decision: Decision, nextChain: ParsedChain, ttls: Record<string, number>, now?: Date): RolloverReport {
+    const d = decision
+    const hosts: RolloverHost[] = []
+    let status: Status = 'OK'
+    const advice: string[] = []
+
+    if (d.action !== 'deliver') {
+        const s: Status = d.action === 'defer' ? 'CRITICAL' : 'WARNING'
+        return {
+            domain: d.domain,
+            status: s,
+            exitCode: EXIT_CODE[s],
+            summary: `DANE ROLLOVER ${s} - ${d.domain}: cannot check, mail would ${d.action === 'defer' ? 'be deferred' : 'bounce'}: ${d.reason}`,
+            hosts,
+            advice,
+        }
+    }
+    for (const h of d.hosts) {
+        // a host whose TLSA lookup fails cannot be confirmed (C11)
+        if (h.mode === 'skip' && h.tlsa.state === 'failed') {
+            hosts.push({ name: h.name, ok: false, status: 'CRITICAL', text: `${h.name}: cannot confirm: ${h.reason}`, publish: [] })
+            status = worst(status, 'CRITICAL')
+            continue
+        }
+        if (h.mode !== 'dane') continue
+        const ttl = h.tlsaBase !== undefined ? ttls[tlsaQueryName(h.tlsaBase)] : undefined
+        const v = verifyChain({ chain: nextChain, records: h.tlsa.records, referenceNames: h.referenceNames, now })
+        if (v.authenticated) {
+            const m = v.match!
+            hosts.push({ name: h.name, tlsaBase: h.tlsaBase, ttl, ok: true, status: 'OK', verify: v, publish: [], text: `${h.name}: the new chain is authenticated by ${m.record.text} at depth ${m.depth}` })
+        } else {
+            const f = v.failure ?? { code: 'no-match' as const, detail: 'no TLSA record matched' }
+            const publish = f.code === 'name-mismatch' || f.code === 'expired' || f.code === 'not-yet-valid' || f.code === 'bad-certificate' || f.code === 'empty-chain' ? [] : suggestedRecords(nextChain, h)
+            const hint =
+                f.code === 'name-mismatch'
+                    ? `; the new leaf must carry one of: ${h.referenceNames.join(', ')}`
+                    : publish.length
+                      ? '; publish (alongside the current records):'
+                      : ''
+            hosts.push({ name: h.name, tlsaBase: h.tlsaBase, ttl, ok: false, status: 'CRITICAL', verify: v, publish, text: `${h.name}: the new chain would NOT authenticate: ${f.code}: ${f.detail}${hint}` })
+            status = worst(status, 'CRITICAL')
+        }
+    }
+    const dane = hosts.filter((h) => h.verify)
+    if (dane.length === 0 && status === 'OK') {
+        return { domain: d.domain, status: 'WARNING', exitCode: EXIT_CODE.WARNING, summary: `DANE ROLLOVER WARNING - ${d.domain}: no DANE host: nothing to check`, hosts, advice }
+    }
+    const ttlValues = dane.map((h) => h.ttl).filter((t): t is number => t !== undefined)
+    if (ttlValues.length) {
+        const ttl = Math.max(...ttlValues)
+        advice.push(
+            `TLSA TTL ${ttl} s (as seen by the resolver: the time its cached copy has left; the zone's own TTL may be higher). ` +
+                `New TLSA records must have been published for at least 2×TTL = ${2 * ttl} s (use the zone's TTL if larger) before the new certificate goes live, ` +
+                `and the old records kept until 2×TTL after it.`,
+        )
+    }
+    const bad = hosts.filter((h) => !h.ok)
+    const summary =
+        status === 'OK'
+            ? `DANE ROLLOVER OK - ${d.domain}: all ${dane.length} DANE host(s) would authenticate the new chain`
+            : `DANE ROLLOVER CRITICAL - ${d.domain}: ${bad.map((h) => h.name).join(', ')} would not authenticate the new chain`
+    return { domain: d.domain, status, exitCode: EXIT_CODE[status], summary, hosts, advice }
+}

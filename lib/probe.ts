@@ -1,0 +1,291 @@
+// A live STARTTLS probe of one SMTP server address, for the command-line tool:
+// TCP → 220 greeting → EHLO → STARTTLS (if offered) → TLS handshake with the
+// SNI the plugin would send (C19) and no PKIX rejection → the presented chain
+// → QUIT. Every step has its own timeout; nothing throws: each failure comes
+// back as data naming the step it happened in. No verification here: the
+// caller runs verifyChain() on `tls.chain`, exactly as the Haraka glue does.
+import net from 'node:net'
+import os from 'node:os'
+import tls from 'node:tls'
+import { presentedChain } from './peer-chain'
+
+export type ProbeStep = 'connect' | 'greeting' | 'ehlo' | 'starttls' | 'tls' | 'quit'
+
+export interface ProbeOptions {
+    address: string
+    /** default 25 */
+    port?: number
+    /** SNI for the TLS handshake; omitted or an IP address → no SNI */
+    servername?: string
+    /** EHLO argument; default the local host name */
+    ehloName?: string
+    /** per step (connect, each SMTP reply, the TLS handshake); default 10000 */
+    timeoutMs?: number
+}
+
+export interface SmtpReply {
+    code: number
+    lines: string[] // text after "NNN-" / "NNN "
+}
+
+export interface ProbeTls {
+    protocol: string | null
+    cipher: string
+    servername?: string
+    /** DER, leaf first (presentedChain) */
+    chain: Buffer[]
+    /** ms for the handshake */
+    handshakeMs: number
+}
+
+export interface ProbeResult {
+    address: string
+    port: number
+    /** TCP connection established */
+    connected: boolean
+    greeting?: SmtpReply
+    ehlo?: SmtpReply
+    /** undefined when the EHLO step was not reached */
+    startTlsOffered?: boolean
+    startTlsReply?: SmtpReply
+    tls?: ProbeTls
+    /** the first step that failed; absent when every step that applied succeeded */
+    error?: { step: ProbeStep; message: string }
+    ms: number
+}
+
+const DEFAULT_TIMEOUT_MS = 10000
+// RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; be lenient, but bounded
+const MAX_REPLY_BYTES = 64 * 1024
+
+class StepError extends Error {
+    constructor(readonly step: ProbeStep, message: string) {
+        super(message)
+    }
+}
+
+/** Reads SMTP replies (RFC 5321 4.2) from a plain or TLS socket. */
+class ReplyReader {
+    private buf = ''
+    private waiter?: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void }
+    private failure?: Error
+    private readonly onData = (chunk: Buffer): void => {
+        this.buf += chunk.toString('latin1')
+        if (this.buf.length > MAX_REPLY_BYTES) this.fail(new Error('reply too long'))
+        else this.pump()
+    }
+    private readonly onEnd = (): void => this.fail(new Error('connection closed by the server'))
+    private readonly onError = (err: Error): void => this.fail(err)
+
+    constructor(private sock: net.Socket) {
+        this.attach(sock)
+    }
+
+    private attach(sock: net.Socket): void {
+        sock.on('data', this.onData)
+        sock.on('end', this.onEnd)
+        sock.on('close', this.onEnd)
+        sock.on('error', this.onError)
+    }
+
+    detach(): void {
+        this.sock.off('data', this.onData)
+        this.sock.off('end', this.onEnd)
+        this.sock.off('close', this.onEnd)
+        this.sock.off('error', this.onError)
+    }
+
+    /** Bytes received after the last complete reply (must be empty before STARTTLS, RFC 3207 / CVE-2011-0411). */
+    pending(): string {
+        return this.buf
+    }
+
+    switchTo(sock: net.Socket): void {
+        this.detach()
+        this.sock = sock
+        this.buf = ''
+        this.failure = undefined
+        this.attach(sock)
+    }
+
+    private fail(err: Error): void {
+        if (!this.failure) this.failure = err
+        const w = this.waiter
+        this.waiter = undefined
+        w?.reject(err)
+    }
+
+    private pump(): void {
+        if (!this.waiter) return
+        const reply = this.take()
+        if (reply instanceof Error) return this.fail(reply)
+        if (reply) {
+            const w = this.waiter
+            this.waiter = undefined
+            w.resolve(reply)
+        }
+    }
+
+    /** One complete reply from the buffer, null if incomplete, Error if malformed. */
+    private take(): SmtpReply | Error | null {
+        const lines: string[] = []
+        let code = -1
+        let pos = 0
+        for (;;) {
+            const nl = this.buf.indexOf('\n', pos)
+            if (nl < 0) return null
+            const line = this.buf.slice(pos, nl).replace(/\r$/, '')
+            pos = nl + 1
+            const m = /^(\d{3})([ -]?)(.*)$/.exec(line)
+            if (!m) return new Error(`malformed reply line "${line.slice(0, 80)}"`)
+            const c = Number(m[1])
+            if (code >= 0 && c !== code) return new Error(`reply code changed within a multi-line reply (${code} then ${c})`)
+            code = c
+            lines.push(m[3])
+            if (m[2] !== '-') {
+                this.buf = this.buf.slice(pos)
+                return { code, lines }
+            }
+        }
+    }
+
+    read(step: ProbeStep, timeoutMs: number): Promise<SmtpReply> {
+        return new Promise<SmtpReply>((resolve, reject) => {
+            const timer = setTimeout(() => {
+                this.waiter = undefined
+                reject(new StepError(step, `no complete reply within ${timeoutMs} ms`))
+            }, timeoutMs)
+            const done = <T>(f: (v: T) => void) => (v: T) => {
+                clearTimeout(timer)
+                f(v)
+            }
+            this.waiter = {
+                resolve: done(resolve),
+                reject: done((e: Error) => reject(e instanceof StepError ? e : new StepError(step, e.message))),
+            }
+            if (this.failure) return this.fail(this.failure)
+            this.pump()
+        })
+    }
+}
+
+function connect(address: string, port: number, timeoutMs: number): Promise<net.Socket> {
+    return new Promise<net.Socket>((resolve, reject) => {
+        const sock = net.connect({ host: address, port })
+        const timer = setTimeout(() => {
+            sock.destroy()
+            reject(new StepError('connect', `no TCP connection within ${timeoutMs} ms`))
+        }, timeoutMs)
+        sock.once('connect', () => {
+            clearTimeout(timer)
+            sock.removeAllListeners('error')
+            sock.on('error', () => undefined) // the reply reader reports errors from here on
+            resolve(sock)
+        })
+        sock.once('error', (err: NodeJS.ErrnoException) => {
+            clearTimeout(timer)
+            sock.destroy()
+            reject(new StepError('connect', err.code ? `${err.code}: ${err.message}` : err.message))
+        })
+    })
+}
+
+function handshake(sock: net.Socket, servername: string | undefined, timeoutMs: number): Promise<tls.TLSSocket> {
+    return new Promise<tls.TLSSocket>((resolve, reject) => {
+        const secure = tls.connect({
+            socket: sock,
+            servername,
+            // DANE (or, for encrypt hosts, deliberately nothing) authenticates, not PKIX
+            rejectUnauthorized: false,
+            checkServerIdentity: () => undefined,
+        })
+        const timer = setTimeout(() => {
+            secure.destroy()
+            reject(new StepError('tls', `no TLS handshake within ${timeoutMs} ms`))
+        }, timeoutMs)
+        secure.once('secureConnect', () => {
+            clearTimeout(timer)
+            secure.removeAllListeners('error')
+            secure.on('error', () => undefined)
+            resolve(secure)
+        })
+        secure.once('error', (err: Error & { reason?: string; code?: string }) => {
+            clearTimeout(timer)
+            secure.destroy()
+            // OpenSSL's message is a multi-line dump; its reason and code say the same in one line
+            const msg = err.reason ? `${err.reason}${err.code ? ` (${err.code})` : ''}` : err.message.replace(/\s+/g, ' ').trim()
+            reject(new StepError('tls', msg))
+        })
+    })
+}
+
+function replyText(r: SmtpReply): string {
+    return `${r.code} ${r.lines.join(' / ')}`
+}
+
+/** Probe one address. Never throws or rejects. */
+export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
+    const port = opts.port ?? 25
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    const ehloName = opts.ehloName ?? (os.hostname() || 'localhost')
+    const started = Date.now()
+    const result: ProbeResult = { address: opts.address, port, connected: false, ms: 0 }
+    let sock: net.Socket | undefined
+    let secure: tls.TLSSocket | undefined
+    let reader: ReplyReader | undefined
+    const send = (line: string): void => {
+        ;(secure ?? sock)?.write(`${line}\r\n`)
+    }
+    try {
+        sock = await connect(opts.address, port, timeoutMs)
+        result.connected = true
+        reader = new ReplyReader(sock)
+
+        // RFC 5321 4.3.1: the greeting is 220; 554 means "no service here"
+        result.greeting = await reader.read('greeting', timeoutMs)
+        if (result.greeting.code !== 220) throw new StepError('greeting', `greeting is not 220: ${replyText(result.greeting)}`)
+
+        send(`EHLO ${ehloName}`)
+        result.ehlo = await reader.read('ehlo', timeoutMs)
+        if (result.ehlo.code !== 250) throw new StepError('ehlo', `EHLO refused: ${replyText(result.ehlo)}`)
+        // RFC 3207 4: the STARTTLS keyword in the EHLO reply (the first line is the greeting text)
+        result.startTlsOffered = result.ehlo.lines.slice(1).some((l) => /^STARTTLS\b/i.test(l.trim()))
+        if (!result.startTlsOffered) {
+            send('QUIT')
+            await reader.read('quit', Math.min(timeoutMs, 2000)).catch(() => undefined)
+            return result
+        }
+
+        send('STARTTLS')
+        result.startTlsReply = await reader.read('starttls', timeoutMs)
+        if (result.startTlsReply.code !== 220) throw new StepError('starttls', `STARTTLS refused: ${replyText(result.startTlsReply)}`)
+        // RFC 3207 / CVE-2011-0411: nothing may follow the 220 in the clear
+        if (reader.pending().length > 0) throw new StepError('starttls', 'the server sent data after its STARTTLS reply, before the TLS handshake')
+        reader.detach()
+
+        const servername = opts.servername && net.isIP(opts.servername) === 0 ? opts.servername : undefined
+        const t0 = Date.now()
+        secure = await handshake(sock, servername, timeoutMs)
+        result.tls = {
+            protocol: secure.getProtocol(),
+            cipher: secure.getCipher()?.name ?? '',
+            servername,
+            chain: presentedChain(secure),
+            handshakeMs: Date.now() - t0,
+        }
+        reader.switchTo(secure)
+        send('QUIT')
+        // a server that hangs up without a 221 is not a failure worth reporting
+        await reader.read('quit', Math.min(timeoutMs, 2000)).catch(() => undefined)
+        return result
+    } catch (e) {
+        const err = e instanceof StepError ? e : new StepError('connect', e instanceof Error ? e.message : String(e))
+        result.error = { step: err.step, message: err.message }
+        return result
+    } finally {
+        reader?.detach()
+        secure?.destroy()
+        sock?.destroy()
+        result.ms = Date.now() - started
+    }
+}
