@@ -3,6 +3,7 @@
 // install the TLS glue. The work is done in lib/.
 import fs from 'node:fs'
 import path from 'node:path'
+import { domainToASCII } from 'node:url'
 import constants from 'haraka-constants'
 import { buildConfig, DaneConfig, formatErrors, policyFor, Source } from './lib/config'
 import { Resolver } from './lib/resolver'
@@ -57,6 +58,9 @@ export function register(this: DanePlugin): void {
                 reason: `cannot connect to ${ctx.host} [${address}]: ${err}`,
             }),
     })
+    if (internals.outboundConfig.cfg && internals.outboundConfig.cfg.enable_tls === false) {
+        this.logerror('outbound.ini has enable_tls=false: every delivery that DANE or the encrypt policy covers will fail (never in plaintext) until it is true')
+    }
     this.register_hook('get_mx', 'dane_get_mx')
     this.register_hook('delivered', 'dane_delivered')
     this.register_hook('deferred', 'dane_deferred')
@@ -88,9 +92,24 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
     if (!startup) this.lognotice('configuration reloaded')
 }
 
-export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domain: string): void {
+export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn: string): void {
     const st = this.dane!
     const started = Date.now()
+    // per-message state from an earlier try of this message must not leak into this one's log lines
+    delete hmail.dane_decision
+    delete hmail.dane_attempt
+    let answered = false
+    const reply: Next = (code, msg) => {
+        if (answered) return
+        answered = true
+        next(code, msg)
+    }
+    // an internationalised domain is looked up in its A-label form, as Haraka's own MX lookup does
+    const domain = domainToASCII(domainIn)
+    if (!domain) {
+        st.logger.error({ event: 'decision', queue_id: hmail.todo.uuid, domain: domainIn }, 'recipient domain cannot be converted to ASCII; deferring')
+        return reply(constants.denysoft, `DANE: cannot look up the domain ${domainIn}`)
+    }
     const { policy, exception } = policyFor(st.config, domain)
     decide(domain, (n, t) => st.resolver.lookup(n, t), { policy, exception })
         .then((decision) => {
@@ -98,15 +117,15 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domain: 
             const queueId = hmail.todo.uuid
             st.logger.info(decisionFields(decision, queueId, Date.now() - started), `${decision.domain}: ${decision.action}: ${decision.reason}`)
             for (const a of skippedAttempts(decision, queueId)) logAttempt(this, a)
-            if (decision.action === 'defer') return next(constants.denysoft, `DANE: ${decision.reason}`)
-            if (decision.action === 'bounce') return next(constants.deny, decision.reason)
-            next(constants.ok, harakaMxList(st, decision, queueId))
+            if (decision.action === 'defer') return reply(constants.denysoft, `DANE: ${decision.reason}`)
+            if (decision.action === 'bounce') return reply(constants.deny, decision.reason)
+            reply(constants.ok, harakaMxList(st, decision, queueId))
         })
         .catch((err: Error) => {
             // never downgrade on an internal error: the message stays queued
             this.logerror(`DANE decision for ${domain} failed: ${err.stack ?? err}`)
             st.logger.error({ event: 'decision', queue_id: hmail.todo.uuid, domain, err: String(err) }, 'internal error; deferring')
-            next(constants.denysoft, `DANE: internal error deciding for ${domain}`)
+            reply(constants.denysoft, `DANE: internal error deciding for ${domain}`)
         })
 }
 

@@ -191,6 +191,11 @@ export function mostSpecific<T>(domain: string, lookup: (key: string) => T | und
     return undefined
 }
 
+/** An exact name is more specific than `.name`, and a longer name more specific than its parents. */
+function specificity(key: string): number {
+    return key.replace(/^\./, '').split('.').length * 2 + (key.startsWith('.') ? 0 : 1)
+}
+
 export interface DomainPolicy {
     policy: PolicyWord
     exception: boolean
@@ -202,8 +207,10 @@ export function policyFor(cfg: DaneConfig, domain: string): DomainPolicy {
     const override = mostSpecific(domain, (k) => cfg.domains.get(k))
     const policy = override ? override.value : cfg.policy
     const exc = mostSpecific(domain, (k) => (cfg.exceptions.has(k) ? true : undefined))
+    // the most specific entry wins across both files: a [domains] entry for sub.example.com beats .example.com on the list
+    const excWins = exc && (!override || specificity(exc.key) >= specificity(override.key))
     // the exception list turns DANE enforcement into opportunistic TLS; it never strengthens or weakens other words
-    if (exc && (policy === 'dane' || policy === 'dane-only')) return { policy: 'may', exception: true, matched: exc.key }
+    if (excWins && (policy === 'dane' || policy === 'dane-only')) return { policy: 'may', exception: true, matched: exc.key }
     return { policy, exception: false, matched: override?.key }
 }
 

@@ -41,17 +41,19 @@ export interface MxContext {
     records: TlsaRecord[]
 }
 
-/** The record of one connection attempt, reported through `onAttemptEnd` and kept for the final line. */
+/** The record of one connection attempt, reported through `onAttemptFailed` and kept for the final line. */
 export interface Attempt {
     ctx: MxContext
     address: string
     startTlsOffered: boolean
     tlsUp: boolean
     verify?: VerifyResult
-    failure?: { resultType: string; reason: string }
+    failure?: { resultType?: string; reason: string }
     tlsStarted?: number
     tlsMs?: number
     ended: boolean
+    /** QUIT was sent after TLS: errors from here on are the ordinary end of a connection */
+    quitting?: boolean
 }
 
 export interface GlueEvents {
@@ -79,6 +81,10 @@ interface HarakaInternals {
     version: string
     HMailItem: { prototype: Record<string, unknown> }
     clientPool: Record<string, unknown>
+    /** Haraka's outbound TLS singleton (its TLS NO-GO list) */
+    outboundTls: Record<string, unknown>
+    /** Haraka's outbound.ini, as Haraka reads it */
+    outboundConfig: { cfg?: { enable_tls?: boolean } }
     HarakaMx: new (obj: Record<string, unknown>) => Record<string, unknown>
 }
 
@@ -91,6 +97,8 @@ interface HarakaInternals {
 export function loadHarakaInternals(harakaRequire: (name: string) => unknown): HarakaInternals {
     const HMailItem = harakaRequire('outbound/hmail') as HarakaInternals['HMailItem']
     const clientPool = harakaRequire('outbound/client_pool') as Record<string, unknown>
+    const outboundTls = harakaRequire('outbound/tls') as Record<string, unknown>
+    const outboundConfig = harakaRequire('outbound/config') as HarakaInternals['outboundConfig']
     const hmailPath = Object.keys(require.cache).find((k) => k.endsWith(path.join('outbound', 'hmail.js')) && require.cache[k]?.exports === HMailItem)
     if (!hmailPath) throw new Error('haraka-plugin-dane: cannot locate Haraka outbound/hmail.js')
     const harakaDir = path.resolve(path.dirname(hmailPath), '..')
@@ -101,9 +109,10 @@ export function loadHarakaInternals(harakaRequire: (name: string) => unknown): H
     if (!SUPPORTED_HARAKA.test(version)) missing.push(`Haraka ${version} (supported: 3.3.x)`)
     if (typeof HMailItem?.prototype?.try_deliver_host_on_socket !== 'function') missing.push('HMailItem.try_deliver_host_on_socket')
     if (typeof clientPool?.get_client !== 'function') missing.push('outbound/client_pool.get_client')
+    if (typeof outboundTls?.check_tls_nogo !== 'function') missing.push('outbound/tls.check_tls_nogo')
     if (typeof netUtils.HarakaMx !== 'function') missing.push('haraka-net-utils HarakaMx')
     if (missing.length) throw new Error(`haraka-plugin-dane: Haraka internals it relies on are missing or changed: ${missing.join(', ')}`)
-    return { version, HMailItem, clientPool, HarakaMx: netUtils.HarakaMx! }
+    return { version, HMailItem, clientPool, outboundTls, outboundConfig, HarakaMx: netUtils.HarakaMx! }
 }
 
 const INSTALLED = Symbol.for('haraka-plugin-dane.glue')
@@ -119,9 +128,24 @@ export function installGlue(h: HarakaInternals, events: GlueEvents): void {
     proto[INSTALLED] = state
 
     const origTry = proto.try_deliver_host_on_socket as (this: HmailLike, ...a: unknown[]) => unknown
-    proto.try_deliver_host_on_socket = function (this: HmailLike, mx: { dane?: MxContext; exchange: string }, host: string, port: number, socket: SocketLike) {
-        if (mx?.dane) guardSocket(this, mx.dane, mx.exchange, socket, state.events)
+    proto.try_deliver_host_on_socket = function (this: HmailLike & { force_tls?: boolean }, mx: { dane?: MxContext; exchange: string }, host: string, port: number, socket: SocketLike) {
+        delete this.dane_attempt
+        if (mx?.dane) {
+            // the plugin enforces TLS itself on the hosts it marked; Haraka's force_tls_hosts path would require
+            // PKIX (rejecting DANE-EE) and defer the whole message on a failure instead of trying the next MX
+            if (mx.dane.mode !== 'opportunistic') this.force_tls = false
+            guardSocket(this, mx.dane, mx.exchange, socket, state.events)
+        }
         return origTry.call(this, mx, host, port, socket)
+    }
+
+    // C20: a TLS NO-GO mark (left by an opportunistic delivery to the same address, or from before the
+    // plugin was installed) must not stop a mandatory-TLS attempt from trying STARTTLS. Haraka asks
+    // check_tls_nogo synchronously while it handles the EHLO reply, inside our emit wrapper below.
+    const origNogo = h.outboundTls.check_tls_nogo as (host: string, ok: () => void, nogo: (when: string) => void) => void
+    h.outboundTls.check_tls_nogo = function (this: unknown, host: string, ok: () => void, nogo: (when: string) => void) {
+        if (mandatoryLineInProgress) return ok()
+        return origNogo.call(this, host, ok, nogo)
     }
 
     // connection failures happen before try_deliver_host_on_socket; see them here
@@ -136,6 +160,11 @@ export function installGlue(h: HarakaInternals, events: GlueEvents): void {
 }
 
 const PRE_TLS_COMMANDS = /^(EHLO|LHLO|HELO|STARTTLS|QUIT|RSET)\b/i
+// RFC 5321 4.2: a reply line is three digits, then a space, a hyphen or the end of the line
+const REPLY_LINE = /^[2-5]\d\d([ -]|\r?\n?$)/
+
+/** True while Haraka handles a reply line on a mandatory-TLS socket (see check_tls_nogo above). */
+let mandatoryLineInProgress = false
 
 // C9, C19, C20: enforce mandatory (and, for DANE, authenticated) TLS on one attempt
 export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, socket: SocketLike, events: GlueEvents): Attempt {
@@ -145,35 +174,70 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
     const origWrite = socket.write.bind(socket)
     const origEmit = socket.emit.bind(socket)
     const origUpgrade = socket.upgrade.bind(socket)
+    let lastCommand = ''
 
-    const fail = (resultType: string, reason: string) => {
+    // end this attempt: Haraka's own error handler releases the socket and tries the next MX host
+    const fail = (reason: string, resultType?: string) => {
         if (attempt.ended) return
         attempt.ended = true
         attempt.failure = { resultType, reason }
-        events.onAttemptFailed(hmail, attempt)
-        // Haraka's own error handler releases the socket and tries the next MX host
-        origEmit('error', new Error(`DANE: ${reason}`))
-        socket.destroy?.()
+        try {
+            origEmit('error', new Error(`DANE: ${reason}`))
+        } finally {
+            socket.destroy?.()
+            try {
+                events.onAttemptFailed(hmail, attempt)
+            } catch {
+                /* logging must never stall delivery */
+            }
+        }
     }
+    const who = `${ctx.host} [${address}]`
 
     socket.emit = (event: string, ...args: unknown[]) => {
         if (event === 'line' && typeof args[0] === 'string') {
+            if (attempt.ended) return true
             const line = args[0] as string
+            if (mandatory) {
+                // lines that arrive after the STARTTLS reply and before TLS is up were injected in plaintext
+                if (attempt.tlsStarted !== undefined && !attempt.tlsUp) {
+                    fail(`plaintext data from ${who} after its STARTTLS reply: ${JSON.stringify(line.trim().slice(0, 80))}`, 'validation-failure')
+                    return true
+                }
+                // before TLS, any reply but 2xx ends the attempt (next MX) instead of bouncing or deferring the message
+                if (!attempt.tlsUp && !/^2\d\d[ -]?/.test(line)) {
+                    const resultType = /^STARTTLS/i.test(lastCommand) ? 'starttls-not-supported' : undefined
+                    fail(`${who} answered ${lastCommand ? `${lastCommand.split(/\s/)[0]} ` : 'the connection '}with ${JSON.stringify(line.trim().slice(0, 120))} before TLS`, resultType)
+                    return true
+                }
+                if (!REPLY_LINE.test(line)) {
+                    fail(`${who} sent a line that is not an SMTP reply: ${JSON.stringify(line.trim().slice(0, 80))}`)
+                    return true
+                }
+            }
             if (/^250[ -]STARTTLS\s*$/i.test(line)) {
                 attempt.startTlsOffered = true
                 // policy none: Haraka must not see the offer
                 if (ctx.mode === 'plaintext') args[0] = line.replace(/STARTTLS/i, 'X-STARTTLS-NOT-USED')
             }
+            if (!mandatory) return origEmit(event, ...args)
+            mandatoryLineInProgress = true
+            try {
+                return origEmit(event, ...args)
+            } finally {
+                mandatoryLineInProgress = false
+            }
         }
-        if (event === 'error' && args[0] && typeof args[0] === 'object') {
+        if (event === 'error' && mandatory && args[0] && typeof args[0] === 'object') {
             const err = args[0] as { source?: string; message?: string }
             // C20: never let Haraka mark a DANE or encrypt host "no TLS" for later deliveries
-            if (err.source === 'tls' && mandatory) {
-                delete err.source
-                if (!attempt.tlsUp) {
-                    fail('validation-failure', `TLS handshake with ${ctx.host} [${address}] failed: ${String(err.message ?? err).trim()}`)
-                    return true
-                }
+            // (Haraka tags every error of the raw socket with source 'tls', not only TLS ones)
+            delete err.source
+            if (!attempt.ended && !attempt.quitting) {
+                const msg = String(err.message ?? err).trim()
+                if (attempt.tlsStarted !== undefined && !attempt.tlsUp) fail(`TLS handshake with ${who} failed: ${msg}`, 'validation-failure')
+                else fail(`connection to ${who} failed${attempt.tlsUp ? ' after TLS was up' : ' before TLS'}: ${msg}`)
+                return true
             }
         }
         return origEmit(event, ...args)
@@ -184,19 +248,28 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
     socket.write = (...args: unknown[]) => {
         if (attempt.ended) return false
         const data = typeof args[0] === 'string' ? args[0] : Buffer.isBuffer(args[0]) ? args[0].toString('latin1') : ''
-        if (!attempt.tlsUp && !PRE_TLS_COMMANDS.test(data)) {
-            // C9, C20: the MAIL transaction never starts without the required TLS
-            if (!attempt.startTlsOffered) {
-                fail('starttls-not-supported', `${ctx.host} [${address}] did not offer STARTTLS; ${ctx.mode === 'dane' ? 'DANE' : 'policy'} requires TLS`)
-            } else {
-                fail('dane-required', `Haraka chose not to use the offered STARTTLS with ${ctx.host} [${address}] (enable_tls, no_tls_hosts or a TLS NO-GO mark); TLS is required`)
+        if (!attempt.tlsUp) {
+            if (!PRE_TLS_COMMANDS.test(data)) {
+                // C9, C20: the MAIL transaction never starts without the required TLS
+                if (!attempt.startTlsOffered) {
+                    fail(`${who} did not offer STARTTLS; ${ctx.mode === 'dane' ? 'DANE' : 'policy'} requires TLS`, 'starttls-not-supported')
+                } else {
+                    fail(`Haraka chose not to use the offered STARTTLS with ${who} (enable_tls=false or no_tls_hosts); TLS is required`, 'dane-required')
+                }
+                return false
             }
-            return false
+            lastCommand = data.trim()
+        } else if (/^QUIT\b/i.test(data)) {
+            attempt.quitting = true
         }
         return origWrite(...args)
     }
 
     socket.upgrade = (options: Record<string, unknown>, cb?: (...a: unknown[]) => void) => {
+        if (attempt.tlsStarted !== undefined) {
+            fail(`a second TLS upgrade was requested on the connection to ${who}`, 'validation-failure')
+            return
+        }
         attempt.tlsStarted = Date.now()
         const tlsOptions: Record<string, unknown> = {
             ...options,
@@ -207,6 +280,7 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
             checkServerIdentity: () => undefined,
         }
         origUpgrade(tlsOptions, (...cbArgs: unknown[]) => {
+            if (attempt.ended) return
             attempt.tlsMs = Date.now() - (attempt.tlsStarted ?? Date.now())
             if (ctx.mode === 'dane') {
                 const chain = presentedChain(socket.cleartext)
@@ -214,7 +288,7 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
                 attempt.verify = result
                 if (!result.authenticated) {
                     const f = result.failure ?? { code: 'no-match' as const, detail: 'no TLSA record matched' }
-                    fail(rfc8460ResultType(f.code), `DANE verification of ${ctx.host} [${address}] failed: ${f.code}: ${f.detail}`)
+                    fail(`DANE verification of ${who} failed: ${f.code}: ${f.detail}`, rfc8460ResultType(f.code))
                     return
                 }
             }
@@ -224,3 +298,4 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
     }
     return attempt
 }
+

@@ -69,9 +69,10 @@ function describe(a: Answer): string {
     return `${a.type} ${a.name}: ${a.status}${a.secure ? ', secure' : ', insecure'}`
 }
 
-// RFC 7672 2.2.1 / C5: null MX (RFC 7505) is a single MX with the root as exchange
+// C5, RFC 7505: a null MX is the only MX record, with the root as exchange; a "." among real hosts is ignored
 function isNullMx(a: Answer): boolean {
-    return (a.mx ?? []).some((m) => m.exchange === '' || m.exchange === '.')
+    const mx = a.mx ?? []
+    return mx.length === 1 && (mx[0].exchange === '' || mx[0].exchange === '.')
 }
 
 /** MX hosts sorted by preference, duplicates removed, equal preferences shuffled (RFC 5321 5.1). */
@@ -79,6 +80,7 @@ export function orderMxHosts(mx: { preference: number; exchange: string }[], ran
     const best = new Map<string, number>()
     for (const m of mx) {
         const name = m.exchange.toLowerCase().replace(/\.$/, '')
+        if (!name) continue // a "." exchange beside real hosts (RFC 7505 forbids the mix): not a host
         const p = best.get(name)
         if (p === undefined || m.preference < p) best.set(name, m.preference)
     }

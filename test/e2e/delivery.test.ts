@@ -49,6 +49,8 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
             'dane.ini',
             `[main]\npolicy=dane\n[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${daneLog}\nlevel=info\n`,
         )
+        // Haraka's own force_tls_hosts names the DANE-EE host: the plugin's enforcement must still apply (PKIX would reject it)
+        haraka.writeConfigFile('tls.ini', '[outbound]\nforce_tls_hosts[]=127.0.0.11\n')
         await haraka.start()
         // every scenario's message goes in at once; they are delivered concurrently
         for (const s of world.scenarios) queueIds.set(s.domain, await haraka.send(`postmaster@${s.domain}`, { subject: s.title }))
@@ -119,6 +121,29 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         const failed = linesFor('handshake.dane.test').find((l) => l.event === 'attempt' && l.outcome === 'failed')!
         assert.equal(failed.mx_host, 'mx1.handshake.dane.test')
         assert.equal(failed.result_type, 'validation-failure')
+    })
+
+    it('C9: a 454 reply to STARTTLS on a DANE host → next MX, not a deferral of the whole message', () => {
+        assert.equal(outcomeOf('tlsrefused.dane.test'), 'delivered')
+        assert.equal(received('tlsrefused').length, 0, 'no envelope sent in plaintext')
+        assert.ok(received('second').some((r) => r.to.includes('postmaster@tlsrefused.dane.test') && r.secure))
+        const failed = linesFor('tlsrefused.dane.test').find((l) => l.event === 'attempt' && l.outcome === 'failed')!
+        assert.equal(failed.mx_host, 'mx1.tlsrefused.dane.test')
+        assert.equal(failed.result_type, 'starttls-not-supported')
+        assert.match(failed.reason ?? '', /454/)
+    })
+
+    it('C20: plaintext injected after the STARTTLS reply ends the attempt; the next MX is used', () => {
+        assert.equal(outcomeOf('injected.dane.test'), 'delivered')
+        assert.equal(received('injected').length, 0)
+        assert.ok(received('second').some((r) => r.to.includes('postmaster@injected.dane.test') && r.secure))
+        const failed = linesFor('injected.dane.test').find((l) => l.event === 'attempt' && l.outcome === 'failed')!
+        assert.match(failed.reason ?? '', /plaintext data .* after its STARTTLS reply/)
+    })
+
+    it('C14: Haraka\'s own force_tls_hosts (PKIX) does not override DANE-EE on the same host', () => {
+        assert.equal(outcomeOf('ee.dane.test'), 'delivered')
+        assert.doesNotMatch(haraka.log(), /Host failed TLS verification required by configuration/)
     })
 
     it('C20: a failed DANE host is not marked "no TLS" in Haraka', () => {

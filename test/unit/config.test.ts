@@ -53,6 +53,14 @@ describe('config (C1, C21–C23)', () => {
         assert.equal(policyFor(cfg, 'other.example').exception, false)
     })
 
+    it('C21, C22: the most specific entry wins across the overrides and the exception list', () => {
+        const cfg = ok('[domains]\nsub.example.com=dane-only\n.example.org=dane-only\n', '.example.com\nbroken.example.org\n')
+        assert.deepEqual(policyFor(cfg, 'sub.example.com'), { policy: 'dane-only', exception: false, matched: 'sub.example.com' })
+        assert.equal(policyFor(cfg, 'other.example.com').exception, true)
+        assert.equal(policyFor(cfg, 'broken.example.org').exception, true, 'an exact exception beats a .parent override')
+        assert.equal(policyFor(cfg, 'fine.example.org').policy, 'dane-only')
+    })
+
     it('C23: an unknown policy word is reported with file and line', () => {
         const r = buildConfig(ini('[main]\npolicy=dane\n[domains]\nexample.com=dane-onyl\n'), exc(''))
         assert.equal(r.config, undefined)

@@ -128,6 +128,19 @@ describe('policy engine, pure parts', () => {
         assert.equal(d.hosts[0].tlsa.usable, 0)
     })
 
+    it('C5: "MX 0 ." beside real MX hosts is not a null MX: the real hosts are used', async () => {
+        const d = await decide(
+            'x.example',
+            scripted({
+                'x.example MX': { mx: [{ preference: 0, exchange: '' }, { preference: 10, exchange: 'mx.x.example' }] },
+                'mx.x.example A': { addresses: ['192.0.2.1'], secure: false },
+                'mx.x.example AAAA': { status: 'nodata', secure: false },
+            }),
+        )
+        assert.equal(d.action, 'deliver')
+        assert.deepEqual(d.hosts.map((h) => h.name), ['mx.x.example'])
+    })
+
     it('C5: an MX answer with no host names defers rather than guessing', async () => {
         const d = await decide('x.example', scripted({ 'x.example MX': { mx: [] } }))
         assert.equal(d.action, 'defer')

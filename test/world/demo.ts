@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     }
     process.on('SIGINT', () => void stopAll().then(() => process.exit(130)))
     try {
-        process.stderr.write('starting nsd + unbound with signed, unsigned and bogus zones, and 13 receiving MTAs on 127.0.0.11-23:25 …\n')
+        process.stderr.write('starting nsd + unbound with signed, unsigned and bogus zones, and 16 receiving MTAs on 127.0.0.11-27:25 …\n')
         world = await startScenarioWorld()
         haraka = new Haraka({ withDane: true })
         const daneLog = path.join(haraka.dir, 'dane.jsonl')

@@ -70,6 +70,9 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         cname: { address: '127.0.0.21', certChainPem: chainPem(c.cnameLeaf, c.inter), keyPem: c.cnameLeaf.keyPem },
         handshake: { address: '127.0.0.22', certChainPem: c.plain.pem, keyPem: c.plain.keyPem, failHandshake: true },
         handshake2: { address: '127.0.0.23', certChainPem: c.good.pem, keyPem: c.good.keyPem },
+        tlsrefused: { address: '127.0.0.24', starttlsReply: ['454 4.7.0 TLS not available due to temporary reason'] },
+        injected: { address: '127.0.0.26', starttlsReply: ['220 2.0.0 Ready to start TLS', '250 2.0.0 injected in plaintext'] },
+        second: { address: '127.0.0.27', certChainPem: c.good.pem, keyPem: c.good.keyPem },
     }
     const listeners = new Map<string, Listener>()
     for (const [name, o] of Object.entries(listen)) listeners.set(name, new Listener(o))
@@ -111,6 +114,24 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
             `_25._tcp.mx1.handshake TLSA ${tlsaText(c.plain, 3, 1, 1)}`,
             `_25._tcp.mx2.handshake TLSA ${tlsaText(c.good, 3, 1, 1)}`,
         ],
+        // the first MX answers STARTTLS with 454: C9 says try the next MX, not defer the message
+        tlsrefused: [
+            'tlsrefused MX 10 mx1.tlsrefused',
+            'tlsrefused MX 20 mx2.tlsrefused',
+            'mx1.tlsrefused A 127.0.0.24',
+            'mx2.tlsrefused A 127.0.0.27',
+            `_25._tcp.mx1.tlsrefused TLSA ${tlsaText(c.good, 3, 1, 1)}`,
+            `_25._tcp.mx2.tlsrefused TLSA ${tlsaText(c.good, 3, 1, 1)}`,
+        ],
+        // the first MX's STARTTLS reply carries an extra plaintext line (a STARTTLS injection)
+        injected: [
+            'injected MX 10 mx1.injected',
+            'injected MX 20 mx2.injected',
+            'mx1.injected A 127.0.0.26',
+            'mx2.injected A 127.0.0.27',
+            `_25._tcp.mx1.injected TLSA ${tlsaText(c.good, 3, 1, 1)}`,
+            `_25._tcp.mx2.injected TLSA ${tlsaText(c.good, 3, 1, 1)}`,
+        ],
         nullmx: ['nullmx MX 0 .'],
         bogusmx: ['bogusmx MX 10 mx.ee'],
     }
@@ -136,6 +157,8 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         { domain: 'fallback.dane.test', title: 'first MX presents the wrong key, second MX is right', expect: 'delivered', deliveredTo: 'fallback2', tls: 'verified' },
         { domain: 'cname.dane.test', title: 'CNAME\'d MX host: TLSA at the expanded name, SNI the expanded name', expect: 'delivered', deliveredTo: 'cname', tls: 'verified', sni: 'real.hosting.dane.test' },
         { domain: 'handshake.dane.test', title: 'TLS handshake fails on the first MX, second MX verifies', expect: 'delivered', deliveredTo: 'handshake2', tls: 'verified' },
+        { domain: 'tlsrefused.dane.test', title: 'first MX answers STARTTLS with 454, second MX verifies', expect: 'delivered', deliveredTo: 'second', tls: 'verified' },
+        { domain: 'injected.dane.test', title: 'plaintext injected after the STARTTLS reply on the first MX, second MX verifies', expect: 'delivered', deliveredTo: 'second', tls: 'verified' },
         { domain: 'unusable.dane.test', title: 'only unusable TLSA (1 1 1): TLS mandatory, unauthenticated', expect: 'delivered', deliveredTo: 'unusable', tls: 'unauthenticated-tls' },
         { domain: 'insecure.test', title: 'insecure (unsigned) domain: opportunistic TLS', expect: 'delivered', deliveredTo: 'insecure', tls: 'opportunistic-tls' },
         { domain: 'allbad.dane.test', title: 'every MX presents a key its TLSA does not match', expect: 'deferred' },

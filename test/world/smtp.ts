@@ -2,6 +2,7 @@
 // 127.0.0.x port 25, each with its own certificate chain and switches for the
 // failures a DANE client must handle. They record what arrived, over which TLS
 // session, and which SNI name the client sent.
+import net from 'node:net'
 import { SMTPServer, SMTPServerOptions } from 'smtp-server'
 
 export interface ListenerOptions {
@@ -12,6 +13,11 @@ export interface ListenerOptions {
     keyPem?: string
     noStartTls?: boolean // do not advertise STARTTLS
     failHandshake?: boolean // abort every TLS handshake
+    /**
+     * A bare scripted server instead of smtp-server: offers STARTTLS, then answers it with these
+     * lines (e.g. "454 4.7.0 TLS not available", or "220 go" followed by an injected plaintext line).
+     */
+    starttlsReply?: string[]
 }
 
 export interface Received {
@@ -36,6 +42,8 @@ export class Listener {
     readonly connections: Connection[] = []
     readonly sniSeen: string[] = []
     private server?: SMTPServer
+    private raw?: net.Server
+    private rawSockets = new Set<net.Socket>()
 
     constructor(readonly opts: ListenerOptions) {
         this.address = opts.address
@@ -43,6 +51,7 @@ export class Listener {
     }
 
     async start(): Promise<void> {
+        if (this.opts.starttlsReply) return this.startScripted(this.opts.starttlsReply)
         const o = this.opts
         const options: SMTPServerOptions = {
             secure: false,
@@ -101,9 +110,48 @@ export class Listener {
         })
     }
 
+    private async startScripted(reply: string[]): Promise<void> {
+        const sockets = this.rawSockets
+        this.raw = net.createServer((sock) => {
+            sockets.add(sock)
+            sock.on('close', () => sockets.delete(sock))
+            sock.on('error', () => undefined)
+            this.connections.push({ startedTls: false })
+            sock.write(`220 mx-${this.address} ESMTP scripted\r\n`)
+            let buf = ''
+            sock.on('data', (d) => {
+                buf += d.toString('latin1')
+                let i
+                while ((i = buf.indexOf('\r\n')) >= 0) {
+                    const cmd = buf.slice(0, i).toUpperCase()
+                    buf = buf.slice(i + 2)
+                    if (cmd.startsWith('EHLO')) sock.write(`250-mx-${this.address}\r\n250-STARTTLS\r\n250 8BITMIME\r\n`)
+                    else if (cmd.startsWith('STARTTLS')) sock.write(reply.map((l) => `${l}\r\n`).join(''))
+                    else if (cmd.startsWith('QUIT')) sock.end('221 bye\r\n')
+                    else if (cmd.startsWith('MAIL') || cmd.startsWith('RCPT') || cmd.startsWith('DATA')) {
+                        // a client that got this far sent envelope data in plaintext: record it as received
+                        this.received.push({ listener: this.address, from: cmd, to: [], body: '', secure: false })
+                        sock.write('250 ok\r\n')
+                    } else sock.write('502 not here\r\n')
+                }
+            })
+        })
+        const server = this.raw
+        await new Promise<void>((resolve, reject) => {
+            server.once('error', reject)
+            server.listen(this.port, this.address, () => resolve())
+        })
+    }
+
     async stop(): Promise<void> {
         const s = this.server
         this.server = undefined
         if (s) await new Promise<void>((resolve) => s.close(() => resolve()))
+        const r = this.raw
+        this.raw = undefined
+        if (r) {
+            this.rawSockets.forEach((x) => x.destroy())
+            await new Promise<void>((resolve) => r.close(() => resolve()))
+        }
     }
 }
