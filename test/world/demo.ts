@@ -35,10 +35,11 @@ async function main(): Promise<void> {
     }
     process.on('SIGINT', () => void stopAll().then(() => process.exit(130)))
     try {
-        process.stderr.write('starting nsd + unbound with signed, unsigned and bogus zones, and 16 receiving MTAs on 127.0.0.11-27:25 …\n')
+        process.stderr.write("starting nsd + unbound with signed, unsigned and bogus zones, 17 receiving MTAs on 127.0.0.11-29:25 and redis (Haraka's TLS NO-GO list) …\n")
         world = await startScenarioWorld()
         haraka = new Haraka({ withDane: true })
         const daneLog = path.join(haraka.dir, 'dane.jsonl')
+        haraka.writeConfigFile('tls.ini', world.redis.tlsIni())
         haraka.writeConfigFile(
             'dane.ini',
             `[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${daneLog}\n`,
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
             console.log('')
         }
         console.log(`${right} of ${world.scenarios.length} scenarios behaved as RFC 7672 requires.`)
+        console.log(`Haraka's "no TLS" marks in redis: ${world.redis.noTlsMarks().join(', ') || 'none'} (DANE failures never add one, C20).`)
         console.log(`The plugin's delivery log (pino JSON) was ${daneLog}${keep ? '' : ' (removed; run with --keep-logs to keep it)'}.`)
         process.exitCode = right === world.scenarios.length ? 0 : 1
     } finally {

@@ -5,6 +5,7 @@
 import { makeCertificate, tlsaText, TestCert } from './certs'
 import { DnsWorld, ZoneSpec } from './dns'
 import { Listener, ListenerOptions } from './smtp'
+import { RedisWorld } from './redis'
 
 export interface Scenario {
     domain: string
@@ -21,6 +22,8 @@ export interface Scenario {
 
 export interface ScenarioWorld {
     dns: DnsWorld
+    /** Haraka's TLS NO-GO store; give Haraka `redis.tlsIni()` as tls.ini to use it */
+    redis: RedisWorld
     listeners: Map<string, Listener>
     scenarios: Scenario[]
     certs: Record<string, TestCert>
@@ -73,6 +76,7 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         tlsrefused: { address: '127.0.0.24', starttlsReply: ['454 4.7.0 TLS not available due to temporary reason'] },
         injected: { address: '127.0.0.26', starttlsReply: ['220 2.0.0 Ready to start TLS', '250 2.0.0 injected in plaintext'] },
         second: { address: '127.0.0.27', certChainPem: c.good.pem, keyPem: c.good.keyPem },
+        insecurebroken: { address: '127.0.0.29', certChainPem: c.plain.pem, keyPem: c.plain.keyPem, failHandshake: true },
     }
     const listeners = new Map<string, Listener>()
     for (const [name, o] of Object.entries(listen)) listeners.set(name, new Listener(o))
@@ -148,8 +152,10 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         }
     }
     const dns = new DnsWorld()
-    await dns.start([zone(), { name: 'insecure.test', signing: 'unsigned', records: ['@ MX 10 mx', 'mx A 127.0.0.19'] }])
+    await dns.start([zone(), { name: 'insecure.test', signing: 'unsigned', records: ['@ MX 10 mx', 'mx A 127.0.0.19', 'broken MX 10 mxb', 'mxb A 127.0.0.29'] }])
     for (const l of listeners.values()) await l.start()
+    const redis = new RedisWorld()
+    await redis.start()
 
     const scenarios: Scenario[] = [
         { domain: 'ee.dane.test', title: 'DANE-EE 3 1 1 match (self-signed, expired, wrong name: all ignored)', expect: 'delivered', deliveredTo: 'ee', tls: 'verified', sni: 'mx.ee.dane.test' },
@@ -161,6 +167,7 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         { domain: 'injected.dane.test', title: 'plaintext injected after the STARTTLS reply on the first MX, second MX verifies', expect: 'delivered', deliveredTo: 'second', tls: 'verified' },
         { domain: 'unusable.dane.test', title: 'only unusable TLSA (1 1 1): TLS mandatory, unauthenticated', expect: 'delivered', deliveredTo: 'unusable', tls: 'unauthenticated-tls' },
         { domain: 'insecure.test', title: 'insecure (unsigned) domain: opportunistic TLS', expect: 'delivered', deliveredTo: 'insecure', tls: 'opportunistic-tls' },
+        { domain: 'broken.insecure.test', title: 'no DANE, and the host\'s TLS is broken: Haraka\'s own behaviour (marked "no TLS", deferred)', expect: 'deferred' },
         { domain: 'allbad.dane.test', title: 'every MX presents a key its TLSA does not match', expect: 'deferred' },
         { domain: 'nostarttls.dane.test', title: 'DANE host does not offer STARTTLS', expect: 'deferred' },
         { domain: 'servfail.dane.test', title: 'TLSA answer is bogus (SERVFAIL) on the only MX', expect: 'deferred' },
@@ -170,12 +177,14 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
 
     return {
         dns,
+        redis,
         listeners,
         scenarios,
         certs: c,
         zone,
         stop: async () => {
             for (const l of listeners.values()) await l.stop()
+            await redis.stop()
             await dns.stop()
         },
     }
