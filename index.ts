@@ -204,7 +204,9 @@ function logAttempt(plugin: DanePlugin, f: AttemptFields): void {
     else plugin.loginfo(human)
 }
 
-function logFinal(plugin: DanePlugin, f: FinalFields): void {
+/** The final line of a message the plugin routed: queue id and policy from the decision, the rest given. */
+function logFinal(plugin: DanePlugin, hmail: HMail, d: Decision, rest: Omit<FinalFields, 'queue_id' | 'domain' | 'policy' | 'exception'>): void {
+    const f: FinalFields = { queue_id: hmail.todo.uuid, domain: d.domain, policy: d.policy, exception: d.exception, ...rest }
     const level = f.outcome === 'delivered' ? 'info' : 'warn'
     plugin.dane?.logger[level]({ event: 'final', ...f }, `${f.domain}: ${f.outcome}: ${f.reason}`)
 }
@@ -217,11 +219,7 @@ export function dane_delivered(this: DanePlugin, next: Next, hmail: HMail, param
         const outcome = tlsOutcome(a, secured)
         const f = attemptFields(hmail.todo.uuid, a, outcome)
         logAttempt(this, f)
-        logFinal(this, {
-            queue_id: hmail.todo.uuid,
-            domain: d.domain,
-            policy: d.policy,
-            exception: d.exception,
+        logFinal(this, hmail, d, {
             outcome: 'delivered',
             mx_host: a.ctx.host,
             address: a.address,
@@ -238,11 +236,7 @@ export function dane_delivered(this: DanePlugin, next: Next, hmail: HMail, param
 export function dane_deferred(this: DanePlugin, next: Next, hmail: HMail, params: { err?: unknown; delay?: number }): void {
     const d = hmail.dane_decision
     if (d) {
-        logFinal(this, {
-            queue_id: hmail.todo.uuid,
-            domain: d.domain,
-            policy: d.policy,
-            exception: d.exception,
+        logFinal(this, hmail, d, {
             outcome: 'deferred',
             result_type: d.resultType ?? hmail.dane_attempt?.failure?.resultType,
             reason: `${d.action === 'defer' ? d.reason : String(params?.err ?? 'temporary failure')}; retry in ${params?.delay ?? '?'} s`,
@@ -254,11 +248,7 @@ export function dane_deferred(this: DanePlugin, next: Next, hmail: HMail, params
 export function dane_bounce(this: DanePlugin, next: Next, hmail: HMail, err: unknown): void {
     const d = hmail.dane_decision
     if (d) {
-        logFinal(this, {
-            queue_id: hmail.todo.uuid,
-            domain: d.domain,
-            policy: d.policy,
-            exception: d.exception,
+        logFinal(this, hmail, d, {
             outcome: 'bounced',
             reason: String((err as Error)?.message ?? err),
         })

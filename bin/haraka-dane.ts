@@ -16,7 +16,7 @@ import { probe, type ProbeResult } from '../lib/probe'
 import { Resolver, ResolverConfigError, type Answer, type RRType } from '../lib/resolver'
 import { tlsaFromText, unusableReason, type TlsaRecord } from '../lib/tlsa'
 import { associationData, parseChain, rfc8460ResultType, type VerifyResult } from '../lib/verify'
-import { checkVerdict, renderCheck, rolloverVerdict, summarizeCert, EXIT_CODE, type CheckReport, type RolloverReport } from '../lib/check'
+import { checkVerdict, renderCheck, rolloverVerdict, EXIT_CODE, type CheckReport, type RolloverReport } from '../lib/check'
 
 const PROG = 'haraka-dane'
 const UNKNOWN = EXIT_CODE.UNKNOWN
@@ -268,29 +268,49 @@ function checkJson(decision: Decision, report: CheckReport): Record<string, unkn
 // Commands
 // ---------------------------------------------------------------------------
 
-async function cmdCheck(args: string[], out: Out): Promise<number> {
-    const { values, positionals } = parse(args, { ...NET_OPTIONS, ehlo: { type: 'string' } })
+/** The start of both network commands: options, --help (null: help was printed), exactly one <domain>. */
+function parseDomainCommand(
+    args: string[],
+    extra: Record<string, { type: 'string' | 'boolean'; short?: string }>,
+    usage: string,
+    out: Out,
+): { values: Record<string, string | boolean | undefined>; domain: string } | null {
+    const { values, positionals } = parse(args, { ...NET_OPTIONS, ...extra })
     if (values.help) {
-        out.stdout(USAGE_CHECK)
-        return 0
+        out.stdout(usage)
+        return null
     }
     if (positionals.length !== 1) throw new UsageError(positionals.length ? `unexpected argument "${positionals[1]}"` : 'missing <domain>')
-    const domain = parseDomain(positionals[0])
-    const timeoutMs = parseTimeout(values.timeout as string | undefined)
-    const ehloName = values.ehlo !== undefined ? String(values.ehlo) : undefined
-    if (ehloName !== undefined && !/^[\x21-\x7e]+$/.test(ehloName)) throw new UsageError('--ehlo: not a host name')
+    return { values, domain: parseDomain(positionals[0]) }
+}
+
+/** The plugin's decision for `domain` through the resolver the options name, with progress on stderr. */
+async function decideWithProgress(
+    domain: string,
+    values: Record<string, string | boolean | undefined>,
+    timeoutMs: number,
+    out: Out,
+): Promise<{ decision: Decision; answers: Answer[]; progress: (s: string) => void }> {
     const progress = (s: string): void => {
         if (!values.quiet) out.stderr(`${PROG}: ${s}\n`)
     }
     const resolver = openResolver(values, timeoutMs)
-    let decision: Decision
-    let answers: Answer[]
     try {
         progress(`deciding DANE for ${domain} via ${values.resolver ?? `${DEFAULTS.resolver.address}:${DEFAULTS.resolver.port}`}`)
-        ;({ decision, answers } = await decideRecording(domain, resolver))
+        return { ...(await decideRecording(domain, resolver)), progress }
     } finally {
         resolver.close()
     }
+}
+
+async function cmdCheck(args: string[], out: Out): Promise<number> {
+    const cmd = parseDomainCommand(args, { ehlo: { type: 'string' } }, USAGE_CHECK, out)
+    if (!cmd) return 0
+    const { values, domain } = cmd
+    const timeoutMs = parseTimeout(values.timeout as string | undefined)
+    const ehloName = values.ehlo !== undefined ? String(values.ehlo) : undefined
+    if (ehloName !== undefined && !/^[\x21-\x7e]+$/.test(ehloName)) throw new UsageError('--ehlo: not a host name')
+    const { decision, answers, progress } = await decideWithProgress(domain, values, timeoutMs, out)
 
     const probes: Record<string, ProbeResult[]> = {}
     const jobs: Promise<void>[] = []
@@ -390,30 +410,15 @@ function rolloverJson(decision: Decision, report: RolloverReport): Record<string
 }
 
 async function cmdRollover(args: string[], out: Out): Promise<number> {
-    const { values, positionals } = parse(args, { ...NET_OPTIONS, next: { type: 'string' } })
-    if (values.help) {
-        out.stdout(USAGE_ROLLOVER)
-        return 0
-    }
-    if (positionals.length !== 1) throw new UsageError(positionals.length ? `unexpected argument "${positionals[1]}"` : 'missing <domain>')
-    const domain = parseDomain(positionals[0])
+    const cmd = parseDomainCommand(args, { next: { type: 'string' } }, USAGE_ROLLOVER, out)
+    if (!cmd) return 0
+    const { values, domain } = cmd
     if (values.next === undefined) throw new UsageError('missing --next <cert.pem|chain.pem>')
     const timeoutMs = parseTimeout(values.timeout as string | undefined)
     const certs = readPemCertificates(String(values.next))
     const chain = parseChain(certs.map((c) => c.raw))
     if (chain.error) throw new UsageError(`${values.next}: ${chain.error}`, false)
-    const progress = (s: string): void => {
-        if (!values.quiet) out.stderr(`${PROG}: ${s}\n`)
-    }
-    const resolver = openResolver(values, timeoutMs)
-    let decision: Decision
-    let answers: Answer[]
-    try {
-        progress(`deciding DANE for ${domain} via ${values.resolver ?? `${DEFAULTS.resolver.address}:${DEFAULTS.resolver.port}`}`)
-        ;({ decision, answers } = await decideRecording(domain, resolver))
-    } finally {
-        resolver.close()
-    }
+    const { decision, answers, progress } = await decideWithProgress(domain, values, timeoutMs, out)
     progress(`new chain: ${certs.map((c, i) => `[${i}] ${certName(c)}`).join('; ')}`)
     if (decision.action === 'defer' && resolverUnreachable(answers)) {
         out.stderr(`${PROG}: cannot check: the resolver is unreachable (${decision.reason})\n`)

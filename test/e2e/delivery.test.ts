@@ -2,26 +2,11 @@
 // plugin installed as a user installs it, relaying through a real unbound
 // validating real signed zones, to real STARTTLS listeners on 127.0.0.x:25.
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import path from 'node:path'
 import { Haraka } from '../world/haraka'
+import { readDaneLog, DaneLogLine } from '../world/dane-log'
 import { startScenarioWorld, ScenarioWorld, allbadFixed } from '../world/scenarios'
 
-interface LogLine {
-    event: string
-    queue_id?: string
-    domain: string
-    outcome?: string
-    mx_host?: string
-    address?: string
-    tlsa_base?: string
-    matched?: string
-    depth?: number
-    result_type?: string
-    reason?: string
-    action?: string
-    tls?: string
-}
 
 describe('end to end: Haraka + haraka-plugin-dane + the test world', function () {
     this.timeout(120000)
@@ -30,14 +15,7 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
     let daneLog: string
     const queueIds = new Map<string, string>()
 
-    function logLines(): LogLine[] {
-        if (!fs.existsSync(daneLog)) return []
-        return fs
-            .readFileSync(daneLog, 'utf8')
-            .split('\n')
-            .filter((l) => l.startsWith('{'))
-            .map((l) => JSON.parse(l) as LogLine)
-    }
+    const logLines = (): DaneLogLine[] => readDaneLog(daneLog)
     const linesFor = (domain: string) => logLines().filter((l) => l.domain === domain)
     const received = (listener: string) => world.listeners.get(listener)!.received
 

@@ -2,25 +2,12 @@
 // per-domain overrides (C21), the exception list (C22), configuration errors at
 // start-up and on reload (C23), the RFC 8460 result types in the log (C25).
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import path from 'node:path'
 import { Haraka } from '../world/haraka'
+import { readDaneLog, DaneLogLine } from '../world/dane-log'
 import { startScenarioWorld, ScenarioWorld } from '../world/scenarios'
 import { sleep } from '../world/procs'
 
-interface LogLine {
-    event: string
-    queue_id?: string
-    domain: string
-    outcome?: string
-    action?: string
-    policy?: string
-    exception?: boolean
-    tls?: string
-    result_type?: string
-    mx_host?: string
-    errors?: { file: string; line: number; message: string }[]
-}
 
 describe('operating it: overrides, exceptions and configuration errors with a real Haraka', function () {
     this.timeout(120000)
@@ -29,14 +16,7 @@ describe('operating it: overrides, exceptions and configuration errors with a re
     let daneLog: string
     const resolverLines = () => `[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\ntimeout_ms=1000\nretries=1\n`
 
-    const lines = (): LogLine[] =>
-        fs.existsSync(daneLog)
-            ? fs
-                  .readFileSync(daneLog, 'utf8')
-                  .split('\n')
-                  .filter((l) => l.startsWith('{'))
-                  .map((l) => JSON.parse(l) as LogLine)
-            : []
+    const lines = (): DaneLogLine[] => readDaneLog(daneLog)
     const forQueue = (qid: string) => lines().filter((l) => l.queue_id?.startsWith(qid))
     const received = (name: string) => world.listeners.get(name)!.received
 

@@ -2,23 +2,11 @@
 // (nsd + unbound), the receiving MTAs and a real Haraka with haraka-plugin-dane,
 // sends one message to each scenario domain, and prints what the plugin decided
 // and what the receiving side saw. Everything it starts, it stops.
-import fs from 'node:fs'
 import path from 'node:path'
 import { Haraka } from './haraka'
+import { readDaneLog } from './dane-log'
 import { startScenarioWorld, ScenarioWorld } from './scenarios'
 
-interface LogLine {
-    event: string
-    domain: string
-    outcome?: string
-    action?: string
-    reason?: string
-    tls?: string
-    matched?: string
-    depth?: number
-    mx_host?: string
-    result_type?: string
-}
 
 function pad(s: string, n: number): string {
     return s.length >= n ? s : s + ' '.repeat(n - s.length)
@@ -51,11 +39,7 @@ async function main(): Promise<void> {
         process.stderr.write(`sent ${ids.size} messages; waiting for Haraka's outbound to finish with each …\n\n`)
         await Promise.all([...ids.values()].map((id) => haraka!.waitFor(id, ['delivered', 'deferred', 'bounce'], 60000)))
 
-        const lines: LogLine[] = fs
-            .readFileSync(daneLog, 'utf8')
-            .split('\n')
-            .filter((l) => l.startsWith('{'))
-            .map((l) => JSON.parse(l) as LogLine)
+        const lines = readDaneLog(daneLog)
         let right = 0
         for (const s of world.scenarios) {
             const ev = haraka.events().find((e) => e.queue_id.startsWith(ids.get(s.domain)!))!

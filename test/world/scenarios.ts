@@ -56,6 +56,15 @@ export function makeCerts(): Record<string, TestCert> {
     }
 }
 
+/** A domain with two MX hosts, each with an address and a DANE-EE record (optionally with its own TTL). */
+function twoMx(label: string, hosts: [address: string, tlsaFor: TestCert][], ttl = ''): string[] {
+    return hosts.flatMap(([address, cert], i) => [
+        `${label} MX ${(i + 1) * 10} mx${i + 1}.${label}`,
+        `mx${i + 1}.${label} A ${address}`,
+        `_25._tcp.mx${i + 1}.${label} ${ttl} TLSA ${tlsaText(cert, 3, 1, 1)}`,
+    ])
+}
+
 /** Start the DNS world and the listeners. */
 export async function startScenarioWorld(): Promise<ScenarioWorld> {
     const c = makeCerts()
@@ -84,23 +93,15 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
     const records: Record<string, string[]> = {
         ee: ['ee MX 10 mx.ee', 'mx.ee A 127.0.0.11', `_25._tcp.mx.ee TLSA ${tlsaText(c.ee, 3, 1, 1)}`],
         ta: ['ta MX 10 mx.ta', 'mx.ta A 127.0.0.12', `_25._tcp.mx.ta TLSA ${tlsaText(c.root, 2, 0, 1)}`],
-        fallback: [
-            'fallback MX 10 mx1.fallback',
-            'fallback MX 20 mx2.fallback',
-            'mx1.fallback A 127.0.0.13',
-            'mx2.fallback A 127.0.0.14',
-            `_25._tcp.mx1.fallback TLSA ${tlsaText(c.good, 3, 1, 1)}`,
-            `_25._tcp.mx2.fallback TLSA ${tlsaText(c.good, 3, 1, 1)}`,
-        ],
+        fallback: twoMx('fallback', [
+            ['127.0.0.13', c.good],
+            ['127.0.0.14', c.good],
+        ]),
         // both hosts publish a record for a key they do not have; TTL 1 s so a fix is seen at once
-        allbad: [
-            'allbad MX 10 mx1.allbad',
-            'allbad MX 20 mx2.allbad',
-            'mx1.allbad A 127.0.0.15',
-            'mx2.allbad A 127.0.0.16',
-            `_25._tcp.mx1.allbad 1 TLSA ${tlsaText(c.wrong, 3, 1, 1)}`,
-            `_25._tcp.mx2.allbad 1 TLSA ${tlsaText(c.wrong, 3, 1, 1)}`,
-        ],
+        allbad: twoMx('allbad', [
+            ['127.0.0.15', c.wrong],
+            ['127.0.0.16', c.wrong],
+        ], '1'),
         nostarttls: ['nostarttls MX 10 mx.nostarttls', 'mx.nostarttls A 127.0.0.17', `_25._tcp.mx.nostarttls TLSA ${tlsaText(c.plain, 3, 1, 1)}`],
         servfail: ['servfail MX 10 mx.servfail', 'mx.servfail A 127.0.0.18', `_25._tcp.mx.servfail TLSA ${tlsaText(c.plain, 3, 1, 1)}`],
         unusable: ['unusable MX 10 mx.unusable', 'mx.unusable A 127.0.0.20', `_25._tcp.mx.unusable TLSA ${tlsaText(c.plain, 1, 1, 1)}`],
@@ -110,32 +111,20 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
             'real.hosting A 127.0.0.21',
             `_25._tcp.real.hosting TLSA ${tlsaText(c.inter, 2, 1, 1)}`,
         ],
-        handshake: [
-            'handshake MX 10 mx1.handshake',
-            'handshake MX 20 mx2.handshake',
-            'mx1.handshake A 127.0.0.22',
-            'mx2.handshake A 127.0.0.23',
-            `_25._tcp.mx1.handshake TLSA ${tlsaText(c.plain, 3, 1, 1)}`,
-            `_25._tcp.mx2.handshake TLSA ${tlsaText(c.good, 3, 1, 1)}`,
-        ],
+        handshake: twoMx('handshake', [
+            ['127.0.0.22', c.plain],
+            ['127.0.0.23', c.good],
+        ]),
         // the first MX answers STARTTLS with 454: C9 says try the next MX, not defer the message
-        tlsrefused: [
-            'tlsrefused MX 10 mx1.tlsrefused',
-            'tlsrefused MX 20 mx2.tlsrefused',
-            'mx1.tlsrefused A 127.0.0.24',
-            'mx2.tlsrefused A 127.0.0.27',
-            `_25._tcp.mx1.tlsrefused TLSA ${tlsaText(c.good, 3, 1, 1)}`,
-            `_25._tcp.mx2.tlsrefused TLSA ${tlsaText(c.good, 3, 1, 1)}`,
-        ],
+        tlsrefused: twoMx('tlsrefused', [
+            ['127.0.0.24', c.good],
+            ['127.0.0.27', c.good],
+        ]),
         // the first MX's STARTTLS reply carries an extra plaintext line (a STARTTLS injection)
-        injected: [
-            'injected MX 10 mx1.injected',
-            'injected MX 20 mx2.injected',
-            'mx1.injected A 127.0.0.26',
-            'mx2.injected A 127.0.0.27',
-            `_25._tcp.mx1.injected TLSA ${tlsaText(c.good, 3, 1, 1)}`,
-            `_25._tcp.mx2.injected TLSA ${tlsaText(c.good, 3, 1, 1)}`,
-        ],
+        injected: twoMx('injected', [
+            ['127.0.0.26', c.good],
+            ['127.0.0.27', c.good],
+        ]),
         nullmx: ['nullmx MX 0 .'],
         bogusmx: ['bogusmx MX 10 mx.ee'],
     }
@@ -193,13 +182,9 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
 /** The corrected records for allbad.dane.test: both hosts publish the key they present. */
 export function allbadFixed(c: Record<string, TestCert>): Record<string, string[]> {
     return {
-        allbad: [
-            'allbad MX 10 mx1.allbad',
-            'allbad MX 20 mx2.allbad',
-            'mx1.allbad A 127.0.0.15',
-            'mx2.allbad A 127.0.0.16',
-            `_25._tcp.mx1.allbad 1 TLSA ${tlsaText(c.allbad, 3, 1, 1)}`,
-            `_25._tcp.mx2.allbad 1 TLSA ${tlsaText(c.allbad, 3, 1, 1)}`,
-        ],
+        allbad: twoMx('allbad', [
+            ['127.0.0.15', c.allbad],
+            ['127.0.0.16', c.allbad],
+        ], '1'),
     }
 }

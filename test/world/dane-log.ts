@@ -1,0 +1,31 @@
+// Reading the plugin's delivery log (pino JSON lines) in tests and the demo.
+import fs from 'node:fs'
+
+/** One line of the delivery log, with the fields the tests look at (README "Reading the delivery logs"). */
+export interface DaneLogLine {
+    event: string
+    queue_id?: string
+    domain: string
+    outcome?: string
+    action?: string
+    policy?: string
+    exception?: boolean
+    mx_host?: string
+    address?: string
+    tlsa_base?: string
+    matched?: string
+    depth?: number
+    result_type?: string
+    reason?: string
+    tls?: string
+    errors?: { file: string; line: number; message: string }[]
+}
+
+export function readDaneLog(file: string): DaneLogLine[] {
+    if (!fs.existsSync(file)) return []
+    return fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as DaneLogLine)
+}
