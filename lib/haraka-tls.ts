@@ -240,6 +240,16 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
                 return true
             }
         }
+        // C24: a connection the receiver closes before the message went through is an attempt of its own
+        if (event === 'close' && mandatory && !attempt.ended && !attempt.quitting) {
+            attempt.ended = true
+            attempt.failure = { reason: `${who} closed the connection ${attempt.tlsUp ? 'after TLS was up' : 'before TLS'}` }
+            try {
+                events.onAttemptFailed(hmail, attempt)
+            } catch {
+                /* logging must never stall delivery */
+            }
+        }
         return origEmit(event, ...args)
     }
 
