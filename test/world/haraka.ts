@@ -44,8 +44,10 @@ function write(ev) { fs.appendFileSync(file, JSON.stringify(ev) + '\\n') }
 exports.register = function () {
     if (process.env.WORLD_SYSTEM_RESOLVER) {
         // Haraka's own MX lookups (used only when haraka-plugin-dane is not loaded)
-        const main = require.resolve('haraka-net-utils', { paths: [require.resolve('Haraka/outbound/hmail.js', { paths: [process.env.WORLD_HARAKA_DIR] })] })
-        const dnsConfig = require(path.join(path.dirname(main), 'lib', 'dns_config.js'))
+        // the haraka-net-utils that Haraka's own outbound code loads
+        const harakaRequire = require('node:module').createRequire(process.env.WORLD_HARAKA_HMAIL)
+        const main = harakaRequire.resolve('haraka-net-utils')
+        const dnsConfig = harakaRequire(path.join(path.dirname(main), 'lib', 'dns_config.js'))
         dnsConfig.getDnsResolver().setServers([process.env.WORLD_SYSTEM_RESOLVER])
     }
     this.register_hook('delivered', 'on_delivered')
@@ -125,7 +127,7 @@ export class Haraka {
         const bin = require.resolve('Haraka/bin/haraka')
         const env: NodeJS.ProcessEnv = {
             ...process.env,
-            WORLD_HARAKA_DIR: REPO_ROOT,
+            WORLD_HARAKA_HMAIL: require.resolve('Haraka/outbound/hmail.js'),
             WORLD_SYSTEM_RESOLVER: this.opts.systemResolver ?? '',
         }
         this.proc = startProcess('haraka', process.execPath, [bin, '-c', this.dir], this.logFile, env)
