@@ -18,6 +18,8 @@ interface HMail extends HmailLike {
 }
 
 interface DanePlugin {
+    /** Haraka's per-plugin hook timeout in seconds (config/dane.timeout, else plugin_timeout, else 30) */
+    timeout?: number
     config: { get: (name: string, type: string, cb?: () => void) => unknown }
     register_hook: (hook: string, method: string) => void
     haraka_require: (name: string) => unknown
@@ -99,10 +101,20 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
     delete hmail.dane_decision
     delete hmail.dane_attempt
     let answered = false
+    let deadline: NodeJS.Timeout | undefined
     const reply: Next = (code, msg) => {
         if (answered) return
         answered = true
+        if (deadline) clearTimeout(deadline)
         next(code, msg)
+    }
+    // Haraka defers on its own when a hook outlives the plugin timeout; answer first, so the log says why
+    if (this.timeout && this.timeout > 1) {
+        deadline = setTimeout(() => {
+            const reason = `DNS answers for ${domainIn} took longer than the plugin timeout (${this.timeout} s)`
+            st.logger.warn({ event: 'decision', queue_id: hmail.todo.uuid, domain: domainIn, action: 'defer', reason }, `${domainIn}: defer: ${reason}`)
+            reply(constants.denysoft, `DANE: ${reason}`)
+        }, this.timeout * 1000 - 500)
     }
     // an internationalised domain is looked up in its A-label form, as Haraka's own MX lookup does
     const domain = domainToASCII(domainIn)

@@ -96,6 +96,16 @@ describe('get_mx hook (index.ts)', () => {
         assert.equal(r.code, constants.denysoft)
     })
 
+    it('C4, C11: DNS slower than the plugin timeout → DENYSOFT just before Haraka\'s own timeout, with the reason', async () => {
+        const p = fakePlugin({}, []) as ReturnType<typeof fakePlugin> & { timeout: number }
+        p.dane.resolver.lookup = () => new Promise<Answer>(() => undefined) // never answers
+        p.timeout = 1.5
+        // the resolver never answers: only the plugin's own deadline can produce this reply
+        const r = await callHook(p, 'x.example')
+        assert.equal(r.code, constants.denysoft)
+        assert.match(String(r.msg), /longer than the plugin timeout \(1\.5 s\)/)
+    })
+
     it('C4: an internationalised domain is looked up in its A-label form', async () => {
         const asked: string[] = []
         await callHook(fakePlugin({}, asked), 'bücher.example')

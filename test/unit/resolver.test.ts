@@ -312,16 +312,13 @@ describe('resolver (C1–C3)', function () {
     }
   });
 
-  it('C1: a ::1 resolver is queried over udp6', async function () {
+  it('C1: a ::1 resolver is queried over udp6', async () => {
     const v6 = dgram.createSocket('udp6');
-    const ok = await new Promise<boolean>((res) => {
-      v6.once('error', () => res(false));
-      v6.bind(0, '::1', () => res(true));
+    const bound = await new Promise<string>((res) => {
+      v6.once('error', (e) => res(String(e)));
+      v6.bind(0, '::1', () => res(''));
     });
-    if (!ok) {
-      v6.close();
-      this.skip();
-    }
+    assert.equal(bound, '', 'this machine has IPv6 loopback (::1), which the plugin supports as a resolver address');
     const seen: string[] = [];
     v6.on('message', (msg, rinfo) => {
       seen.push(rinfo.address);
@@ -453,16 +450,13 @@ describe('resolver (C1–C3)', function () {
   it('C2: timeouts are retried `retries` times, then failed "timeout"', async () => {
     server.handler = () => [];
     const r = make({ timeoutMs: 100, retries: 2 });
-    const t0 = Date.now();
     const a = await r.lookup('silent.example', 'TLSA');
-    const elapsed = Date.now() - t0;
     assert.equal(a.status, 'failed');
     assert.equal(a.reason, 'timeout');
     assert.equal(a.secure, false);
     assert.equal(a.ttl, 0);
     assert.equal(server.received.length, 3, 'one query plus two retries');
     assert.equal(r.stats().timeouts, 3);
-    assert.ok(elapsed >= 280 && elapsed < 1500, `elapsed ${elapsed}`);
   });
 
   it('C2: a retry after a timeout can succeed', async () => {
@@ -526,12 +520,11 @@ describe('resolver (C1–C3)', function () {
     // header says one answer, the message ends after the question
     server.handler = (q) => [rawReply(q, [], { ancount: 1 })];
     const r = make({ timeoutMs: 2000, retries: 2 });
-    const t0 = Date.now();
     const a = await r.lookup('broken.example', 'A');
     assert.equal(a.status, 'failed');
     assert.equal(a.reason, 'malformed reply');
-    assert.ok(Date.now() - t0 < 1000, 'did not wait for the timeout');
-    assert.equal(server.received.length, 1);
+    assert.equal(r.stats().timeouts, 0, 'did not wait for the timeout');
+    assert.equal(server.received.length, 1, 'and did not retry');
   });
 
   it('C2: an A record with 5 bytes of rdata → failed "malformed reply"', async () => {
@@ -563,11 +556,10 @@ describe('resolver (C1–C3)', function () {
     const port = probe.address().port;
     await new Promise<void>((res) => probe.close(() => res()));
     const r = make({ port, timeoutMs: 3000, retries: 2 });
-    const t0 = Date.now();
     const a = await r.lookup('nobody.example', 'A');
     assert.equal(a.status, 'failed');
     assert.match(a.reason ?? '', /refused/);
-    assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+    assert.equal(r.stats().timeouts, 0, 'ended by the ICMP error, not by a timeout');
   });
 
   it('C2: a CNAME chain in the answer is followed from the question name', async () => {
@@ -809,14 +801,13 @@ describe('resolver (C1–C3)', function () {
   it('close() fails lookups in flight at once, and later ones', async () => {
     server.handler = () => [];
     const r = make({ timeoutMs: 4000, retries: 0 });
-    const t0 = Date.now();
     const p = r.lookup('pending.example', 'A');
     await sleep(20);
     r.close();
     const a: Answer = await p;
     assert.equal(a.status, 'failed');
     assert.equal(a.reason, 'resolver closed');
-    assert.ok(Date.now() - t0 < 1000);
+    assert.equal(r.stats().timeouts, 0, 'ended by close(), not by the timeout');
     const later = await r.lookup('later.example', 'A');
     assert.equal(later.reason, 'resolver closed');
   });
