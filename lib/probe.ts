@@ -169,54 +169,48 @@ class ReplyReader {
     }
 }
 
-function connect(address: string, port: number, timeoutMs: number): Promise<net.Socket> {
-    return new Promise<net.Socket>((resolve, reject) => {
-        const sock = net.connect({ host: address, port })
+/**
+ * Resolve with `sock` once it emits `ready`; reject with a StepError on its first error or when
+ * `timeoutMs` passes first (the socket is destroyed then). Later errors are the reply reader's.
+ */
+function settle<S extends net.Socket>(sock: S, ready: string, step: ProbeStep, timeoutMs: number, late: string, errorText: (err: Error & { code?: string; reason?: string }) => string): Promise<S> {
+    return new Promise<S>((resolve, reject) => {
         const timer = setTimeout(() => {
             sock.destroy()
-            reject(new StepError('connect', `no TCP connection within ${timeoutMs} ms`))
+            reject(new StepError(step, `${late} within ${timeoutMs} ms`))
         }, timeoutMs)
-        sock.once('connect', () => {
+        sock.once(ready, () => {
             clearTimeout(timer)
             sock.removeAllListeners('error')
             sock.on('error', () => undefined) // the reply reader reports errors from here on
             resolve(sock)
         })
-        sock.once('error', (err: NodeJS.ErrnoException) => {
+        sock.once('error', (err: Error & { code?: string; reason?: string }) => {
             clearTimeout(timer)
             sock.destroy()
-            reject(new StepError('connect', err.code ? `${err.code}: ${err.message}` : err.message))
+            reject(new StepError(step, errorText(err)))
         })
     })
 }
 
+function connect(address: string, port: number, timeoutMs: number): Promise<net.Socket> {
+    return settle(net.connect({ host: address, port }), 'connect', 'connect', timeoutMs, 'no TCP connection', (err) =>
+        err.code ? `${err.code}: ${err.message}` : err.message,
+    )
+}
+
 function handshake(sock: net.Socket, servername: string | undefined, timeoutMs: number): Promise<tls.TLSSocket> {
-    return new Promise<tls.TLSSocket>((resolve, reject) => {
-        const secure = tls.connect({
-            socket: sock,
-            servername,
-            // DANE (or, for encrypt hosts, deliberately nothing) authenticates, not PKIX
-            rejectUnauthorized: false,
-            checkServerIdentity: () => undefined,
-        })
-        const timer = setTimeout(() => {
-            secure.destroy()
-            reject(new StepError('tls', `no TLS handshake within ${timeoutMs} ms`))
-        }, timeoutMs)
-        secure.once('secureConnect', () => {
-            clearTimeout(timer)
-            secure.removeAllListeners('error')
-            secure.on('error', () => undefined)
-            resolve(secure)
-        })
-        secure.once('error', (err: Error & { reason?: string; code?: string }) => {
-            clearTimeout(timer)
-            secure.destroy()
-            // OpenSSL's message is a multi-line dump; its reason and code say the same in one line
-            const msg = err.reason ? `${err.reason}${err.code ? ` (${err.code})` : ''}` : err.message.replace(/\s+/g, ' ').trim()
-            reject(new StepError('tls', msg))
-        })
+    const secure = tls.connect({
+        socket: sock,
+        servername,
+        // DANE (or, for encrypt hosts, deliberately nothing) authenticates, not PKIX
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined,
     })
+    // OpenSSL's message is a multi-line dump; its reason and code say the same in one line
+    return settle(secure, 'secureConnect', 'tls', timeoutMs, 'no TLS handshake', (err) =>
+        err.reason ? `${err.reason}${err.code ? ` (${err.code})` : ''}` : err.message.replace(/\s+/g, ' ').trim(),
+    )
 }
 
 function replyText(r: SmtpReply): string {
