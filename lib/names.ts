@@ -117,19 +117,29 @@ function readString(buf: Buffer, t: Tlv): string | null {
 export interface CertificateFields {
     /** SubjectPublicKeyInfo, the exact DER bytes of the certificate (RFC 6698 2.1.2 selector 1) */
     spki: Buffer;
-    notBefore: Date;
-    notAfter: Date;
+    /** validity; undefined when the dates cannot be read (`validityError` says why) */
+    notBefore?: Date;
+    notAfter?: Date;
+    validityError?: string;
     /** every CN attribute of the subject, in order */
     subjectCommonNames: string[];
     /** dNSName entries of the subjectAltName extension(s); empty when there are none */
     dnsNames: string[];
+    /**
+     * a subjectAltName holds a dNSName we could not read (OpenSSL also takes the constructed
+     * [2] form), or the extension itself is unreadable: the certificate then has DNS-IDs we do
+     * not know, so the CN must not stand in for them and no name matches
+     */
+    dnsNamesUnreadable?: string;
 }
 
 const fieldsCache = new WeakMap<object, CertificateFields>();
 
 /**
  * RFC 5280 4.1: the fields DANE needs, read from the certificate's DER.
- * Throws on a structure that is not a certificate. Cached per object.
+ * Throws only when the structure up to the SubjectPublicKeyInfo is not a certificate (all that
+ * DANE-EE needs); unreadable dates or subjectAltNames are reported in the result instead, so
+ * that they fail only the checks that use them. Cached per object.
  */
 export function certificateFields(cert: X509Certificate | Buffer): CertificateFields {
     const cached = fieldsCache.get(cert);
@@ -146,46 +156,53 @@ export function certificateFields(cert: X509Certificate | Buffer): CertificateFi
     if (!spki || serial.tag !== 0x02 || sigAlg.tag !== 0x30 || validity.tag !== 0x30 || subject.tag !== 0x30 || spki.tag !== 0x30) {
         throw new Error('not a DER certificate (tbsCertificate fields)');
     }
-    const [nb, na] = children(der, validity);
-    if (!nb || !na) throw new Error('bad validity');
-
-    const subjectCommonNames: string[] = [];
-    for (const rdn of children(der, subject)) {
-        for (const atv of children(der, rdn)) {
-            const [oid, value] = children(der, atv);
-            if (oid?.tag === 0x06 && value && contents(der, oid).equals(OID_CN)) {
-                const s = readString(der, value);
-                if (s !== null) subjectCommonNames.push(s);
-            }
-        }
+    const out: CertificateFields = { spki: der.subarray(spki.start, spki.end), subjectCommonNames: [], dnsNames: [] };
+    try {
+        const [nb, na] = children(der, validity);
+        if (!nb || !na) throw new Error('bad validity');
+        out.notBefore = readTime(der, nb);
+        out.notAfter = readTime(der, na);
+    } catch (e) {
+        out.notBefore = out.notAfter = undefined;
+        out.validityError = e instanceof Error ? e.message : String(e);
     }
 
-    const dnsNames: string[] = [];
-    for (const ext of f.slice(i + 6)) {
-        if (ext.tag !== 0xa3) continue; // [3] extensions (v3)
-        const [list] = children(der, ext);
-        if (!list) continue;
-        for (const e of children(der, list)) {
-            const parts = children(der, e);
-            const oid = parts[0];
-            const value = parts[parts.length - 1];
-            if (oid?.tag !== 0x06 || value?.tag !== 0x04 || !contents(der, oid).equals(OID_SAN)) continue;
-            const inner = contents(der, value);
-            const names = readTlv(inner, 0);
-            for (const gn of children(inner, names)) {
-                // GeneralName dNSName [2] IA5String, implicitly tagged
-                if (gn.tag === 0x82) dnsNames.push(contents(inner, gn).toString('latin1'));
+    try {
+        for (const rdn of children(der, subject)) {
+            for (const atv of children(der, rdn)) {
+                const [oid, value] = children(der, atv);
+                if (oid?.tag === 0x06 && value && contents(der, oid).equals(OID_CN)) {
+                    const str = readString(der, value);
+                    if (str !== null) out.subjectCommonNames.push(str);
+                }
             }
         }
+    } catch {
+        out.subjectCommonNames = [];
     }
 
-    const out: CertificateFields = {
-        spki: der.subarray(spki.start, spki.end),
-        notBefore: readTime(der, nb),
-        notAfter: readTime(der, na),
-        subjectCommonNames,
-        dnsNames,
-    };
+    try {
+        for (const ext of f.slice(i + 6)) {
+            if (ext.tag !== 0xa3) continue; // [3] extensions (v3)
+            const [list] = children(der, ext);
+            if (!list) continue;
+            for (const e of children(der, list)) {
+                const parts = children(der, e);
+                const oid = parts[0];
+                const value = parts[parts.length - 1];
+                if (oid?.tag !== 0x06 || value?.tag !== 0x04 || !contents(der, oid).equals(OID_SAN)) continue;
+                const inner = contents(der, value);
+                const names = readTlv(inner, 0);
+                for (const gn of children(inner, names)) {
+                    // GeneralName dNSName [2] IA5String, implicitly tagged (0x82); OpenSSL also reads a constructed [2] (0xa2)
+                    if (gn.tag === 0x82) out.dnsNames.push(contents(inner, gn).toString('latin1'));
+                    else if (gn.tag === 0xa2) out.dnsNamesUnreadable = 'a subjectAltName dNSName in constructed form';
+                }
+            }
+        }
+    } catch (e) {
+        out.dnsNamesUnreadable = `unreadable subjectAltName: ${e instanceof Error ? e.message : String(e)}`;
+    }
     fieldsCache.set(cert, out);
     return out;
 }
@@ -202,6 +219,8 @@ export function certificateDnsNames(cert: X509Certificate): string[] {
     } catch {
         return [];
     }
+    // DNS-IDs we cannot read: neither they nor the CN may be matched
+    if (f.dnsNamesUnreadable) return [...f.dnsNames];
     return f.dnsNames.length > 0 ? [...f.dnsNames] : [...f.subjectCommonNames];
 }
 

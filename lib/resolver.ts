@@ -351,11 +351,14 @@ type Classified =
   | { kind: 'unmatchable' }
   | { kind: 'mismatch' }
   | { kind: 'malformed' }
+  | { kind: 'truncated' }
   | { kind: 'reply'; reply: DecodedReply; buf: Buffer };
 
 function classifyReply(buf: Buffer, id: number, qname: string, qtype: number): Classified {
   const head = matchHead(buf, id, qname, qtype);
   if (head.kind !== 'match') return head;
+  // C2: a truncated reply may end anywhere; it is retried over TCP without decoding its sections
+  if (head.header.tc === 1) return { kind: 'truncated' };
   try {
     return { kind: 'reply', reply: decodeBody(buf, head.header, head.reader), buf };
   } catch {
@@ -483,6 +486,11 @@ function interpret(name: string, type: RRType, reply: DecodedReply, buf: Buffer)
       }
     }
     return answer;
+  }
+  // Records of the asked type owned by a name the CNAME chain does not reach: a broken chain,
+  // not a (possibly secure) denial. Fail closed rather than call it NODATA (C10 would then apply).
+  if (reply.answers.some((rr) => rr.type === TYPE_CODE[type] && rr.class === CLASS_IN)) {
+    return failedAnswer(name, type, 'malformed reply', rcode);
   }
   // C3 / RFC 2308 §2.2: NOERROR without the asked type at the canonical name is NODATA.
   return { ...base, status: 'nodata', ttl: Math.min(chainTtl, negativeTtl(buf, reply.authorities)) };
@@ -707,8 +715,11 @@ export class Resolver {
           case 'malformed':
             finish({ kind: 'failed', reason: 'malformed reply' });
             return;
+          case 'truncated':
+            finish({ kind: 'truncated' });
+            return;
           case 'reply':
-            finish(c.reply.header.tc === 1 ? { kind: 'truncated' } : { kind: 'reply', reply: c.reply, buf: c.buf });
+            finish({ kind: 'reply', reply: c.reply, buf: c.buf });
             return;
         }
       });
@@ -778,9 +789,12 @@ export class Resolver {
             case 'malformed':
               finish({ kind: 'failed', reason: 'malformed reply' });
               break;
-            case 'reply':
+            case 'truncated':
               // RFC 7766 §8: TC has no meaning over TCP; a truncated TCP reply is unusable.
-              finish(c.reply.header.tc === 1 ? { kind: 'truncated' } : { kind: 'reply', reply: c.reply, buf: c.buf });
+              finish({ kind: 'truncated' });
+              break;
+            case 'reply':
+              finish({ kind: 'reply', reply: c.reply, buf: c.buf });
               break;
           }
         }

@@ -40,7 +40,10 @@ export type FailureCode =
 export interface ParsedChain {
     certs: X509Certificate[];
     der: Buffer[];
+    /** the leaf (or the chain as a whole) is unusable */
     error?: string;
+    /** certificates above the leaf left out: unreadable, or beyond MAX_CHAIN (DANE-TA cannot use them; DANE-EE never looks) */
+    dropped?: string[];
 }
 
 export interface VerifyInput {
@@ -65,6 +68,14 @@ export interface VerifyResult {
 /** Upper bound on path-building steps, against pathological cross-signed chains */
 const MAX_PATH_STEPS = 256;
 const MAX_DEPTH = 16;
+/** Presented certificates considered at all (the leaf included); a real chain has a handful */
+export const MAX_CHAIN = 20;
+/**
+ * Signature verifications one DANE-TA check may spend. Without a bound a hostile server
+ * (many same-named CA certificates) makes path building cost seconds of CPU in the
+ * STARTTLS callback, stalling the whole MTA; with it the worst case is a few milliseconds.
+ */
+export const MAX_SIGNATURE_CHECKS = 64;
 
 function errorText(e: unknown): string {
     return e instanceof Error ? e.message : String(e);
@@ -78,7 +89,11 @@ function recordBrief(r: TlsaRecord): string {
     return r.text.length > 80 ? `${r.text.slice(0, 77)}...` : r.text;
 }
 
-/** Parse the presented chain once per connection. Never throws; the first bad certificate sets `error`. */
+/**
+ * Parse the presented chain once per connection. Never throws. An unusable leaf sets `error`;
+ * an unusable certificate above it is dropped (noted in `dropped`), since DANE-EE ignores
+ * everything but the leaf (RFC 7672 3.1.1) and DANE-TA simply cannot build through it.
+ */
 export function parseChain(der: Buffer[]): ParsedChain {
     const out: ParsedChain = { certs: [], der: [] };
     if (!Array.isArray(der)) {
@@ -86,6 +101,10 @@ export function parseChain(der: Buffer[]): ParsedChain {
         return out;
     }
     for (let i = 0; i < der.length; i++) {
+        if (i >= MAX_CHAIN) {
+            (out.dropped ??= []).push(`${der.length - MAX_CHAIN} certificate(s) beyond the first ${MAX_CHAIN}`);
+            break;
+        }
         const b: unknown = der[i];
         try {
             if (!(b instanceof Uint8Array)) throw new Error('not a byte buffer');
@@ -95,12 +114,15 @@ export function parseChain(der: Buffer[]): ParsedChain {
             if (cert.raw.length !== buf.length || !cert.raw.equals(buf)) {
                 throw new Error(`not exactly one DER certificate (${buf.length} bytes given, certificate is ${cert.raw.length})`);
             }
-            certificateFields(cert); // the fields DANE reads must be readable too
+            certificateFields(cert); // the public key DANE reads must be readable too
             out.certs.push(cert);
             out.der.push(buf);
         } catch (e) {
-            out.error = `certificate at position ${i}: ${errorText(e)}`;
-            break;
+            if (i === 0) {
+                out.error = `certificate at position 0 (the leaf): ${errorText(e)}`;
+                break;
+            }
+            (out.dropped ??= []).push(`certificate at position ${i}: ${errorText(e)}`);
         }
     }
     return out;
@@ -308,6 +330,26 @@ function verifyTrustAnchor(
 
     let failure: Failure | undefined;
     let steps = 0;
+    let signatureChecks = 0;
+    let exhausted = false;
+    // each (certificate, issuer) pair is examined once: name link, then signature within the budget
+    const linkMemo = new Map<string, 'none' | 'bad-signature' | 'ok'>();
+    const link = (child: number, key: string, issuerCert: X509Certificate | undefined, issuerKey: KeyObject): 'none' | 'bad-signature' | 'ok' | 'exhausted' => {
+        const memoKey = `${child}>${key}`;
+        const known = linkMemo.get(memoKey);
+        if (known) return known;
+        if (issuerCert && !safeCheckIssued(certs[child], issuerCert)) {
+            linkMemo.set(memoKey, 'none');
+            return 'none';
+        }
+        if (++signatureChecks > MAX_SIGNATURE_CHECKS) {
+            exhausted = true;
+            return 'exhausted';
+        }
+        const r = safeVerify(certs[child], issuerKey) ? 'ok' : issuerCert ? 'bad-signature' : 'none';
+        linkMemo.set(memoKey, r);
+        return r;
+    };
     let incomplete = false; // some path ended at a certificate whose issuer was not presented
 
     // RFC 5280 6.1.3 (a)(2): certificates below the anchor must be valid now; then RFC 7672 3.2 names
@@ -315,6 +357,10 @@ function verifyTrustAnchor(
         for (let d = 0; d < depth; d++) {
             const c = certs[path[d]];
             const f = certificateFields(c);
+            if (f.notBefore === undefined || f.notAfter === undefined) {
+                failure = better(failure, { code: 'bad-certificate', detail: `${subjectOf(c)} at depth ${d}: validity unreadable (${f.validityError})` });
+                return null;
+            }
             if (f.notBefore.getTime() > now.getTime()) {
                 failure = better(failure, { code: 'not-yet-valid', detail: `${subjectOf(c)} at depth ${d} is not valid before ${f.notBefore.toISOString()} (anchor ${recordBrief(record)} at depth ${depth})` });
                 return null;
@@ -339,7 +385,7 @@ function verifyTrustAnchor(
     };
 
     const walk = (path: number[]): TaSuccess | null => {
-        if (++steps > MAX_PATH_STEPS) return null;
+        if (++steps > MAX_PATH_STEPS || exhausted) return null;
         const depth = path.length - 1;
         const idx = path[depth];
         const node = certs[idx];
@@ -352,9 +398,11 @@ function verifyTrustAnchor(
         for (let j = 0; j < certs.length; j++) {
             if (path.includes(j)) continue;
             const cand = certs[j];
-            if (!safeCheckIssued(node, cand)) continue;
+            const l = link(idx, `c${j}`, cand, cand.publicKey);
+            if (l === 'exhausted') return null;
+            if (l === 'none') continue;
             issuerFound = true;
-            if (!safeVerify(node, cand.publicKey)) {
+            if (l === 'bad-signature') {
                 failure = better(failure, { code: 'bad-signature', detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the key of ${subjectOf(cand)}` });
                 continue;
             }
@@ -366,15 +414,13 @@ function verifyTrustAnchor(
             if (ok) return ok;
         }
 
-        for (const ext of externals) {
-            if (ext.cert) {
-                if (!safeCheckIssued(node, ext.cert)) continue;
-                issuerFound = true;
-                if (!safeVerify(node, ext.key)) {
-                    failure = better(failure, { code: 'bad-signature', detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the anchor of ${recordBrief(ext.record)}` });
-                    continue;
-                }
-            } else if (!safeVerify(node, ext.key)) {
+        for (const [e, ext] of externals.entries()) {
+            const l = link(idx, `x${e}`, ext.cert, ext.key);
+            if (l === 'exhausted') return null;
+            if (l === 'none') continue;
+            issuerFound = true;
+            if (l === 'bad-signature') {
+                failure = better(failure, { code: 'bad-signature', detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the anchor of ${recordBrief(ext.record)}` });
                 continue;
             }
             const ok = evaluate(path, depth + 1, ext.record, 'from-record');
@@ -387,6 +433,9 @@ function verifyTrustAnchor(
 
     const ok = walk([0]);
     if (ok) return { ok };
+    if (exhausted) {
+        return { fail: { code: 'chain-not-built', detail: `gave up building a path after ${MAX_SIGNATURE_CHECKS} signature checks (${certs.length} certificates presented)` } };
+    }
     if (failure === undefined) {
         const named = matchedPresented.map((i) => `${recordBrief(presentedAnchor(i) as TlsaRecord)} matches ${subjectOf(certs[i])} at position ${i}`);
         if (matchedPresented.length > 0 || incomplete) {

@@ -86,13 +86,31 @@ describe('names: identifiers in certificates', () => {
         assert.equal(matchesAnyReference(sanCert.x509, []), null);
     });
 
+    it('C16: a dNSName in constructed [2] form (OpenSSL reads it) counts as a SAN: the CN no longer stands in', () => {
+        const ia5 = (t: string) => Buffer.concat([Buffer.from([0x16, t.length]), Buffer.from(t, 'latin1')])
+        const constructed = (t: string) => Buffer.concat([Buffer.from([0xa2, t.length + 2]), ia5(t)])
+        const c = makeCertificate({ cn: 'mx.example.com', sanGeneralNamesDer: [constructed('other.example.com')], keyPem: cnOnly.keyPem })
+        assert.match(c.x509.subjectAltName ?? '', /DNS:other\.example\.com/, 'node sees a DNS name')
+        assert.equal(matchesAnyReference(c.x509, ['mx.example.com']), null)
+        assert.ok(certificateFields(c.x509).dnsNamesUnreadable)
+    });
+
+    it('C16: an unreadable subjectAltName matches no name (and does not fail the certificate for DANE-EE)', () => {
+        const c = makeCertificate({ cn: 'mx.example.com', sanGeneralNamesDer: [Buffer.from([0x82, 0x05, 0x61])], keyPem: cnOnly.keyPem })
+        const f = certificateFields(c.x509)
+        assert.ok(f.dnsNamesUnreadable)
+        assert.ok(f.spki.length > 0)
+        assert.equal(matchesAnyReference(c.x509, ['mx.example.com']), null)
+    });
+
     it('C15: validity dates are read exactly from the certificate (UTCTime and GeneralizedTime)', () => {
         const nb = new Date(Date.UTC(1999, 11, 31, 23, 59, 58));
         const na = new Date(Date.UTC(2051, 0, 2, 3, 4, 5));
         const c = makeCertificate({ cn: 'dates', notBefore: nb, notAfter: na, keyPem: cnOnly.keyPem });
         const f = certificateFields(c.x509);
-        assert.equal(f.notBefore.toISOString(), nb.toISOString());
-        assert.equal(f.notAfter.toISOString(), na.toISOString());
+        assert.equal(f.notBefore?.toISOString(), nb.toISOString());
+        assert.equal(f.notAfter?.toISOString(), na.toISOString());
+        assert.equal(f.validityError, undefined);
     });
 
     it('C13: the SPKI read from the DER equals the key node exports', () => {

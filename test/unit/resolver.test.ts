@@ -395,6 +395,38 @@ describe('resolver (C1–C3)', function () {
     assert.equal(st.tcp, 1);
   });
 
+  it('C2: a truncated reply whose sections are cut short is still retried over TCP, not called malformed', async () => {
+    server.handler = (q, transport) => {
+      if (transport === 'udp') {
+        const cut = rawReply(q, [], { ancount: 3 }); // says 3 answers, carries none
+        cut.writeUInt16BE(cut.readUInt16BE(2) | 0x0200, 2); // TC
+        return [cut];
+      }
+      return [buildReply(q, { ad: true, answers: [{ name: 'cut.example', type: T.A, address: '192.0.2.44' }] })];
+    };
+    const r = make();
+    const a = await r.lookup('cut.example', 'A');
+    assert.equal(a.status, 'ok');
+    assert.deepEqual(a.addresses, ['192.0.2.44']);
+    assert.equal(r.stats().tcp, 1);
+  });
+
+  it('C10: records of the asked type at a name the CNAME chain does not reach fail closed (never a secure NODATA)', async () => {
+    server.handler = (q) => [
+      buildReply(q, {
+        ad: true,
+        answers: [
+          { name: 'alias.example', type: T.CNAME, domain: 'target.example' },
+          { name: 'elsewhere.example', type: T.A, address: '192.0.2.45' },
+        ],
+      }),
+    ];
+    const a = await make().lookup('alias.example', 'A');
+    assert.equal(a.status, 'failed');
+    assert.equal(a.reason, 'malformed reply');
+    assert.equal(a.secure, false);
+  });
+
   it('C2: over TCP, a reply with the wrong ID is discarded and the right one that follows accepted', async () => {
     server.handler = (q, transport) =>
       transport === 'udp'
@@ -498,13 +530,14 @@ describe('resolver (C1–C3)', function () {
   });
 
   it('C2: NOERROR without the asked type at the name → "nodata" (other types and RRSIGs ignored)', async () => {
+    // (the asked type at an unrelated name is not ignored: see the C10 fail-closed test)
     server.handler = (q) => [
       buildReply(q, {
         ad: true,
         answers: [
           { name: 'host.example', type: T.A, address: '192.0.2.1' },
           { name: 'host.example', type: T.RRSIG, data: Buffer.alloc(30, 1) },
-          { name: 'elsewhere.example', type: T.AAAA, address: '2001:db8::1' },
+          { name: 'elsewhere.example', type: T.A, address: '192.0.2.2' },
         ],
         authorities: [soa('example', 300, 60)],
       }),

@@ -367,8 +367,32 @@ describe('verify: DANE authentication of a presented chain', () => {
             assertFail(verify([randomBytes(300)], [tlsaText(leaf, 3, 1, 1)]), 'bad-certificate');
         });
 
-        it('C9: garbage bytes among the intermediates fail cleanly with bad-certificate', () => {
-            assertFail(verify([leaf.der, Buffer.from([0x30, 0x82, 0x01]), inter.der], [tlsaText(inter, 2, 1, 1)]), 'bad-certificate');
+        it('C9: garbage bytes as the only intermediate: dropped, so the DANE-TA anchor is not presented (no-match)', () => {
+            assertFail(verify([leaf.der, Buffer.from([0x30, 0x82, 0x01])], [tlsaText(inter, 2, 1, 1)]), 'no-match');
+        });
+
+        it('C14, C15: garbage among the intermediates is dropped: DANE-EE never looks, DANE-TA builds through the good ones', () => {
+            const junk = Buffer.from([0x30, 0x82, 0x01]);
+            assertPass(verify([leaf.der, junk, inter.der], [tlsaText(leaf, 3, 1, 1)]), 0);
+            assertPass(verify([leaf.der, junk, inter.der], [tlsaText(inter, 2, 1, 1)]), 1);
+            assert.equal(parseChain([leaf.der, junk, inter.der]).dropped?.length, 1);
+        });
+
+        it('C15: a flood of same-named CA certificates sharing one key is given up on within the signature budget', () => {
+            const key = makeCertificate({ cn: 'X', ca: true });
+            const cas = Array.from({ length: 12 }, () => makeCertificate({ cn: 'X', ca: true, keyPem: key.keyPem }));
+            const victimLeaf = makeCertificate({ cn: 'mx.example.com', sans: ['mx.example.com'], issuer: key });
+            const unrelated = makeCertificate({ cn: 'elsewhere', ca: true });
+            const r = verify([victimLeaf, ...cas], [tlsaText(unrelated, 2, 1, 0)]);
+            assertFail(r, 'chain-not-built');
+            assert.match(r.failure!.detail, /gave up building a path after 64 signature checks/);
+        });
+
+        it('C15: more than 20 presented certificates: the rest are not considered', () => {
+            const many = Array.from({ length: 25 }, () => inter.der);
+            const parsed = parseChain([leaf.der, ...many]);
+            assert.equal(parsed.certs.length, 20);
+            assert.match(parsed.dropped![0], /beyond the first 20/);
         });
 
         it('C9: trailing bytes after a certificate, or PEM instead of DER, are rejected', () => {
@@ -399,8 +423,11 @@ describe('verify: DANE authentication of a presented chain', () => {
 
         it('C9: parseChain reports garbage and never throws', () => {
             const p = parseChain([leaf.der, Buffer.from('nope')]);
-            assert.match(p.error ?? '', /position 1/);
+            assert.equal(p.error, undefined, 'a bad certificate above the leaf is dropped, not fatal');
+            assert.match(p.dropped?.[0] ?? '', /position 1/);
             assert.equal(p.certs.length, 1);
+            const badLeaf = parseChain([Buffer.from('nope'), leaf.der]);
+            assert.match(badLeaf.error ?? '', /position 0 \(the leaf\)/);
             const ok = parseChain(ders(leaf, inter));
             assert.equal(ok.error, undefined);
             assert.equal(ok.certs.length, 2);

@@ -20,6 +20,8 @@ export interface CertificateOptions {
     cn: string;
     /** DNS names; omit or [] for no subjectAltName extension */
     sans?: string[];
+    /** DER of GeneralNames to put in subjectAltName as they are (odd encodings for tests); replaces `sans` */
+    sanGeneralNamesDer?: Buffer[];
     /** omitted = self-signed */
     issuer?: TestCert;
     ca?: boolean;
@@ -122,7 +124,9 @@ export function makeCertificate(opts: CertificateOptions): TestCert {
         // basicConstraints, critical
         seq(oid('2.5.29.19'), tlv(0x01, Buffer.from([0xff])), octets(opts.ca ? seq(tlv(0x01, Buffer.from([0xff]))) : seq())),
     ];
-    if (opts.sans && opts.sans.length > 0) {
+    if (opts.sanGeneralNamesDer) {
+        exts.push(seq(oid('2.5.29.17'), octets(seq(...opts.sanGeneralNamesDer))));
+    } else if (opts.sans && opts.sans.length > 0) {
         exts.push(seq(oid('2.5.29.17'), octets(seq(...opts.sans.map((s) => tlv(0x82, Buffer.from(s, 'latin1')))))));
     }
     const serial = randomBytes(16);
