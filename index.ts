@@ -51,7 +51,7 @@ export function register(this: DanePlugin): void {
     const internals = loadHarakaInternals((name) => this.haraka_require(name))
     this.dane!.HarakaMx = internals.HarakaMx
     installGlue(internals, {
-        onAttemptFailed: (hmail, attempt) => logAttempt(this, attemptFields(hmail.todo.uuid, attempt, 'failed')),
+        onAttemptFailed: (hmail, attempt) => logAttempt(this, attemptFields(attempt, 'failed')),
         onConnectFailed: (ctx, address, err) =>
             logAttempt(this, {
                 ...ctxFields(ctx),
@@ -192,11 +192,10 @@ function tlsOutcome(a: Attempt, secured: boolean): Outcome {
     }
 }
 
-function attemptFields(queueId: string, a: Attempt, outcome: Outcome): AttemptFields {
+function attemptFields(a: Attempt, outcome: Outcome): AttemptFields {
     const m = a.verify?.match
     return {
         ...ctxFields(a.ctx),
-        queue_id: queueId,
         address: a.address,
         outcome,
         matched: m?.record.text,
@@ -229,7 +228,7 @@ export function dane_delivered(this: DanePlugin, next: Next, hmail: HMail, param
     if (d && a) {
         const secured = !!params[7]
         const outcome = tlsOutcome(a, secured)
-        const f = attemptFields(hmail.todo.uuid, a, outcome)
+        const f = attemptFields(a, outcome)
         logAttempt(this, f)
         logFinal(this, hmail, d, {
             outcome: 'delivered',

@@ -4,7 +4,7 @@
 // SMTP session each, as fast as Haraka accepts them; the clock stops when the
 // last one is delivered. Needs root (ports 25/53 on 127.0.0.x), like the tests.
 import { Haraka } from '../test/world/haraka'
-import { startScenarioWorld } from '../test/world/scenarios'
+import { startScenarioWorld, worldDaneIni } from '../test/world/scenarios'
 import { sleep } from '../test/world/procs'
 
 async function run(haraka: Haraka, to: string, n: number): Promise<{ perSecond: number; delivered: number }> {
@@ -25,7 +25,7 @@ async function run(haraka: Haraka, to: string, n: number): Promise<{ perSecond: 
 export async function benchDelivery(): Promise<void> {
     const world = await startScenarioWorld()
     const withDane = new Haraka({ withDane: true, port: 2530 })
-    withDane.writeConfigFile('dane.ini', `[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\n[log]\ndestination=${withDane.dir}/dane.jsonl\n`)
+    withDane.writeConfigFile('dane.ini', worldDaneIni(world, `${withDane.dir}/dane.jsonl`))
     const without = new Haraka({ withDane: false, port: 2531, address: '127.0.0.25', systemResolver: world.dns.resolverAddress })
     try {
         await withDane.start()

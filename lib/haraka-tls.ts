@@ -66,7 +66,6 @@ export interface GlueEvents {
 export interface HmailLike {
     todo: { uuid: string; domain: string }
     dane_attempt?: Attempt
-    logerror?: (msg: string) => void
 }
 
 interface SocketLike {
@@ -150,7 +149,7 @@ export function installGlue(h: HarakaInternals, events: GlueEvents): void {
 
     // connection failures happen before try_deliver_host_on_socket; see them here
     const origGet = h.clientPool.get_client as (mx: Record<string, unknown>, cb: (err: unknown, s: unknown) => void) => void
-    h.clientPool.get_client = function (mx: { dane?: MxContext; exchange: string; hmail?: HmailLike }, cb: (err: unknown, s: unknown) => void) {
+    h.clientPool.get_client = function (mx: { dane?: MxContext; exchange: string }, cb: (err: unknown, s: unknown) => void) {
         if (!mx?.dane) return origGet(mx, cb)
         return origGet(mx, (err, socket) => {
             if (err) state.events.onConnectFailed(mx.dane!, mx.exchange, String(err))

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { Haraka } from '../world/haraka'
 import { readDaneLog, DaneLogLine } from '../world/dane-log'
-import { startScenarioWorld, ScenarioWorld, allbadFixed } from '../world/scenarios'
+import { startScenarioWorld, ScenarioWorld, allbadFixed, worldDaneIni } from '../world/scenarios'
 
 
 describe('end to end: Haraka + haraka-plugin-dane + the test world', function () {
@@ -23,10 +23,7 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         world = await startScenarioWorld()
         haraka = new Haraka({ withDane: true })
         daneLog = path.join(haraka.dir, 'dane.jsonl')
-        haraka.writeConfigFile(
-            'dane.ini',
-            `[main]\npolicy=dane\n[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${daneLog}\nlevel=info\n`,
-        )
+        haraka.writeConfigFile('dane.ini', worldDaneIni(world, daneLog, '[main]\npolicy=dane\n'))
         // Haraka's own force_tls_hosts names the DANE-EE host: the plugin's enforcement must still apply (PKIX would reject it)
         haraka.writeConfigFile('tls.ini', `[outbound]\nforce_tls_hosts[]=127.0.0.11\n${world.redis.tlsIni()}`)
         // a "no TLS" mark left on a DANE host (by an earlier opportunistic delivery, or before the plugin)

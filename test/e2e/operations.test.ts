@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { Haraka } from '../world/haraka'
 import { readDaneLog, DaneLogLine } from '../world/dane-log'
-import { startScenarioWorld, ScenarioWorld } from '../world/scenarios'
+import { startScenarioWorld, ScenarioWorld, worldDaneIni } from '../world/scenarios'
 import { sleep } from '../world/procs'
 
 
@@ -14,7 +14,6 @@ describe('operating it: overrides, exceptions and configuration errors with a re
     let world: ScenarioWorld
     let haraka: Haraka
     let daneLog: string
-    const resolverLines = () => `[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\ntimeout_ms=1000\nretries=1\n`
 
     const lines = (): DaneLogLine[] => readDaneLog(daneLog)
     const forQueue = (qid: string) => lines().filter((l) => l.queue_id?.startsWith(qid))
@@ -41,7 +40,7 @@ describe('operating it: overrides, exceptions and configuration errors with a re
         daneLog = path.join(haraka.dir, 'dane.jsonl')
         haraka.writeConfigFile(
             'dane.ini',
-            `${resolverLines()}[log]\ndestination=${daneLog}\n[domains]\ninsecure.test=dane-only\nee.dane.test=none\nfallback.dane.test=encrypt\n.unusable.dane.test=dane-only\n`,
+            worldDaneIni(world, daneLog, '[domains]\ninsecure.test=dane-only\nee.dane.test=none\nfallback.dane.test=encrypt\n.unusable.dane.test=dane-only\n'),
         )
         haraka.writeConfigFile('dane.exceptions', '# TLSA known broken, ticket 7\nallbad.dane.test\n')
         await haraka.start()
@@ -98,7 +97,7 @@ describe('operating it: overrides, exceptions and configuration errors with a re
     })
 
     it('C23: a bad word on reload is reported with file and line, and the last good configuration stays in force', async () => {
-        haraka.writeConfigFile('dane.ini', `${resolverLines()}[log]\ndestination=${daneLog}\n[domains]\ninsecure.test=dane-onyl\n`)
+        haraka.writeConfigFile('dane.ini', worldDaneIni(world, daneLog, '[domains]\ninsecure.test=dane-onyl\n'))
         await waitForLog(/dane\.ini:9: domains\.insecure\.test: unknown policy word/)
         await waitForLog(/keeping the last good configuration/)
         const { event } = await deliver('postmaster@insecure.test')
@@ -108,7 +107,7 @@ describe('operating it: overrides, exceptions and configuration errors with a re
     })
 
     it('C23: a corrected file is taken on reload', async () => {
-        haraka.writeConfigFile('dane.ini', `${resolverLines()}[log]\ndestination=${daneLog}\n[domains]\ninsecure.test=may\n`)
+        haraka.writeConfigFile('dane.ini', worldDaneIni(world, daneLog, '[domains]\ninsecure.test=may\n'))
         await waitForLog(/configuration reloaded/)
         const { event } = await deliver('postmaster@insecure.test')
         assert.equal(event, 'delivered')

@@ -5,7 +5,7 @@
 import path from 'node:path'
 import { Haraka } from './haraka'
 import { readDaneLog } from './dane-log'
-import { startScenarioWorld, ScenarioWorld } from './scenarios'
+import { startScenarioWorld, ScenarioWorld, worldDaneIni } from './scenarios'
 
 
 function pad(s: string, n: number): string {
@@ -28,10 +28,7 @@ async function main(): Promise<void> {
         haraka = new Haraka({ withDane: true })
         const daneLog = path.join(haraka.dir, 'dane.jsonl')
         haraka.writeConfigFile('tls.ini', world.redis.tlsIni())
-        haraka.writeConfigFile(
-            'dane.ini',
-            `[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${daneLog}\n`,
-        )
+        haraka.writeConfigFile('dane.ini', worldDaneIni(world, daneLog))
         process.stderr.write(`starting Haraka with haraka-plugin-dane (config in ${haraka.dir}) …\n`)
         await haraka.start()
         const ids = new Map<string, string>()

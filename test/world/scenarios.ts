@@ -179,6 +179,11 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
     }
 }
 
+/** dane.ini for a Haraka in this world: its resolver, the delivery log file, then `extra` sections (line 8 on). */
+export function worldDaneIni(world: ScenarioWorld, logFile: string, extra = ''): string {
+    return `[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${logFile}\n${extra}`
+}
+
 /** The corrected records for allbad.dane.test: both hosts publish the key they present. */
 export function allbadFixed(c: Record<string, TestCert>): Record<string, string[]> {
     return {
