@@ -200,6 +200,7 @@ function attemptFields(a: Attempt, outcome: Outcome): AttemptFields {
         outcome,
         matched: m?.record.text,
         depth: m?.depth,
+        matched_name: a.verify?.matchedName,
         result_type: a.failure?.resultType,
         reason: a.failure?.reason ?? (m ? `authenticated by TLSA ${m.record.text} at depth ${m.depth}` : outcome),
         tls_ms: a.tlsMs,

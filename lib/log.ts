@@ -41,6 +41,7 @@ export interface AttemptFields {
     outcome: Outcome
     matched?: string // the TLSA record that authenticated, presentation form
     depth?: number // 0 = leaf
+    matched_name?: string // DANE-TA: the reference identifier the leaf carried (C16)
     result_type?: string // RFC 8460 result type (C25)
     reason: string
     tls_ms?: number
@@ -87,7 +88,10 @@ function hostSummary(h: HostDecision): Record<string, unknown> {
         preference: h.preference,
         addresses: h.addresses,
         address_secure: h.addressSecure,
+        failed_families: h.failedFamilies,
+        cname: h.cname,
         tlsa_base: h.tlsaBase,
+        reference_names: h.mode === 'dane' ? h.referenceNames : undefined,
         tlsa_state: h.tlsa.state,
         tlsa_usable: h.tlsa.usable,
         mode: h.mode,

@@ -36,6 +36,8 @@ export interface HostDecision {
     reason: string
     /** RFC 8460 result type when the host is skipped for a DNS reason (C25). */
     resultType?: string
+    /** address families whose lookup failed and which contribute no address (C7) */
+    failedFamilies?: RRType[]
 }
 
 export type Action = 'deliver' | 'defer' | 'bounce'
@@ -115,7 +117,8 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
     if (names.length === 0) {
         return { ...base, mxSecure: mx.secure, implicitMx, action: 'defer', reason: `${domain}: MX answer held no usable host`, hosts: [] }
     }
-    const hosts = await Promise.all(names.map((h) => decideHost(h.name, h.preference, lookup, policy)))
+    const nextHop: NextHop = { domain, mxSecure: mx.secure }
+    const hosts = await Promise.all(names.map((h) => decideHost(h.name, h.preference, lookup, policy, nextHop)))
     const decision: Decision = { ...base, mxSecure: mx.secure, implicitMx, action: 'deliver', reason: '', hosts }
     return finish(decision)
 }
@@ -155,43 +158,84 @@ function safeLookup(lookup: Lookup): Lookup {
 
 interface AddressResult {
     ok: boolean
+    /** the addresses of the families whose lookup succeeded, IPv4 first */
     addresses: string[]
+    /** judged from the answers that succeeded (C7) */
     secure: boolean
+    /** the fully expanded name when the answers came through a CNAME chain */
     cname?: string
-    cnameSecure: boolean
+    /** the families whose lookup failed: they contribute no address (C7) */
+    failed: RRType[]
+    /** what the failed families said, for the host's reason */
+    failureNote?: string
     reason: string
+    resultType?: string
 }
 
-// C7: A and AAAA of one MX host; any failure skips the host
+// C7: A and AAAA of one MX host. A family whose lookup fails contributes no addresses and is
+// named in the reason; the host is skipped only when no family yields an address, and its
+// security is judged from the answers that succeeded (Postfix keeps the IPv4 answer when the
+// AAAA denial is broken). A failed family is never used.
 export async function resolveHostAddresses(name: string, lookup: Lookup): Promise<AddressResult> {
-    const [a, aaaa] = await Promise.all([lookup(name, 'A'), lookup(name, 'AAAA')])
-    const failed = [a, aaaa].filter((x) => x.status === 'failed')
-    if (failed.length) {
-        return { ok: false, addresses: [], secure: false, cnameSecure: false, reason: failed.map(describe).join('; ') }
-    }
-    const addresses = [...(a.addresses ?? []), ...(aaaa.addresses ?? [])]
+    const answers = await Promise.all([lookup(name, 'A'), lookup(name, 'AAAA')])
+    const good = answers.filter((x) => x.status !== 'failed')
+    const bad = answers.filter((x) => x.status === 'failed')
+    const failed = bad.map((x) => x.type)
+    const failures = bad.map(describe).join('; ')
+    const addresses = good.flatMap((x) => x.addresses ?? [])
     if (addresses.length === 0) {
-        return { ok: false, addresses, secure: false, cnameSecure: false, reason: `${name} has no A or AAAA records` }
+        if (bad.length === 0) return { ok: false, addresses, secure: false, failed, reason: `${name} has no A or AAAA records` }
+        const rest = good.length ? `; ${good.map((x) => x.type).join(', ')}: no addresses` : ''
+        return { ok: false, addresses, secure: false, failed, reason: `${failures}${rest}`, resultType: 'dnssec-invalid' }
     }
     // an answer without addresses (NODATA) still tells whether the name is signed
-    const secure = a.secure && aaaa.secure
-    const withCname = [a, aaaa].find((x) => x.cnames.length > 0)
+    const secure = good.every((x) => x.secure)
+    const withCname = good.find((x) => x.cnames.length > 0)
     const cname = withCname ? withCname.canonicalName : undefined
-    return { ok: true, addresses, secure, cname, cnameSecure: secure, reason: secure ? 'addresses secure' : 'addresses insecure' }
+    const failureNote = bad.length ? `${failures}: ${failed.join(', ')} not used` : undefined
+    const reason = `addresses ${secure ? 'secure' : 'insecure'}${failureNote ? `; ${failureNote}` : ''}`
+    return { ok: true, addresses, secure, cname, failed, failureNote, reason }
 }
 
-// RFC 7672 2.2.2, RFC 7671 7 (C8): the TLSA base domains to try, in order
-export function tlsaCandidates(host: string, cname: string | undefined, cnameSecure: boolean): string[] {
-    if (cname && cname !== host && cnameSecure) return [cname, host]
-    return [host]
+/**
+ * RFC 7672 2.2.2, RFC 7671 7 (C8): the TLSA base domains to try, in order, or why there are none.
+ * - secure addresses: the fully expanded name first (when a CNAME chain was followed), then the MX name;
+ * - insecure addresses reached through a CNAME: the MX name alone, if its own CNAME record is secure
+ *   (an explicit CNAME query, answered from the alias RRset without chasing the insecure target);
+ * - insecure addresses otherwise: none (C7).
+ * A CNAME lookup that fails leaves DANE undecidable: the host is skipped (C11), never downgraded.
+ */
+export type TlsaBaseDomains =
+    | { kind: 'candidates'; names: string[]; why?: string }
+    | { kind: 'none'; reason: string }
+    | { kind: 'failed'; reason: string }
+
+export async function tlsaBaseDomains(host: string, addr: Pick<AddressResult, 'secure' | 'cname'>, lookup: Lookup): Promise<TlsaBaseDomains> {
+    if (addr.secure) return { kind: 'candidates', names: addr.cname && addr.cname !== host ? [addr.cname, host] : [host] }
+    if (!addr.cname || addr.cname === host) return { kind: 'none', reason: 'addresses insecure: no TLSA lookup, opportunistic TLS' }
+    const alias = await lookup(host, 'CNAME')
+    if (alias.status === 'failed') return { kind: 'failed', reason: `addresses insecure through CNAME ${addr.cname}, and ${describe(alias)}: host skipped` }
+    if (alias.status === 'ok' && alias.secure) {
+        return { kind: 'candidates', names: [host], why: `addresses insecure (CNAME to ${addr.cname}), but the CNAME at ${host} is secure` }
+    }
+    return { kind: 'none', reason: `addresses insecure and the CNAME at ${host} is insecure: no TLSA lookup, opportunistic TLS` }
 }
 
-// C16: the names a DANE-TA leaf certificate may carry
-export function referenceIdentifiers(host: string, tlsaBase: string): string[] {
-    return tlsaBase === host ? [host] : [tlsaBase, host]
+/** The next hop as RFC 7672 3.2.2 sees it: the recipient domain, and whether its MX RRset was secure. */
+export interface NextHop {
+    domain: string
+    mxSecure: boolean
 }
 
-async function decideHost(name: string, preference: number, lookup: Lookup, policy: PolicyWord): Promise<HostDecision> {
+// RFC 7672 3.2.2 (C16): the names a DANE-TA leaf may carry: the TLSA base domain, the MX host name
+// when CNAME expansion changed the base, and the next-hop domain only when the MX RRset is secure
+export function referenceIdentifiers(host: string, tlsaBase: string, nextHop?: NextHop): string[] {
+    const names = [tlsaBase, host]
+    if (nextHop?.mxSecure) names.push(nextHop.domain)
+    return [...new Set(names)]
+}
+
+async function decideHost(name: string, preference: number, lookup: Lookup, policy: PolicyWord, nextHop: NextHop): Promise<HostDecision> {
     const addr = await resolveHostAddresses(name, lookup)
     const host: HostDecision = {
         name,
@@ -204,23 +248,25 @@ async function decideHost(name: string, preference: number, lookup: Lookup, poli
         mode: 'skip',
         reason: addr.reason,
     }
+    if (addr.failed.length) host.failedFamilies = addr.failed
     if (!addr.ok) {
-        host.resultType = 'dnssec-invalid'
+        if (addr.resultType) host.resultType = addr.resultType
         return host
     }
     // operator policies that do not look at TLSA at all (C21)
-    if (policy === 'may') return { ...host, mode: 'opportunistic', reason: 'policy may: opportunistic TLS, DANE not enforced' }
-    if (policy === 'encrypt') return { ...host, mode: 'encrypt', reason: 'policy encrypt: TLS mandatory, no authentication' }
-    if (policy === 'none') return { ...host, mode: 'plaintext', reason: 'policy none: no TLS' }
+    if (policy === 'may') return { ...host, mode: 'opportunistic', reason: withAddressNote(addr, 'policy may: opportunistic TLS, DANE not enforced') }
+    if (policy === 'encrypt') return { ...host, mode: 'encrypt', reason: withAddressNote(addr, 'policy encrypt: TLS mandatory, no authentication') }
+    if (policy === 'none') return { ...host, mode: 'plaintext', reason: withAddressNote(addr, 'policy none: no TLS') }
 
+    const bases = await tlsaBaseDomains(name, addr, lookup)
+    // C8, C11: the alias's own security could not be learnt: skip, never guess
+    if (bases.kind === 'failed') return { ...host, reason: withAddressNote(addr, bases.reason), resultType: 'dnssec-invalid' }
     // C7: insecure addresses → no TLSA lookup, opportunistic TLS
-    if (!addr.secure) {
-        return onlyDane(policy, { ...host, mode: 'opportunistic', reason: 'addresses insecure: no TLSA lookup, opportunistic TLS' })
-    }
+    if (bases.kind === 'none') return onlyDane(policy, { ...host, mode: 'opportunistic', reason: withAddressNote(addr, bases.reason) })
+    const why = (text: string): string => withAddressNote(addr, bases.why ? `${bases.why}: ${text}` : text)
 
-    const candidates = tlsaCandidates(name, addr.cname, addr.cnameSecure)
     let last: Answer | undefined
-    for (const candidate of candidates) {
+    for (const candidate of bases.names) {
         const t = await lookup(tlsaQueryName(candidate), 'TLSA')
         last = t
         // C11: TLSA lookup failure → skip the host without connecting
@@ -229,7 +275,7 @@ async function decideHost(name: string, preference: number, lookup: Lookup, poli
                 ...host,
                 mode: 'skip',
                 tlsa: { state: 'failed', records: [], usable: 0, detail: t.reason },
-                reason: `${describe(t)}: host skipped`,
+                reason: why(`${describe(t)}: host skipped`),
                 resultType: 'dnssec-invalid',
             }
         }
@@ -237,21 +283,21 @@ async function decideHost(name: string, preference: number, lookup: Lookup, poli
         if (t.status === 'ok' && t.secure && (t.tlsa ?? []).length > 0) {
             const records = (t.tlsa ?? []).map(tlsaFromRdata)
             const usable = usableRecords(records)
-            const referenceNames = referenceIdentifiers(name, candidate)
+            const referenceNames = referenceIdentifiers(name, candidate, nextHop)
             const tlsa = { state: 'secure' as const, records, usable: usable.length, owner: t.canonicalName }
             if (usable.length > 0) {
                 // C9: DANE applies: STARTTLS mandatory, the peer must authenticate
-                return { ...host, tlsaBase: candidate, referenceNames, tlsa, mode: 'dane', reason: `${usable.length} usable TLSA record(s) at ${tlsaQueryName(candidate)}` }
+                return { ...host, tlsaBase: candidate, referenceNames, tlsa, mode: 'dane', reason: why(`${usable.length} usable TLSA record(s) at ${tlsaQueryName(candidate)}`) }
             }
             // C12: secure but unusable → TLS mandatory without authentication
-            const why = [...new Set(records.map((r) => unusableReason(r) ?? ''))].join('; ')
+            const unusable = [...new Set(records.map((r) => unusableReason(r) ?? ''))].join('; ')
             return onlyDane(policy, {
                 ...host,
                 tlsaBase: candidate,
                 referenceNames,
                 tlsa,
                 mode: 'encrypt',
-                reason: `TLSA at ${tlsaQueryName(candidate)} has no usable record (${why}): TLS mandatory, unauthenticated`,
+                reason: why(`TLSA at ${tlsaQueryName(candidate)} has no usable record (${unusable}): TLS mandatory, unauthenticated`),
                 resultType: 'tlsa-invalid',
             })
         }
@@ -263,8 +309,13 @@ async function decideHost(name: string, preference: number, lookup: Lookup, poli
         ...host,
         tlsa: { state, records: [], usable: 0 },
         mode: 'opportunistic',
-        reason: `${what}: opportunistic TLS`,
+        reason: why(`${what}: opportunistic TLS`),
     })
+}
+
+// C7: a reason says which address family failed and was left out, whatever else it says
+function withAddressNote(addr: AddressResult, reason: string): string {
+    return addr.failureNote ? `${reason}; ${addr.failureNote}` : reason
 }
 
 // C21 dane-only: a host that DANE would not authenticate is not used

@@ -352,9 +352,15 @@ function verifyTrustAnchor(
     };
     let incomplete = false; // some path ended at a certificate whose issuer was not presented
 
-    // RFC 5280 6.1.3 (a)(2): certificates below the anchor must be valid now; then RFC 7672 3.2 names
-    const evaluate = (path: number[], depth: number, record: TlsaRecord, anchor: 'presented' | 'from-record'): TaSuccess | null => {
-        for (let d = 0; d < depth; d++) {
+    // RFC 5280 6.1.3 (a)(2): certificates below the anchor must be valid now; then RFC 7672 3.2 names.
+    // `below` counts the path's certificates under the anchor. The depth reported is OpenSSL's (C18), as
+    // `openssl s_client -dane_tlsa_rrdata` prints it: a trust-anchor certificate, presented or given in
+    // full in DNS (`2 0 0`), at its own depth ("matched TA certificate at depth 2"); a bare key given in
+    // DNS (`2 1 0`) at the depth of the certificate it signed ("signed the certificate at depth 1").
+    const evaluate = (path: number[], below: number, record: TlsaRecord, anchor: 'presented' | 'from-record'): TaSuccess | null => {
+        const depth = anchor === 'from-record' && record.selector === 1 ? below - 1 : below;
+        const where = `anchor ${recordBrief(record)} ${anchor === 'from-record' && record.selector === 1 ? `given in DNS, signer of depth ${depth}` : `at depth ${depth}`}`;
+        for (let d = 0; d < below; d++) {
             const c = certs[path[d]];
             const f = certificateFields(c);
             if (f.notBefore === undefined || f.notAfter === undefined) {
@@ -362,11 +368,11 @@ function verifyTrustAnchor(
                 return null;
             }
             if (f.notBefore.getTime() > now.getTime()) {
-                failure = better(failure, { code: 'not-yet-valid', detail: `${subjectOf(c)} at depth ${d} is not valid before ${f.notBefore.toISOString()} (anchor ${recordBrief(record)} at depth ${depth})` });
+                failure = better(failure, { code: 'not-yet-valid', detail: `${subjectOf(c)} at depth ${d} is not valid before ${f.notBefore.toISOString()} (${where})` });
                 return null;
             }
             if (f.notAfter.getTime() < now.getTime()) {
-                failure = better(failure, { code: 'expired', detail: `${subjectOf(c)} at depth ${d} expired ${f.notAfter.toISOString()} (anchor ${recordBrief(record)} at depth ${depth})` });
+                failure = better(failure, { code: 'expired', detail: `${subjectOf(c)} at depth ${d} expired ${f.notAfter.toISOString()} (${where})` });
                 return null;
             }
         }
@@ -377,7 +383,7 @@ function verifyTrustAnchor(
             const names = certificateDnsNames(leaf);
             failure = better(failure, {
                 code: 'name-mismatch',
-                detail: `leaf names [${names.join(', ')}] match none of [${(input.referenceNames ?? []).join(', ')}] (anchor ${recordBrief(record)} at depth ${depth})`,
+                detail: `leaf names [${names.join(', ')}] match none of [${(input.referenceNames ?? []).join(', ')}] (${where})`,
             });
             return null;
         }

@@ -78,6 +78,40 @@ describe('policy engine against the real world (C4–C12)', function () {
                     'mx.big A 127.0.0.42',
                     `_25._tcp.mx.big TLSA ${ee}`,
                     ...Array.from({ length: 40 }, (_, i) => `_25._tcp.mx.big TLSA 3 0 2 ${i.toString(16).padStart(2, '0').repeat(64)}`),
+                    // C8: a secure CNAME to a host in an unsigned zone (RFC 7671 7): TLSA at the original name only
+                    'cu MX 10 smtp.cu',
+                    'smtp.cu CNAME smtp.u.test.',
+                    `_25._tcp.smtp.cu TLSA ${ee}`,
+                    `_25._tcp.smtp.u.test.p.test TLSA ${ee}`,
+                    // the same without TLSA at the original name: opportunistic
+                    'cuno MX 10 smtp.cuno',
+                    'smtp.cuno CNAME smtp.u.test.',
+                    // the same whose TLSA at the original name is bogus: skipped, never opportunistic
+                    'cubogus MX 10 smtp.cubogus',
+                    'smtp.cubogus CNAME smtp.u.test.',
+                    `_25._tcp.smtp.cubogus TLSA ${ee}`,
+                    // C7: the AAAA denial of existence is broken (its NSEC tampered): A and TLSA stay secure
+                    'v4 MX 10 mx.v4',
+                    'mx.v4 A 127.0.0.45',
+                    `_25._tcp.mx.v4 TLSA ${ee}`,
+                    // C8: TLSA owners as real zones publish them: a DNAME'd _tcp label, a CNAME to a
+                    // shared RRset, a wildcard; and a CNAME into an unsigned zone or onto a bogus RRset
+                    'dname MX 10 mx.dname',
+                    'mx.dname A 127.0.0.46',
+                    '_tcp.mx.dname DNAME _tcp.shared',
+                    `_25._tcp.shared TLSA ${ee}`,
+                    'tlsacname MX 10 mx.tlsacname',
+                    'mx.tlsacname A 127.0.0.47',
+                    '_25._tcp.mx.tlsacname CNAME _25._tcp.shared',
+                    'wild MX 10 mx.wild',
+                    'mx.wild A 127.0.0.48',
+                    `*._tcp.mx.wild TLSA ${ee}`,
+                    'tlsainsecure MX 10 mx.tlsainsecure',
+                    'mx.tlsainsecure A 127.0.0.49',
+                    '_25._tcp.mx.tlsainsecure CNAME _25._tcp.x.u.test.',
+                    'tlsacnamebogus MX 10 mx.tlsacnamebogus',
+                    'mx.tlsacnamebogus A 127.0.0.50',
+                    '_25._tcp.mx.tlsacnamebogus CNAME _25._tcp.mx.tlsabogus',
                     // MX hosts of equal preference
                     'equal MX 10 mx.dane',
                     'equal MX 10 mx.nodata',
@@ -87,12 +121,25 @@ describe('policy engine against the real world (C4–C12)', function () {
                     { owner: 'bogusmx', type: 'MX', rdata: '10 mx.nodata.p.test.' },
                     { owner: 'mx.badaddr', type: 'A', rdata: '127.0.0.99' },
                     { owner: '_25._tcp.mx.tlsabogus', type: 'TLSA', rdata: tlsaText(makeCertificate({ cn: 'x' }), 3, 1, 1) },
+                    { owner: '_25._tcp.smtp.cubogus', type: 'TLSA', rdata: tlsaText(makeCertificate({ cn: 'x' }), 3, 1, 1) },
+                    // the NSEC proving that mx.v4 has no AAAA now names another next owner: its signature fails
+                    { owner: 'mx.v4', type: 'NSEC', rdata: 'zzz.p.test. A RRSIG NSEC' },
                 ],
             },
             {
                 name: 'u.test',
                 signing: 'unsigned',
-                records: ['@ MX 10 mx.forinsecure.p.test.', 'plainhost MX 10 mx', 'mx A 127.0.0.41', `_25._tcp.mx TLSA ${ee}`],
+                records: [
+                    '@ MX 10 mx.forinsecure.p.test.',
+                    'plainhost MX 10 mx',
+                    'mx A 127.0.0.41',
+                    `_25._tcp.mx TLSA ${ee}`,
+                    'smtp A 127.0.0.43',
+                    `_25._tcp.x TLSA ${ee}`,
+                    // an unsigned alias to a DANE host in a signed zone: insecure, so no TLSA anywhere
+                    'aliasd MX 10 alias',
+                    'alias CNAME mx.dane.p.test.',
+                ],
             },
             { name: 'b.test', signing: 'bogus-ds', records: ['@ MX 10 mx.dane.p.test.'] },
         ])
@@ -117,9 +164,9 @@ describe('policy engine against the real world (C4–C12)', function () {
         assert.ok(h.addressSecure)
     })
 
-    it('C6: a secure MX RRset makes the MX host the only reference identifier (never the domain)', async () => {
+    it('C6, C16: a secure MX RRset makes the next-hop domain a reference identifier beside the MX host', async () => {
         const h = host(await decide('dane.p.test', lookup), 'mx.dane.p.test')
-        assert.deepEqual(h.referenceNames, ['mx.dane.p.test'])
+        assert.deepEqual(h.referenceNames, ['mx.dane.p.test', 'dane.p.test'])
     })
 
     it('C6: an insecure MX RRset still gets DANE for an MX host with secure address and TLSA records', async () => {
@@ -213,7 +260,7 @@ describe('policy engine against the real world (C4–C12)', function () {
         const h = host(await decide('cname1.p.test', lookup), 'mx.cname1.p.test')
         assert.equal(h.cname, 'target1.p.test')
         assert.equal(h.tlsaBase, 'target1.p.test')
-        assert.deepEqual(h.referenceNames, ['target1.p.test', 'mx.cname1.p.test'])
+        assert.deepEqual(h.referenceNames, ['target1.p.test', 'mx.cname1.p.test', 'cname1.p.test'])
         assert.equal(h.tlsa.records[0].text, ee.toLowerCase())
     })
 
@@ -221,7 +268,83 @@ describe('policy engine against the real world (C4–C12)', function () {
         const h = host(await decide('cname2.p.test', lookup), 'mx.cname2.p.test')
         assert.equal(h.tlsaBase, 'mx.cname2.p.test')
         assert.equal(h.mode, 'dane')
-        assert.deepEqual(h.referenceNames, ['mx.cname2.p.test'])
+        assert.deepEqual(h.referenceNames, ['mx.cname2.p.test', 'cname2.p.test'])
+    })
+
+    it('C8: a secure CNAME to a host in an unsigned zone: TLSA at the original name decides (base, SNI and reference name)', async () => {
+        const d = await decide('cu.p.test', lookup)
+        const h = host(d, 'smtp.cu.p.test')
+        assert.equal(h.addressSecure, false, 'the addresses come from the unsigned zone')
+        assert.equal(h.cname, 'smtp.u.test')
+        assert.equal(h.mode, 'dane')
+        assert.equal(h.tlsaBase, 'smtp.cu.p.test', 'the original name, never the insecure target')
+        assert.deepEqual(h.referenceNames, ['smtp.cu.p.test', 'cu.p.test'])
+        assert.deepEqual(h.addresses, ['127.0.0.43'])
+        assert.match(h.reason, /CNAME at smtp\.cu\.p\.test is secure/)
+    })
+
+    it('C8: a secure CNAME to an unsigned zone without TLSA at the original name → opportunistic', async () => {
+        const h = host(await decide('cuno.p.test', lookup), 'smtp.cuno.p.test')
+        assert.equal(h.mode, 'opportunistic')
+        assert.equal(h.tlsa.state, 'none')
+    })
+
+    it('C8, C11: a secure CNAME to an unsigned zone whose TLSA at the original name is bogus → skipped, deferred', async () => {
+        const d = await decide('cubogus.p.test', lookup)
+        assert.equal(d.action, 'defer')
+        const h = host(d, 'smtp.cubogus.p.test')
+        assert.equal(h.mode, 'skip')
+        assert.equal(h.resultType, 'dnssec-invalid')
+    })
+
+    it('C7, C8: an insecure CNAME (even to a DANE host in a signed zone) → opportunistic, no TLSA lookup', async () => {
+        const h = host(await decide('aliasd.u.test', lookup), 'alias.u.test')
+        assert.equal(h.addressSecure, false)
+        assert.equal(h.tlsa.state, 'not-looked-up')
+        assert.equal(h.mode, 'opportunistic')
+    })
+
+    it('C7: a broken AAAA denial (SERVFAIL) leaves the secure IPv4 answer in use, with DANE, and says so', async () => {
+        const d = await decide('v4.p.test', lookup)
+        assert.equal(d.action, 'deliver')
+        const h = host(d, 'mx.v4.p.test')
+        assert.equal(h.mode, 'dane')
+        assert.ok(h.addressSecure)
+        assert.deepEqual(h.addresses, ['127.0.0.45'])
+        assert.deepEqual(h.failedFamilies, ['AAAA'])
+        assert.match(h.reason, /AAAA lookup for mx\.v4\.p\.test failed \(servfail\)/)
+    })
+
+    it('C8: a TLSA owner under a DNAME (a DNAME\'d _tcp label) is secure when every step is', async () => {
+        const h = host(await decide('dname.p.test', lookup), 'mx.dname.p.test')
+        assert.equal(h.mode, 'dane')
+        assert.equal(h.tlsaBase, 'mx.dname.p.test', 'the base domain is the MX host, not the DNAME target')
+        assert.equal(h.tlsa.owner, '_25._tcp.shared.p.test')
+    })
+
+    it('C8: a TLSA owner that is a CNAME to a shared RRset is secure when every step is', async () => {
+        const h = host(await decide('tlsacname.p.test', lookup), 'mx.tlsacname.p.test')
+        assert.equal(h.mode, 'dane')
+        assert.equal(h.tlsaBase, 'mx.tlsacname.p.test')
+        assert.equal(h.tlsa.owner, '_25._tcp.shared.p.test')
+    })
+
+    it('C9: a wildcard TLSA RRset (*._tcp) applies with its proof of expansion', async () => {
+        const h = host(await decide('wild.p.test', lookup), 'mx.wild.p.test')
+        assert.equal(h.mode, 'dane')
+        assert.equal(h.tlsa.usable, 1)
+    })
+
+    it('C8, C10: a TLSA owner that is a CNAME into an unsigned zone is insecure → opportunistic', async () => {
+        const h = host(await decide('tlsainsecure.p.test', lookup), 'mx.tlsainsecure.p.test')
+        assert.equal(h.tlsa.state, 'insecure')
+        assert.equal(h.mode, 'opportunistic')
+    })
+
+    it('C8, C11: a TLSA owner that is a CNAME onto a bogus RRset → skipped', async () => {
+        const h = host(await decide('tlsacnamebogus.p.test', lookup), 'mx.tlsacnamebogus.p.test')
+        assert.equal(h.mode, 'skip')
+        assert.equal(h.tlsa.state, 'failed')
     })
 
     it('C21: dane-only skips hosts DANE would not authenticate, and defers when none is left', async () => {

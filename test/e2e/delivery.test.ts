@@ -79,6 +79,71 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         assert.equal(final.tlsa_base, 'real.hosting.dane.test')
     })
 
+    const attemptsOf = (domain: string, outcome: string) => linesFor(domain).filter((l) => l.event === 'attempt' && l.outcome === outcome)
+    const decisionHost = (domain: string, mx: string) => linesFor(domain).find((l) => l.event === 'decision')!.hosts!.find((h) => h.mx_host === mx)!
+    const stillQueued = (domain: string) => haraka.queuedIds().some((id) => id.startsWith(queueIds.get(domain)!))
+
+    it('C8, C19: a secure CNAME to a host in an unsigned zone is verified with the TLSA record at the original name; SNI the original name', () => {
+        assert.equal(outcomeOf('cu.dane.test'), 'delivered')
+        const got = received('cu').filter((r) => r.to.includes('postmaster@cu.dane.test'))
+        assert.equal(got.length, 1)
+        assert.ok(got[0].secure)
+        assert.equal(got[0].servername, 'smtp.cu.dane.test')
+        const host = decisionHost('cu.dane.test', 'smtp.cu.dane.test')
+        assert.equal(host.address_secure, false, 'the addresses were insecure')
+        assert.equal(host.cname, 'smtp.insecure.test')
+        const final = linesFor('cu.dane.test').find((l) => l.event === 'final')!
+        assert.equal(final.tls, 'verified')
+        assert.equal(final.tlsa_base, 'smtp.cu.dane.test')
+    })
+
+    it('C8, C20: a secure CNAME to a host in an unsigned zone whose key does not match the TLSA record → deferred, nothing sent', () => {
+        assert.equal(outcomeOf('cubad.dane.test'), 'deferred')
+        assert.equal(received('cu').filter((r) => r.to.includes('postmaster@cubad.dane.test')).length, 0, 'no opportunistic delivery to the forgeable host')
+        const failed = attemptsOf('cubad.dane.test', 'failed')
+        assert.equal(failed.length, 1)
+        assert.equal(failed[0].result_type, 'validation-failure')
+        assert.ok(stillQueued('cubad.dane.test'))
+    })
+
+    it('C16: with a secure MX RRset the next-hop domain is a reference identifier: a DANE-TA leaf naming only it is verified', () => {
+        assert.equal(outcomeOf('nh.dane.test'), 'delivered')
+        assert.equal(received('nh').filter((r) => r.to.includes('postmaster@nh.dane.test')).length, 1)
+        assert.deepEqual(decisionHost('nh.dane.test', 'mx.nh.dane.test').reference_names, ['mx.nh.dane.test', 'nh.dane.test'])
+        const verified = attemptsOf('nh.dane.test', 'verified')
+        assert.equal(verified.length, 1)
+        assert.equal(verified[0].matched_name, 'nh.dane.test')
+    })
+
+    it('C6, C16: with an insecure MX RRset the next-hop domain is never a reference identifier: the same leaf fails, deferred', () => {
+        assert.equal(outcomeOf('nh.insecure.test'), 'deferred')
+        assert.equal(received('nh').filter((r) => r.to.includes('postmaster@nh.insecure.test')).length, 0)
+        const failed = attemptsOf('nh.insecure.test', 'failed')
+        assert.equal(failed.length, 1)
+        assert.equal(failed[0].result_type, 'certificate-host-mismatch')
+        assert.match(failed[0].reason ?? '', /match none of \[mx\.nh\.dane\.test\]/)
+    })
+
+    it('C7: a bogus AAAA denial leaves the secure IPv4 answer: delivered over IPv4, verified, the failure named', () => {
+        assert.equal(outcomeOf('v4.dane.test'), 'delivered')
+        const got = received('v4')
+        assert.equal(got.length, 1)
+        assert.equal(got[0].servername, 'mx.v4.dane.test')
+        const host = decisionHost('v4.dane.test', 'mx.v4.dane.test')
+        assert.deepEqual(host.failed_families, ['AAAA'])
+        assert.deepEqual(host.addresses, ['127.0.0.34'])
+        assert.match(host.reason, /AAAA lookup for mx\.v4\.dane\.test failed \(servfail\)/)
+        assert.equal(linesFor('v4.dane.test').find((l) => l.event === 'final')!.tls, 'verified')
+    })
+
+    it('C18: a 2 1 0 trust-anchor key given in DNS is reported at the depth of the certificate it signed, as OpenSSL does', () => {
+        assert.equal(outcomeOf('ta210.dane.test'), 'delivered')
+        const final = linesFor('ta210.dane.test').find((l) => l.event === 'final')!
+        assert.equal(final.tls, 'verified')
+        assert.match(final.matched ?? '', /^2 1 0 /)
+        assert.equal(final.depth, 1, 'the intermediate, the highest presented certificate, which the root key signed')
+    })
+
     it('C9: wrong key on the first MX → refused there, delivered to the second MX', () => {
         assert.equal(outcomeOf('fallback.dane.test'), 'delivered')
         assert.equal(received('fallback1').length, 0, 'nothing delivered to the impostor')

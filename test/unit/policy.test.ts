@@ -1,6 +1,6 @@
 // Issue 4: the pure parts of the policy engine, with a scripted lookup (no network).
 import assert from 'node:assert/strict'
-import { decide, orderMxHosts, tlsaCandidates, referenceIdentifiers, Lookup } from '../../lib/policy'
+import { decide, orderMxHosts, tlsaBaseDomains, referenceIdentifiers, Lookup } from '../../lib/policy'
 import type { Answer, RRType } from '../../lib/resolver'
 
 function answer(name: string, type: RRType, a: Partial<Answer>): Answer {
@@ -42,15 +42,36 @@ describe('policy engine, pure parts', () => {
         assert.deepEqual(orderMxHosts(mx, seq([0.1, 0.9])).map((h) => h.name), ['a', 'b'])
     })
 
-    it('C8: TLSA candidates: expanded name first only when the CNAME chain is secure', () => {
-        assert.deepEqual(tlsaCandidates('mx.example', 'real.example', true), ['real.example', 'mx.example'])
-        assert.deepEqual(tlsaCandidates('mx.example', 'real.example', false), ['mx.example'])
-        assert.deepEqual(tlsaCandidates('mx.example', undefined, true), ['mx.example'])
+    it('C8: TLSA base domains: with secure addresses the expanded name first, then the MX name', async () => {
+        const asked: string[] = []
+        const none = scripted({}, asked)
+        assert.deepEqual(await tlsaBaseDomains('mx.example', { secure: true, cname: 'real.example' }, none), { kind: 'candidates', names: ['real.example', 'mx.example'] })
+        assert.deepEqual(await tlsaBaseDomains('mx.example', { secure: true }, none), { kind: 'candidates', names: ['mx.example'] })
+        assert.equal((await tlsaBaseDomains('mx.example', { secure: false }, none)).kind, 'none')
+        assert.deepEqual(asked, [], 'no CNAME query when the addresses are secure or no CNAME was followed')
     })
 
-    it('C16: reference identifiers are the TLSA base domain, plus the MX name when CNAME expansion changed it', () => {
+    it('C8: insecure addresses through a CNAME: an explicit CNAME query decides; secure → the MX name alone', async () => {
+        const asked: string[] = []
+        const secureAlias = scripted({ 'mx.example CNAME': { cnames: ['mx.example', 'real.example.org'], canonicalName: 'real.example.org' } }, asked)
+        const b = await tlsaBaseDomains('mx.example', { secure: false, cname: 'real.example.org' }, secureAlias)
+        assert.equal(b.kind, 'candidates')
+        assert.deepEqual(b.kind === 'candidates' && b.names, ['mx.example'])
+        assert.deepEqual(asked, ['mx.example CNAME'])
+        const insecureAlias = scripted({ 'mx.example CNAME': { secure: false, cnames: ['mx.example', 'real.example.org'], canonicalName: 'real.example.org' } })
+        assert.equal((await tlsaBaseDomains('mx.example', { secure: false, cname: 'real.example.org' }, insecureAlias)).kind, 'none')
+        const failedAlias = scripted({ 'mx.example CNAME': { status: 'failed', secure: false, reason: 'servfail' } })
+        const f = await tlsaBaseDomains('mx.example', { secure: false, cname: 'real.example.org' }, failedAlias)
+        assert.equal(f.kind, 'failed', 'a CNAME lookup that fails never becomes opportunistic TLS')
+    })
+
+    it('C16: reference identifiers: the TLSA base domain, the MX name when CNAME expansion changed it, the next hop only with a secure MX RRset', () => {
         assert.deepEqual(referenceIdentifiers('mx.example', 'mx.example'), ['mx.example'])
         assert.deepEqual(referenceIdentifiers('mx.example', 'real.example'), ['real.example', 'mx.example'])
+        assert.deepEqual(referenceIdentifiers('mx.example', 'mx.example', { domain: 'example', mxSecure: true }), ['mx.example', 'example'])
+        assert.deepEqual(referenceIdentifiers('mx.example', 'mx.example', { domain: 'example', mxSecure: false }), ['mx.example'])
+        // implicit MX: the domain is the host; named once
+        assert.deepEqual(referenceIdentifiers('example', 'example', { domain: 'example', mxSecure: true }), ['example'])
     })
 
     it('C4: a lookup that throws is a failure, and the decision defers', async () => {
@@ -61,17 +82,65 @@ describe('policy engine, pure parts', () => {
         assert.match(d.reason, /socket exploded/)
     })
 
-    it('C7: an address lookup failure on one family skips the host (no half-validated address set)', async () => {
+    it('C7: an address family whose lookup fails contributes nothing; the other family is used and the reason names the failure', async () => {
         const d = await decide(
             'x.example',
             scripted({
                 'x.example MX': { mx: [{ preference: 10, exchange: 'mx.x.example' }] },
                 'mx.x.example A': { addresses: ['192.0.2.1'] },
                 'mx.x.example AAAA': { status: 'failed', secure: false, reason: 'servfail' },
+                '_25._tcp.mx.x.example TLSA': { tlsa: [Buffer.from([3, 1, 1, ...Buffer.alloc(32)])] },
+            }),
+        )
+        assert.equal(d.action, 'deliver')
+        const h = d.hosts[0]
+        assert.equal(h.mode, 'dane')
+        assert.deepEqual(h.addresses, ['192.0.2.1'])
+        assert.ok(h.addressSecure)
+        assert.deepEqual(h.failedFamilies, ['AAAA'])
+        assert.match(h.reason, /AAAA lookup for mx\.x\.example failed \(servfail\): AAAA not used/)
+    })
+
+    it('C7: every family failed → the host is skipped (dnssec-invalid)', async () => {
+        const d = await decide(
+            'x.example',
+            scripted({
+                'x.example MX': { mx: [{ preference: 10, exchange: 'mx.x.example' }] },
+                'mx.x.example A': { status: 'failed', secure: false, reason: 'timeout' },
+                'mx.x.example AAAA': { status: 'failed', secure: false, reason: 'servfail' },
             }),
         )
         assert.equal(d.action, 'defer')
         assert.equal(d.hosts[0].mode, 'skip')
+        assert.equal(d.hosts[0].resultType, 'dnssec-invalid')
+        assert.deepEqual(d.hosts[0].failedFamilies, ['A', 'AAAA'])
+    })
+
+    it('C7: one family failed and the other has no address (NODATA) → skipped, never a guess', async () => {
+        const d = await decide(
+            'x.example',
+            scripted({
+                'x.example MX': { mx: [{ preference: 10, exchange: 'mx.x.example' }] },
+                'mx.x.example A': { status: 'nodata' },
+                'mx.x.example AAAA': { status: 'failed', secure: false, reason: 'servfail' },
+            }),
+        )
+        assert.equal(d.action, 'defer')
+        assert.equal(d.hosts[0].mode, 'skip')
+        assert.match(d.hosts[0].reason, /servfail.*A: no addresses/)
+    })
+
+    it('C7: the security of the host is judged from the families that succeeded (an insecure one makes it insecure)', async () => {
+        const d = await decide(
+            'x.example',
+            scripted({
+                'x.example MX': { mx: [{ preference: 10, exchange: 'mx.x.example' }] },
+                'mx.x.example A': { addresses: ['192.0.2.1'], secure: false },
+                'mx.x.example AAAA': { status: 'failed', secure: false, reason: 'servfail' },
+            }),
+        )
+        assert.equal(d.hosts[0].mode, 'opportunistic')
+        assert.equal(d.hosts[0].addressSecure, false)
     })
 
     it('C10: an insecure TLSA answer gives opportunistic TLS; C8 then also tries the original name', async () => {

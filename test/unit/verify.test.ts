@@ -170,7 +170,7 @@ describe('verify: DANE authentication of a presented chain', () => {
             assertFail(verify([leaf, root], [tlsaText(root, 2, 1, 1)]), 'chain-not-built');
         });
 
-        it('C15: a 2 0 0 anchor need not be presented', () => {
+        it('C15, C18: a 2 0 0 anchor need not be presented; like OpenSSL, the anchor certificate is reported at its own depth', () => {
             const r = verify([leaf, inter], [tlsaText(root, 2, 0, 0)]);
             assertPass(r, 2);
             assert.equal(r.match?.anchor, 'from-record');
@@ -179,11 +179,17 @@ describe('verify: DANE authentication of a presented chain', () => {
             assert.equal(direct.match?.anchor, 'from-record');
         });
 
-        it('C15: a 2 1 0 anchor key need not be presented', () => {
+        it('C15, C18: a 2 1 0 anchor key need not be presented; like OpenSSL, the depth is that of the certificate the key signed', () => {
             const r = verify([leaf, inter], [tlsaText(root, 2, 1, 0)]);
-            assertPass(r, 2);
+            assertPass(r, 1);
             assert.equal(r.match?.anchor, 'from-record');
-            assertPass(verify([leaf], [tlsaText(inter, 2, 1, 0)]), 1);
+            assertPass(verify([leaf], [tlsaText(inter, 2, 1, 0)]), 0);
+        });
+
+        it('C15, C18: dates below a DNS-given anchor are still checked, including the certificate it signed', () => {
+            const r = verify([leafUnderExpiredInter, expiredInter], [tlsaText(root, 2, 1, 0)]);
+            assertFail(r, 'expired');
+            assert.match(r.failure?.detail ?? '', /Expired Intermediate at depth 1 expired .*given in DNS, signer of depth 1/);
         });
 
         it('C15: a presented copy of a 2 0 0 anchor is reported as presented', () => {
@@ -489,7 +495,7 @@ describe('verify: DANE authentication of a presented chain', () => {
             const rsaCa = makeCertificate({ cn: 'RSA CA', ca: true, keyType: 'rsa' });
             const rsaLeaf = makeCertificate({ cn: 'mx.example.com', sans: ['mx.example.com'], issuer: rsaCa, keyPem: leaf.keyPem });
             assertPass(verify([rsaLeaf, rsaCa], [tlsaText(rsaCa, 2, 1, 1)]), 1);
-            assertPass(verify([rsaLeaf], [tlsaText(rsaCa, 2, 1, 0)]), 1);
+            assertPass(verify([rsaLeaf], [tlsaText(rsaCa, 2, 1, 0)]), 0); // C18: the depth of the certificate the DNS key signed
         });
     });
 

@@ -53,6 +53,10 @@ export function makeCerts(): Record<string, TestCert> {
         allbad: makeCertificate({ cn: 'mx.allbad.dane.test' }),
         plain: makeCertificate({ cn: 'plain' }),
         cnameLeaf: makeCertificate({ cn: 'real.hosting.dane.test', sans: ['real.hosting.dane.test'], issuer: inter }),
+        // DANE-TA leaf that names only next-hop domains, never its MX host (C16)
+        nhLeaf: makeCertificate({ cn: 'nh.dane.test', sans: ['nh.dane.test', 'nh.insecure.test'], issuer: inter }),
+        // DANE-TA leaf whose root is given only in DNS (2 1 0): the server presents leaf and intermediate
+        ta210Leaf: makeCertificate({ cn: 'mx.ta210.dane.test', sans: ['mx.ta210.dane.test'], issuer: inter }),
     }
 }
 
@@ -86,6 +90,10 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         injected: { address: '127.0.0.26', starttlsReply: ['220 2.0.0 Ready to start TLS', '250 2.0.0 injected in plaintext'] },
         second: { address: '127.0.0.27', certChainPem: c.good.pem, keyPem: c.good.keyPem },
         insecurebroken: { address: '127.0.0.29', certChainPem: c.plain.pem, keyPem: c.plain.keyPem, failHandshake: true },
+        cu: { address: '127.0.0.32', certChainPem: c.good.pem, keyPem: c.good.keyPem },
+        nh: { address: '127.0.0.33', certChainPem: chainPem(c.nhLeaf, c.inter, c.root), keyPem: c.nhLeaf.keyPem },
+        v4: { address: '127.0.0.34', certChainPem: c.good.pem, keyPem: c.good.keyPem },
+        ta210: { address: '127.0.0.35', certChainPem: chainPem(c.ta210Leaf, c.inter), keyPem: c.ta210Leaf.keyPem },
     }
     const listeners = new Map<string, Listener>()
     for (const [name, o] of Object.entries(listen)) listeners.set(name, new Listener(o))
@@ -125,6 +133,15 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
             ['127.0.0.26', c.good],
             ['127.0.0.27', c.good],
         ]),
+        // C8: a secure CNAME to a host in an unsigned zone; the TLSA record at the original name decides
+        cu: ['cu MX 10 smtp.cu', 'smtp.cu CNAME smtp.insecure.test.', `_25._tcp.smtp.cu TLSA ${tlsaText(c.good, 3, 1, 1)}`],
+        cubad: ['cubad MX 10 smtp.cubad', 'smtp.cubad CNAME smtp.insecure.test.', `_25._tcp.smtp.cubad TLSA ${tlsaText(c.wrong, 3, 1, 1)}`],
+        // C16: the leaf names the next-hop domain only (secure MX RRset here; nh.insecure.test points at the same host)
+        nh: ['nh MX 10 mx.nh', 'mx.nh A 127.0.0.33', `_25._tcp.mx.nh TLSA ${tlsaText(c.root, 2, 0, 1)}`],
+        // C7: the AAAA denial is broken (NSEC tampered below); A and TLSA are secure
+        v4: ['v4 MX 10 mx.v4', 'mx.v4 A 127.0.0.34', `_25._tcp.mx.v4 TLSA ${tlsaText(c.good, 3, 1, 1)}`],
+        // C18: the trust anchor's key is given in DNS only
+        ta210: ['ta210 MX 10 mx.ta210', 'mx.ta210 A 127.0.0.35', `_25._tcp.mx.ta210 TLSA ${tlsaText(c.root, 2, 1, 0)}`],
         nullmx: ['nullmx MX 0 .'],
         bogusmx: ['bogusmx MX 10 mx.ee'],
     }
@@ -137,11 +154,12 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
             tamper: [
                 { owner: '_25._tcp.mx.servfail', type: 'TLSA', rdata: tlsaText(c.wrong, 3, 1, 1) },
                 { owner: 'bogusmx', type: 'MX', rdata: '10 mx.insecure.test.' },
+                { owner: 'mx.v4', type: 'NSEC', rdata: 'zzz.dane.test. A RRSIG NSEC' },
             ],
         }
     }
     const dns = new DnsWorld()
-    await dns.start([zone(), { name: 'insecure.test', signing: 'unsigned', records: ['@ MX 10 mx', 'mx A 127.0.0.19', 'broken MX 10 mxb', 'mxb A 127.0.0.29'] }])
+    await dns.start([zone(), { name: 'insecure.test', signing: 'unsigned', records: ['@ MX 10 mx', 'mx A 127.0.0.19', 'broken MX 10 mxb', 'mxb A 127.0.0.29', 'smtp A 127.0.0.32', 'nh MX 10 mx.nh.dane.test.'] }])
     for (const l of listeners.values()) await l.start()
     const redis = new RedisWorld()
     await redis.start()
@@ -161,6 +179,12 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         { domain: 'nostarttls.dane.test', title: 'DANE host does not offer STARTTLS', expect: 'deferred' },
         { domain: 'servfail.dane.test', title: 'TLSA answer is bogus (SERVFAIL) on the only MX', expect: 'deferred' },
         { domain: 'bogusmx.dane.test', title: 'MX RRset is bogus: defer, never fall back to A', expect: 'deferred' },
+        { domain: 'cu.dane.test', title: 'secure CNAME to a host in an unsigned zone: TLSA at the original name, key matches', expect: 'delivered', deliveredTo: 'cu', tls: 'verified', sni: 'smtp.cu.dane.test' },
+        { domain: 'cubad.dane.test', title: 'secure CNAME to a host in an unsigned zone: TLSA at the original name, key does not match', expect: 'deferred' },
+        { domain: 'nh.dane.test', title: 'DANE-TA leaf names only the next-hop domain; the MX RRset is secure', expect: 'delivered', deliveredTo: 'nh', tls: 'verified', sni: 'mx.nh.dane.test' },
+        { domain: 'nh.insecure.test', title: 'the same host under an insecure MX RRset: the next hop is no reference identifier', expect: 'deferred' },
+        { domain: 'v4.dane.test', title: 'the AAAA denial is bogus; the secure IPv4 answer is used, with DANE', expect: 'delivered', deliveredTo: 'v4', tls: 'verified', sni: 'mx.v4.dane.test' },
+        { domain: 'ta210.dane.test', title: 'DANE-TA 2 1 0: the root key given in DNS only, leaf and intermediate presented', expect: 'delivered', deliveredTo: 'ta210', tls: 'verified', sni: 'mx.ta210.dane.test' },
         { domain: 'nullmx.dane.test', title: 'null MX: permanent failure', expect: 'bounced' },
     ]
 
