@@ -195,6 +195,10 @@ function hostReport(host: HostDecision, probes: ProbeResult[], now: Date | undef
         add('WARNING', `${host.name} skipped: ${host.reason}${host.resultType ? ` (${host.resultType})` : ''}`, host.resultType)
         return r
     }
+    if (host.failedFamilies?.length) {
+        // C7: delivery goes on over the family that answered, but the destination's DNS is broken for the other
+        add('WARNING', `${host.name}: ${host.failedFamilies.join(', ')} lookup failed; only the other address family is used`, 'dnssec-invalid')
+    }
     if (host.mode === 'encrypt' && host.tlsa.state === 'secure') {
         // C12: secure TLSA, none usable
         add('WARNING', `${host.name}: encrypt only: ${host.reason} (tlsa-invalid)`, 'tlsa-invalid')
@@ -294,9 +298,10 @@ export function renderCheck(decision: Decision, report: CheckReport): string[] {
         out.push('')
         out.push(`MX ${h.preference} ${h.name}: ${h.mode}${hr ? ` [${hr.status}]` : ''}`)
         if (h.cname) out.push(`  CNAME → ${h.cname}`)
-        out.push(`  addresses: ${h.addresses.length ? h.addresses.join(', ') : '-'} (${h.addressSecure ? 'secure' : 'insecure'})`)
+        const failed = h.failedFamilies?.length ? `; ${h.failedFamilies.join(', ')} lookup failed, not used` : ''
+        out.push(`  addresses: ${h.addresses.length ? h.addresses.join(', ') : '-'} (${h.addressSecure ? 'secure' : 'insecure'}${failed})`)
         if (h.tlsa.state !== 'not-looked-up') {
-            const at = h.tlsaBase ? tlsaQueryName(h.tlsaBase) : tlsaQueryName(h.cname ?? h.name)
+            const at = h.tlsaBase ? tlsaQueryName(h.tlsaBase) : (h.tlsa.asked ?? [h.name]).map(tlsaQueryName).join(', ')
             out.push(`  TLSA ${at}: ${h.tlsa.state}${h.tlsa.state === 'secure' ? `, ${h.tlsa.records.length} record(s), ${h.tlsa.usable} usable` : ''}${h.tlsa.detail ? ` (${h.tlsa.detail})` : ''}`)
             for (const r of h.tlsa.records) out.push(`    ${r.text}`)
         }

@@ -31,7 +31,8 @@ export interface HostDecision {
     cname?: string // the fully expanded name when the host is a CNAME
     tlsaBase?: string // owner base of the TLSA RRset in use (C8)
     referenceNames: string[] // names a DANE-TA leaf may carry (C16)
-    tlsa: { state: TlsaState; records: TlsaRecord[]; usable: number; owner?: string; detail?: string }
+    /** owner: where the RRset in use was found (after CNAME/DNAME); asked: the TLSA base domains looked up, in order */
+    tlsa: { state: TlsaState; records: TlsaRecord[]; usable: number; owner?: string; detail?: string; asked?: string[] }
     mode: HostMode
     reason: string
     /** RFC 8460 result type when the host is skipped for a DNS reason (C25). */
@@ -266,15 +267,17 @@ async function decideHost(name: string, preference: number, lookup: Lookup, poli
     const why = (text: string): string => withAddressNote(addr, bases.why ? `${bases.why}: ${text}` : text)
 
     let last: Answer | undefined
+    const asked: string[] = []
     for (const candidate of bases.names) {
         const t = await lookup(tlsaQueryName(candidate), 'TLSA')
         last = t
+        asked.push(candidate)
         // C11: TLSA lookup failure → skip the host without connecting
         if (t.status === 'failed') {
             return {
                 ...host,
                 mode: 'skip',
-                tlsa: { state: 'failed', records: [], usable: 0, detail: t.reason },
+                tlsa: { state: 'failed', records: [], usable: 0, detail: t.reason, asked },
                 reason: why(`${describe(t)}: host skipped`),
                 resultType: 'dnssec-invalid',
             }
@@ -284,7 +287,7 @@ async function decideHost(name: string, preference: number, lookup: Lookup, poli
             const records = (t.tlsa ?? []).map(tlsaFromRdata)
             const usable = usableRecords(records)
             const referenceNames = referenceIdentifiers(name, candidate, nextHop)
-            const tlsa = { state: 'secure' as const, records, usable: usable.length, owner: t.canonicalName }
+            const tlsa = { state: 'secure' as const, records, usable: usable.length, owner: t.canonicalName, asked }
             if (usable.length > 0) {
                 // C9: DANE applies: STARTTLS mandatory, the peer must authenticate
                 return { ...host, tlsaBase: candidate, referenceNames, tlsa, mode: 'dane', reason: why(`${usable.length} usable TLSA record(s) at ${tlsaQueryName(candidate)}`) }
@@ -307,7 +310,7 @@ async function decideHost(name: string, preference: number, lookup: Lookup, poli
     const what = state === 'none' ? 'no TLSA records (secure denial)' : 'TLSA answer insecure'
     return onlyDane(policy, {
         ...host,
-        tlsa: { state, records: [], usable: 0 },
+        tlsa: { state, records: [], usable: 0, asked },
         mode: 'opportunistic',
         reason: why(`${what}: opportunistic TLS`),
     })

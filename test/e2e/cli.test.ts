@@ -76,6 +76,30 @@ describe('haraka-dane command line, against the test world', function () {
         assert.deepEqual(world.listeners.get('ee')!.sniSeen.slice(sniBefore), ['mx.ee.dane.test'])
     })
 
+    it('C8, C19: check cu.dane.test: a secure CNAME into an unsigned zone is probed with SNI the original name and verified by its TLSA', async () => {
+        const sniBefore = world.listeners.get('cu')!.sniSeen.length
+        const r = await check('cu.dane.test')
+        assert.match(r.stdout, /CNAME → smtp\.insecure\.test/)
+        assert.match(r.stdout, /addresses: 127\.0\.0\.32 \(insecure\)/)
+        assert.match(r.stdout, /TLSA _25\._tcp\.smtp\.cu\.dane\.test: secure, 1 record\(s\), 1 usable/)
+        assert.ok(r.stdout.includes(`DANE: verified: ${tlsaText(world.certs.good, 3, 1, 1)} at depth 0`), r.stdout)
+        assert.deepEqual(world.listeners.get('cu')!.sniSeen.slice(sniBefore), ['smtp.cu.dane.test'])
+    })
+
+    it('C7: check v4.dane.test: a failed AAAA lookup is a WARNING; the host is still verified over IPv4', async () => {
+        const r = await check('v4.dane.test')
+        assert.equal(r.code, 1, r.stdout + r.stderr)
+        assert.match(firstLine(r), /mx\.v4\.dane\.test: AAAA lookup failed; only the other address family is used/)
+        assert.match(r.stdout, /addresses: 127\.0\.0\.34 \(secure; AAAA lookup failed, not used\)/)
+        assert.match(r.stdout, /DANE: verified: 3 1 1 /)
+    })
+
+    it('C16: check nh.dane.test: the next-hop domain is listed among the reference names, and the leaf matched it', async () => {
+        const r = await check('nh.dane.test')
+        assert.match(r.stdout, /reference names \(DANE-TA\): mx\.nh\.dane\.test, nh\.dane\.test/)
+        assert.match(r.stdout, /DANE: verified: 2 0 1 [0-9a-f]{64} at depth 2 \(anchor presented\); leaf name nh\.dane\.test/)
+    })
+
     it('C9, C25: check allbad.dane.test: CRITICAL, both hosts fail verification (validation-failure)', async () => {
         const r = await check('allbad.dane.test')
         assert.equal(r.code, 2, r.stdout + r.stderr)

@@ -45,17 +45,20 @@ async function main(): Promise<void> {
             const decision = mine.find((l) => l.event === 'decision')
             const final = mine.filter((l) => l.event === 'final').pop()
             const failed = mine.filter((l) => l.event === 'attempt' && (l.outcome === 'failed' || l.outcome === 'skipped'))
-            const ok = outcome === s.expect
+            // delivered means delivered to the right receiver, with the TLS and SNI the scenario requires
+            const got = [...world.listeners.values()].flatMap((x) => x.received).find((r) => r.to.includes(`postmaster@${s.domain}`))
+            const want = world.listeners.get(s.deliveredTo ?? '')
+            const ok =
+                outcome === s.expect &&
+                (outcome !== 'delivered' || (got?.listener === want?.address && (!s.tls || final?.tls === s.tls) && (!s.sni || got?.servername === s.sni)))
             if (ok) right++
             console.log(`${ok ? 'as expected' : 'UNEXPECTED '}  ${pad(s.domain, 22)} ${s.title}`)
             console.log(`             decided: ${decision?.action}: ${decision?.reason}`)
             for (const f of failed) console.log(`             ${f.outcome} ${f.mx_host}: ${f.result_type ?? ''} ${f.reason}`)
             if (outcome === 'delivered') {
-                const l = world.listeners.get(s.deliveredTo ?? '')
-                const got = [...world.listeners.values()].flatMap((x) => x.received).find((r) => r.to.includes(`postmaster@${s.domain}`))
                 console.log(
                     `             delivered (${final?.tls}${final?.matched ? `, matched ${final.matched.slice(0, 22)}… at depth ${final.depth}` : ''}); ` +
-                        `receiver ${got?.listener ?? l?.address} saw TLS=${got?.secure ? 'yes' : 'no'} SNI=${got?.servername ?? '-'} cipher=${got?.cipher ?? '-'}`,
+                        `receiver ${got?.listener ?? '-'} saw TLS=${got?.secure ? 'yes' : 'no'} SNI=${got?.servername ?? '-'} cipher=${got?.cipher ?? '-'}`,
                 )
             } else {
                 console.log(`             ${outcome}: ${final?.reason ?? ev.err ?? ''}`)
