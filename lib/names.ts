@@ -15,104 +15,10 @@
  */
 import type { X509Certificate } from 'node:crypto';
 
-// ---------------------------------------------------------------------------
-// A minimal DER reader (X.690 8.1: identifier, length, contents)
-// ---------------------------------------------------------------------------
-
-interface Tlv {
-    tag: number;
-    start: number; // offset of the identifier octet
-    contentStart: number;
-    end: number; // offset just past the contents
-}
-
-function readTlv(buf: Buffer, pos: number, limit: number = buf.length): Tlv {
-    if (pos + 2 > limit) throw new Error(`DER truncated at ${pos}`);
-    const tag = buf[pos];
-    if ((tag & 0x1f) === 0x1f) throw new Error(`DER high tag number at ${pos}`);
-    let p = pos + 1;
-    let len = buf[p++];
-    if (len & 0x80) {
-        const n = len & 0x7f;
-        if (n === 0 || n > 4) throw new Error(`DER unsupported length form at ${pos}`);
-        if (p + n > limit) throw new Error(`DER truncated length at ${pos}`);
-        len = 0;
-        for (let i = 0; i < n; i++) len = len * 256 + buf[p++];
-    }
-    const end = p + len;
-    if (end > limit) throw new Error(`DER length overruns its container at ${pos}`);
-    return { tag, start: pos, contentStart: p, end };
-}
-
-function children(buf: Buffer, parent: Tlv): Tlv[] {
-    const out: Tlv[] = [];
-    let p = parent.contentStart;
-    while (p < parent.end) {
-        const t = readTlv(buf, p, parent.end);
-        out.push(t);
-        p = t.end;
-    }
-    return out;
-}
+import { readTlv, children, contents, readTime, readString } from './der';
 
 const OID_CN = Buffer.from([0x55, 0x04, 0x03]); // 2.5.4.3 id-at-commonName
 const OID_SAN = Buffer.from([0x55, 0x1d, 0x11]); // 2.5.29.17 id-ce-subjectAltName
-
-function contents(buf: Buffer, t: Tlv): Buffer {
-    return buf.subarray(t.contentStart, t.end);
-}
-
-// RFC 5280 4.1.2.5: UTCTime YYMMDDHHMMSSZ (YY >= 50 → 19YY), GeneralizedTime YYYYMMDDHHMMSSZ
-function readTime(buf: Buffer, t: Tlv): Date {
-    const s = contents(buf, t).toString('latin1');
-    let m: RegExpMatchArray | null;
-    let year: number;
-    if (t.tag === 0x17) {
-        m = s.match(/^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?Z$/);
-        if (!m) throw new Error(`bad UTCTime "${s}"`);
-        const yy = Number(m[1]);
-        year = yy >= 50 ? 1900 + yy : 2000 + yy;
-    } else if (t.tag === 0x18) {
-        m = s.match(/^\d\d(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?(?:\.\d+)?Z$/);
-        if (!m) throw new Error(`bad GeneralizedTime "${s}"`);
-        year = Number(s.slice(0, 4));
-    } else {
-        throw new Error(`unexpected time tag 0x${t.tag.toString(16)}`);
-    }
-    const d = new Date(0);
-    d.setUTCFullYear(year, Number(m[2]) - 1, Number(m[3]));
-    d.setUTCHours(Number(m[4]), Number(m[5]), Number(m[6] ?? 0), 0);
-    return d;
-}
-
-// X.520 DirectoryString and friends, as far as a DNS name can be in them
-function readString(buf: Buffer, t: Tlv): string | null {
-    const c = contents(buf, t);
-    switch (t.tag) {
-        case 0x0c: // UTF8String
-            return c.toString('utf8');
-        case 0x13: // PrintableString
-        case 0x16: // IA5String
-        case 0x14: // TeletexString (treated as Latin-1)
-            return c.toString('latin1');
-        case 0x1e: {
-            // BMPString, UCS-2 big-endian
-            if (c.length % 2) return null;
-            const sw = Buffer.from(c);
-            sw.swap16();
-            return sw.toString('utf16le');
-        }
-        case 0x1c: {
-            // UniversalString, UCS-4 big-endian
-            if (c.length % 4) return null;
-            let out = '';
-            for (let i = 0; i < c.length; i += 4) out += String.fromCodePoint(c.readUInt32BE(i));
-            return out;
-        }
-        default:
-            return null;
-    }
-}
 
 export interface CertificateFields {
     /** SubjectPublicKeyInfo, the exact DER bytes of the certificate (RFC 6698 2.1.2 selector 1) */

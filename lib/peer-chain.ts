@@ -1,18 +1,36 @@
 // The certificate chain a TLS peer presented, as DER, for DANE verification.
 // Shared by the Haraka glue (lib/haraka-tls.ts) and the live probe of the
 // command-line tool (lib/probe.ts), so both verify exactly the same bytes.
-import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls'
+//
+// Why getPeerX509Certificate() and not getPeerCertificate(true): node 20's
+// getPeerCertificate(true) rebuilds the chain itself (src/crypto/crypto_common.cc,
+// GetPeerCert → AddIssuerChainToObject): from the presented list it takes, for each
+// certificate, the FIRST other one that X509_check_issued accepts (names, key
+// identifiers, keyUsage; no signature check), drops every certificate that is not
+// picked, and then appends issuers from the local trust store that the server never
+// sent. A same-named decoy ahead of the real intermediate therefore hides the real one.
+// getPeerX509Certificate() (src/crypto/crypto_x509.cc, X509Certificate::GetPeerCert)
+// links `issuerCertificate` in the order the certificates arrived, every one of them,
+// nothing added: the Certificate message as sent. It moves the certificates out of the
+// SSL object's peer chain, so it can be called once per connection, and
+// getPeerCertificate() returns {} afterwards: call this after Haraka has read the
+// peer certificate (it does so before the upgrade callback this glue wraps).
+import type { TLSSocket } from 'node:tls'
+import type { X509Certificate } from 'node:crypto'
 
-/** DER certificates as presented (leaf first, then the issuers OpenSSL found among them). */
+/** More than any real chain; the verifier considers only the first MAX_CHAIN (lib/verify.ts) anyway. */
+const MAX_WALK = 64
+
+/** DER certificates in the order the peer sent them, leaf first. Call once per connection (see above). */
 export function presentedChain(sock: TLSSocket | undefined): Buffer[] {
     if (!sock) return []
     const out: Buffer[] = []
-    let cert: PeerCertificate | DetailedPeerCertificate | undefined = sock.getPeerCertificate(true)
-    const seen = new Set<string>()
-    while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
-        seen.add(cert.fingerprint256)
+    const seen = new Set<X509Certificate>()
+    let cert: X509Certificate | undefined = sock.getPeerX509Certificate()
+    while (cert && !seen.has(cert) && out.length < MAX_WALK) {
+        seen.add(cert)
         out.push(cert.raw)
-        cert = (cert as DetailedPeerCertificate).issuerCertificate
+        cert = cert.issuerCertificate
     }
     return out
 }

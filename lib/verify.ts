@@ -5,28 +5,31 @@
  *
  * Decisions worth knowing when reading this against the RFCs:
  *  - DANE-EE(3) matches the leaf only; nothing else about the chain matters (RFC 7672 3.1.1).
- *  - DANE-TA(2): the trust anchor may be any certificate of the presented chain that a
- *    record matches, including the leaf itself (RFC 7671 5.2 does not exclude it, and
- *    Postfix accepts it). When the leaf is its own anchor there is nothing below the anchor, so no
- *    dates are checked, but the name check still applies, which makes it strictly stronger
- *    than the same key published as DANE-EE. The shallowest anchor on a path wins: going
- *    higher can only add certificates whose dates must be checked.
- *  - DANE-TA(2) with `2 0 0` / `2 1 0` gives the anchor (certificate / key) in full, so it
- *    need not be presented (RFC 7671 5.2.3): it must have signed the top certificate of
- *    the path built from presented certificates.
- *  - Paths are built from the presented certificates in any order (servers do send them
- *    out of order, and with extras). Each link needs `checkIssued` (issuer/subject names, AKID,
- *    keyUsage) and a good signature. A certificate strictly between the leaf and the anchor
- *    must be a CA (basicConstraints cA), otherwise any leaf issued under the anchor could
- *    mint certificates for other names. The anchor itself is not required to be a CA and
- *    its dates are not checked (conformance item C15: the anchor is trusted because DNSSEC says so).
- *  - Name constraints, path-length constraints, policies and EKU are not evaluated.
+ *  - DANE-TA(2) is RFC 5280 path validation with the matched certificate or key as the only
+ *    trust anchor (RFC 6698 2.1.1), done by lib/pkix.ts: dates, CA flags, path length, name
+ *    constraints, purpose and critical extensions of every certificate below the anchor, and the
+ *    anchor certificate's own path length and name constraints (RFC 7671 5.2.1), not its dates.
+ *  - The anchor is a presented certificate above the leaf that a record matches, or the
+ *    certificate (`2 0 0`) or key (`2 1 0`) a record gives in full, which need not be presented
+ *    (RFC 7671 5.2.3) and must have signed the top certificate of the path. The leaf is never
+ *    its own anchor: usage 2 names the anchor "when validating the end entity certificate"
+ *    (RFC 6698 2.1.1), and a path needs a certificate below its anchor; OpenSSL (and so Postfix)
+ *    rejects it too (depth 0 is never a trust anchor). The same key published as `3 x x` works.
+ *    The shallowest anchor on a path wins: going higher can only add certificates to check.
+ *  - Paths are built from every presented certificate, in any order (servers send them out of
+ *    order, with extras, with an old and a new intermediate of the same name during a CA
+ *    rollover). Each link needs `checkIssued` (issuer/subject names, key identifiers, keyUsage)
+ *    and a good signature; among several candidate issuers those whose key identifier matches
+ *    and which are within their dates are tried first, and a candidate that fails is left for
+ *    the next one, so a same-named decoy ahead of the real intermediate does not stop the path.
  */
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { certificateFields, matchesAnyReference, certificateDnsNames } from './names';
+import { keyIdentifiersMatch, validatePath, type PkixFailureCode } from './pkix';
 import { type TlsaRecord, strongestDigests, unusableReason, USAGE, MTYPE } from './tlsa';
 
 export type FailureCode =
+    | PkixFailureCode
     | 'no-usable-records'
     | 'empty-chain'
     | 'bad-certificate'
@@ -115,6 +118,8 @@ export function parseChain(der: Buffer[]): ParsedChain {
                 throw new Error(`not exactly one DER certificate (${buf.length} bytes given, certificate is ${cert.raw.length})`);
             }
             certificateFields(cert); // the public key DANE reads must be readable too
+            // the same certificate sent twice is one certificate (path building needs each once)
+            if (out.der.some((d) => d.equals(buf))) continue;
             out.certs.push(cert);
             out.der.push(buf);
         } catch (e) {
@@ -194,6 +199,12 @@ const FAILURE_RANK: Record<FailureCode, number> = {
     'name-mismatch': 7,
     expired: 6,
     'not-yet-valid': 6,
+    'not-a-ca': 6,
+    'path-length-exceeded': 6,
+    'name-constraint-violation': 6,
+    'unhandled-critical-extension': 6,
+    'not-for-tls-server': 6,
+    'policy-violation': 6,
     'bad-signature': 5,
     'chain-not-built': 4,
     'no-match': 3,
@@ -267,8 +278,10 @@ function externalAnchors(taRecords: TlsaRecord[], chain: ParsedChain, notes: str
     const out: ExternalAnchor[] = [];
     for (const record of taRecords) {
         if (record.mtype !== MTYPE.FULL) continue;
-        // a presented copy of a `2 0 0` anchor is matched as a presented anchor instead
+        // a presented copy of a `2 0 0` anchor, or a `2 1 0` key a presented certificate carries, is a
+        // presented anchor: that certificate's constraints apply, as OpenSSL applies them
         if (record.selector === 0 && chain.der.some((d) => d.equals(record.data))) continue;
+        if (record.selector === 1 && chain.certs.some((c) => certificateFields(c).spki.equals(record.data))) continue;
         const a = parseAnchor(record);
         if ('error' in a) notes.push(`${recordBrief(record)}: ${a.error}`);
         else out.push({ record, ...a });
@@ -321,7 +334,10 @@ function verifyTrustAnchor(
         return r;
     };
     const externals = externalAnchors(taRecords, chain, notes);
-    const matchedPresented = certs.map((_, i) => i).filter((i) => presentedAnchor(i) !== null);
+    // the leaf is never its own trust anchor (head of this file): a record that names it is no anchor
+    const leafRecord = presentedAnchor(0);
+    if (leafRecord !== null) notes.push(`${recordBrief(leafRecord)} matches the leaf itself, which cannot be its own DANE-TA trust anchor (RFC 6698 2.1.1; publish it as a 3 x x record)`);
+    const matchedPresented = certs.map((_, i) => i).filter((i) => i > 0 && presentedAnchor(i) !== null);
 
     if (matchedPresented.length === 0 && externals.length === 0) {
         const extra = notes.length ? `; ${notes.join('; ')}` : '';
@@ -352,29 +368,23 @@ function verifyTrustAnchor(
     };
     let incomplete = false; // some path ended at a certificate whose issuer was not presented
 
-    // RFC 5280 6.1.3 (a)(2): certificates below the anchor must be valid now; then RFC 7672 3.2 names.
-    // `below` counts the path's certificates under the anchor. The depth reported is OpenSSL's (C18), as
-    // `openssl s_client -dane_tlsa_rrdata` prints it: a trust-anchor certificate, presented or given in
-    // full in DNS (`2 0 0`), at its own depth ("matched TA certificate at depth 2"); a bare key given in
-    // DNS (`2 1 0`) at the depth of the certificate it signed ("signed the certificate at depth 1").
-    const evaluate = (path: number[], below: number, record: TlsaRecord, anchor: 'presented' | 'from-record'): TaSuccess | null => {
+    // RFC 6698 2.1.1: the path below the anchor must pass RFC 5280 validation (lib/pkix), then RFC 7672 3.2 names.
+    // `below` counts the path's certificates under the anchor; `anchorCert` is the anchor certificate, presented
+    // or given in full (`2 0 0`), whose constraints apply, and undefined for a bare key (`2 1 0`).
+    // The depth reported is OpenSSL's (C18), as `openssl s_client -dane_tlsa_rrdata` prints it: a trust-anchor
+    // certificate, presented or given in DNS, at its own depth ("matched TA certificate at depth 2"); a bare key
+    // given in DNS at the depth of the certificate it signed ("signed the certificate at depth 1").
+    const evaluate = (path: number[], below: number, record: TlsaRecord, anchor: 'presented' | 'from-record', anchorCert: X509Certificate | undefined): TaSuccess | null => {
         const depth = anchor === 'from-record' && record.selector === 1 ? below - 1 : below;
         const where = `anchor ${recordBrief(record)} ${anchor === 'from-record' && record.selector === 1 ? `given in DNS, signer of depth ${depth}` : `at depth ${depth}`}`;
-        for (let d = 0; d < below; d++) {
-            const c = certs[path[d]];
-            const f = certificateFields(c);
-            if (f.notBefore === undefined || f.notAfter === undefined) {
-                failure = better(failure, { code: 'bad-certificate', detail: `${subjectOf(c)} at depth ${d}: validity unreadable (${f.validityError})` });
-                return null;
-            }
-            if (f.notBefore.getTime() > now.getTime()) {
-                failure = better(failure, { code: 'not-yet-valid', detail: `${subjectOf(c)} at depth ${d} is not valid before ${f.notBefore.toISOString()} (${where})` });
-                return null;
-            }
-            if (f.notAfter.getTime() < now.getTime()) {
-                failure = better(failure, { code: 'expired', detail: `${subjectOf(c)} at depth ${d} expired ${f.notAfter.toISOString()} (${where})` });
-                return null;
-            }
+        const broken = validatePath(
+            path.slice(0, below).map((i) => certs[i]),
+            anchorCert,
+            now,
+        );
+        if (broken) {
+            failure = better(failure, { code: broken.code, detail: `${broken.detail} (${where})` });
+            return null;
         }
         if (input.checkNames === false) return { record, depth, anchor };
         const leaf = certs[0];
@@ -390,19 +400,32 @@ function verifyTrustAnchor(
         return { record, depth, anchor, matchedName };
     };
 
+    // OpenSSL's preference among the presented certificates that may have issued `child`: a matching
+    // authority key identifier first, then those within their dates, then the order presented
+    const issuerCandidates = (child: number, path: number[]): number[] => {
+        const rank = (j: number): number => {
+            const ids = keyIdentifiersMatch(certs[child], certs[j]);
+            const f = certificateFields(certs[j]);
+            const current = f.notBefore !== undefined && f.notAfter !== undefined && f.notBefore <= now && now <= f.notAfter;
+            return (ids === false ? 2 : 0) + (current ? 0 : 1);
+        };
+        const js = certs.map((_, j) => j).filter((j) => !path.includes(j));
+        return js.map((j) => ({ j, r: rank(j) })).sort((a, b) => a.r - b.r || a.j - b.j).map((x) => x.j);
+    };
+
     const walk = (path: number[]): TaSuccess | null => {
         if (++steps > MAX_PATH_STEPS || exhausted) return null;
         const depth = path.length - 1;
         const idx = path[depth];
         const node = certs[idx];
 
-        const presented = presentedAnchor(idx);
-        if (presented !== null) return evaluate(path, depth, presented, 'presented');
+        // a presented certificate a record names is the anchor, the leaf excepted (see the head of this file)
+        const presented = depth > 0 ? presentedAnchor(idx) : null;
+        if (presented !== null) return evaluate(path, depth, presented, 'presented', node);
         if (depth >= MAX_DEPTH) return null;
 
         let issuerFound = false;
-        for (let j = 0; j < certs.length; j++) {
-            if (path.includes(j)) continue;
+        for (const j of issuerCandidates(idx, path)) {
             const cand = certs[j];
             const l = link(idx, `c${j}`, cand, cand.publicKey);
             if (l === 'exhausted') return null;
@@ -410,10 +433,6 @@ function verifyTrustAnchor(
             issuerFound = true;
             if (l === 'bad-signature') {
                 failure = better(failure, { code: 'bad-signature', detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the key of ${subjectOf(cand)}` });
-                continue;
-            }
-            if (presentedAnchor(j) === null && !cand.ca) {
-                failure = better(failure, { code: 'chain-not-built', detail: `${subjectOf(cand)} issued ${subjectOf(node)} but is not a CA` });
                 continue;
             }
             const ok = walk([...path, j]);
@@ -429,7 +448,7 @@ function verifyTrustAnchor(
                 failure = better(failure, { code: 'bad-signature', detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the anchor of ${recordBrief(ext.record)}` });
                 continue;
             }
-            const ok = evaluate(path, depth + 1, ext.record, 'from-record');
+            const ok = evaluate(path, depth + 1, ext.record, 'from-record', ext.cert);
             if (ok) return ok;
         }
 

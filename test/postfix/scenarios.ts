@@ -6,8 +6,8 @@
 //
 // Zones: `s.test` is signed with a DS in `test.` (secure), `u.test` is unsigned
 // (insecure). A scenario may add zones of its own (`zones`).
-// Listener addresses: 127.0.5.11 upward, one per scenario (nsd is 127.0.5.52,
-// unbound 127.0.5.53).
+// Listener addresses: 127.0.5.11 upward, one per scenario and MX host (nsd is
+// 127.0.5.52, unbound 127.0.5.53); in use: 11-22, 31-44.
 import { randomBytes } from 'node:crypto'
 import { makeCertificate, tlsaText, TestCert, CertificateOptions } from '../world/certs'
 import { ZoneSpec } from '../world/dns'
@@ -87,6 +87,9 @@ export function randomTlsa(usage = 3, selector = 1): string {
 }
 
 const addr = (n: number) => `127.0.5.${n}`
+
+/** CA certificates as real CAs make them (key identifiers, keyCertSign + cRLSign) */
+const REAL_CA: Partial<CertificateOptions> = { keyIds: true, keyUsage: ['keyCertSign', 'cRLSign'] }
 
 type Maker = (k: CertKit) => PostfixScenario
 
@@ -356,7 +359,120 @@ export const scenarioTable: Maker[] = [
             expect: { outcome: 'delivered', listener: addr(33), tls: 'Verified', sni: 'mx.v4aaaaall.s.test' },
         }
     },
+    // ---- DANE-TA path validation (C15), as in ../e2e/openssl-dane.test.ts --------------
+    // MX 10 presents a chain that matches its DANE-TA record but fails RFC 5280 path
+    // validation from the anchor; MX 20 is an honest DANE-EE host, so a client that
+    // refuses the first delivers to the second within the same attempt.
+    (k) => {
+        const root = k.ca('PathLen Test Root CA', undefined, REAL_CA)
+        const inter = k.ca('PathLen Test Intermediate CA', root, { ...REAL_CA, pathLen: 0 })
+        const subca = k.ca('PathLen Test Sub CA', inter, REAL_CA)
+        const leaf = k.leaf(subca, ['mx1.pathlen.s.test'], 'mx1.pathlen.s.test', { keyIds: true })
+        return taThenEe(k, {
+            id: 's13',
+            label: 'pathlen',
+            addrs: [addr(35), addr(36)],
+            title: 'C15 case 2: MX 10 DANE-TA 2 0 1 of the root; intermediate pathLen 0 with a sub-CA below it; MX 20 honest DANE-EE',
+            chain: [leaf, subca, inter, root],
+            record: tlsa(root, 2, 0, 1),
+        })
+    },
+    (k) => {
+        const root = k.ca('NC Test Root CA', undefined, REAL_CA)
+        const inter = k.ca('NC Test Intermediate CA', root, { ...REAL_CA, nameConstraints: { permitted: [{ dns: '.good.test' }] } })
+        const leaf = k.leaf(inter, ['mx1.nc.s.test'], 'mx1.nc.s.test', { keyIds: true })
+        return taThenEe(k, {
+            id: 's14',
+            label: 'nc',
+            addrs: [addr(37), addr(38)],
+            title: 'C15 case 4: MX 10 DANE-TA 2 0 1 of the root; intermediate permits .good.test only, leaf is mx1.nc.s.test; MX 20 honest DANE-EE',
+            chain: [leaf, inter, root],
+            record: tlsa(root, 2, 0, 1),
+        })
+    },
+    (k) => {
+        const root = k.ca('EKU Test Root CA', undefined, REAL_CA)
+        const inter = k.ca('EKU Test Intermediate CA', root, REAL_CA)
+        const leaf = k.leaf(inter, ['mx1.eku.s.test'], 'mx1.eku.s.test', { keyIds: true, extKeyUsage: ['clientAuth'] })
+        return taThenEe(k, {
+            id: 's15',
+            label: 'eku',
+            addrs: [addr(39), addr(40)],
+            title: 'C15 case 8: MX 10 DANE-TA 2 1 1 of the intermediate; leaf extKeyUsage clientAuth only; MX 20 honest DANE-EE',
+            chain: [leaf, inter],
+            record: tlsa(inter, 2, 1, 1),
+        })
+    },
+    (k) => {
+        const root = k.ca('Crit Test Root CA', undefined, REAL_CA)
+        const inter = k.ca('Crit Test Intermediate CA', root, REAL_CA)
+        const leaf = k.leaf(inter, ['mx1.crit.s.test'], 'mx1.crit.s.test', {
+            keyIds: true,
+            extraExtensions: [{ oid: '1.2.3.4', critical: true, value: Buffer.from([0x05, 0x00]) }],
+        })
+        return taThenEe(k, {
+            id: 's16',
+            label: 'crit',
+            addrs: [addr(41), addr(42)],
+            title: 'C15 case 12: MX 10 DANE-TA 2 1 1 of the intermediate; leaf has an unknown critical extension; MX 20 honest DANE-EE',
+            chain: [leaf, inter],
+            record: tlsa(inter, 2, 1, 1),
+        })
+    },
+    (k) => {
+        const root = k.ca('Decoy Test Root CA', undefined, REAL_CA)
+        const inter = k.ca('Decoy Test Intermediate CA', root, REAL_CA)
+        const decoy = k.ca('Decoy Test Intermediate CA', root, REAL_CA) // same subject, other key and SKI
+        const leaf = k.leaf(inter, ['mx1.decoy.s.test'], 'mx1.decoy.s.test', { keyIds: true })
+        return taThenEe(k, {
+            id: 's17',
+            label: 'decoy',
+            addrs: [addr(43), addr(44)],
+            title: 'C15 case 19: MX 10 DANE-TA 2 0 1 of the root; a same-named decoy intermediate (other key, own SKI) before the real one, leaf with AKI; MX 20 DANE-EE',
+            chain: [leaf, decoy, inter, root],
+            record: tlsa(root, 2, 0, 1),
+            // AKI/SKI rule the decoy out: the first MX is good
+            expect: { outcome: 'delivered', listener: addr(43), tls: 'Verified', sni: 'mx1.decoy.s.test' },
+        })
+    },
 ]
+
+/**
+ * `<label>.s.test` with MX 10 mx1.<label> (addrs[0], presenting `chain`, TLSA `record`) and
+ * MX 20 mx2.<label> (addrs[1], a self-signed key pinned by 3 1 1). Default expectation:
+ * the first MX is refused ("Server certificate not verified"), the message is delivered to
+ * the second in the same attempt. No `tls` in that expectation: compare.ts reports the first
+ * "TLS connection established" line of the attempt, which is MX 10's "Untrusted" one (MX 20's
+ * "Verified" line and its "Matched DANE EE" follow; see the scenario's key log lines).
+ */
+function taThenEe(
+    k: CertKit,
+    o: { id: string; label: string; addrs: [string, string]; title: string; chain: TestCert[]; record: string; expect?: Expectation },
+): PostfixScenario {
+    const ee = k.ee(`mx2.${o.label}.s.test`)
+    const l = o.label
+    return {
+        id: o.id,
+        domain: `${l}.s.test`,
+        title: o.title,
+        listeners: [
+            { address: o.addrs[0], chain: o.chain },
+            { address: o.addrs[1], chain: [ee] },
+        ],
+        records: {
+            [SIGNED]: [
+                `${l} MX 10 mx1.${l}`,
+                `${l} MX 20 mx2.${l}`,
+                `mx1.${l} A ${o.addrs[0]}`,
+                `mx2.${l} A ${o.addrs[1]}`,
+                `_25._tcp.mx1.${l} TLSA ${o.record}`,
+                `_25._tcp.mx2.${l} TLSA ${tlsa(ee, 3, 1, 1)}`,
+            ],
+        },
+        expect: o.expect ?? { outcome: 'delivered', listener: o.addrs[1], sni: `mx2.${l}.s.test` },
+        note: o.expect ? undefined : 'MX 10 refused ("Untrusted", "Server certificate not verified"), delivered to MX 20 ("Verified")',
+    }
+}
 
 // s07 and s08 share one TLSA RRset (_25._tcp.shared.s.test), so one key for both
 const sharedKeys = new WeakMap<CertKit, TestCert>()

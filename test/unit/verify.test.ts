@@ -220,15 +220,19 @@ describe('verify: DANE authentication of a presented chain', () => {
 
         it('C15: a certificate that is not a CA cannot be an intermediate', () => {
             const r = verifyChain({ chain: ders(victim, leaf, inter, root), records: [rec(tlsaText(inter, 2, 1, 1))], referenceNames: ['victim.example.com'] });
-            assertFail(r, 'chain-not-built');
-            assert.match(r.failure?.detail ?? '', /not a CA/);
+            assertFail(r, 'not-a-ca');
+            assert.match(r.failure?.detail ?? '', /mx\.example\.com at depth 1 issues .*victim.* but is not a CA/);
         });
 
-        it('C15: a DANE-TA record may name the leaf itself (its own anchor: names checked, dates not)', () => {
-            const r = verify([selfSignedLeaf], [tlsaText(selfSignedLeaf, 2, 1, 1)]);
-            assertPass(r, 0);
-            assert.equal(r.matchedName, 'mx.example.com');
-            assertFail(verifyChain({ chain: ders(selfSignedLeaf), records: [rec(tlsaText(selfSignedLeaf, 2, 1, 1))], referenceNames: ['other.example'] }), 'name-mismatch');
+        it('C15: the leaf is never its own DANE-TA trust anchor (RFC 6698 2.1.1; OpenSSL and Postfix refuse it too): 3 x x is the record for that', () => {
+            for (const rr of [tlsaText(selfSignedLeaf, 2, 1, 1), tlsaText(selfSignedLeaf, 2, 0, 1), tlsaText(selfSignedLeaf, 2, 0, 0)]) {
+                const r = verify([selfSignedLeaf], [rr]);
+                assertFail(r, 'no-match');
+                assert.match(r.failure?.detail ?? '', /matches the leaf itself, which cannot be its own DANE-TA trust anchor/);
+            }
+            // a leaf issued by the anchor is fine, and the same key as DANE-EE is fine
+            assertPass(verify([leaf, inter], [tlsaText(inter, 2, 1, 1)]), 1);
+            assertPass(verify([selfSignedLeaf], [tlsaText(selfSignedLeaf, 3, 1, 1)]), 0);
         });
     });
 
@@ -395,10 +399,16 @@ describe('verify: DANE authentication of a presented chain', () => {
         });
 
         it('C15: more than 20 presented certificates: the rest are not considered', () => {
-            const many = Array.from({ length: 25 }, () => inter.der);
+            const many = Array.from({ length: 25 }, (_, i) => makeCertificate({ cn: `CA ${i}`, ca: true, issuer: root }).der);
             const parsed = parseChain([leaf.der, ...many]);
             assert.equal(parsed.certs.length, 20);
             assert.match(parsed.dropped![0], /beyond the first 20/);
+        });
+
+        it('C15: a certificate presented twice is considered once', () => {
+            const parsed = parseChain([leaf.der, inter.der, inter.der, root.der, inter.der]);
+            assert.equal(parsed.certs.length, 3);
+            assertPass(verifyChain({ chain: parsed, records: [rec(tlsaText(root, 2, 0, 1))], referenceNames: ['mx.example.com'] }), 2);
         });
 
         it('C9: trailing bytes after a certificate, or PEM instead of DER, are rejected', () => {
@@ -502,6 +512,12 @@ describe('verify: DANE authentication of a presented chain', () => {
     describe('C25: RFC 8460 result types', () => {
         it('C25: failure codes map onto RFC 8460 result types', () => {
             const expected: Record<FailureCode, string> = {
+                'not-a-ca': 'validation-failure',
+                'path-length-exceeded': 'validation-failure',
+                'name-constraint-violation': 'validation-failure',
+                'unhandled-critical-extension': 'validation-failure',
+                'not-for-tls-server': 'validation-failure',
+                'policy-violation': 'validation-failure',
                 'name-mismatch': 'certificate-host-mismatch',
                 expired: 'certificate-expired',
                 'not-yet-valid': 'certificate-expired',
