@@ -144,6 +144,37 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         assert.equal(final.depth, 1, 'the intermediate, the highest presented certificate, which the root key signed')
     })
 
+    for (const [label, rule, why] of [
+        ['pathlen', 'path-length-exceeded', /World Sub CA at depth 1 is one CA too many/],
+        ['nc', 'name-constraint-violation', /DNS:mx1\.nc\.dane\.test is outside the permitted subtrees/],
+        ['eku', 'not-for-tls-server', /extendedKeyUsage .* does not include serverAuth/],
+        ['crit', 'unhandled-critical-extension', /critical extension .*1\.3\.6\.1\.4\.1\.55555\.1/],
+    ] as const) {
+        it(`C15, C25: DANE-TA ${rule} on the first MX → refused with the certificate and rule named; the honest second MX gets exactly one copy`, () => {
+            const domain = `${label}.dane.test`
+            assert.equal(outcomeOf(domain), 'delivered')
+            assert.equal(received(label).length, 0, 'nothing delivered to the refused host')
+            const got = received('second').filter((r) => r.to.includes(`postmaster@${domain}`))
+            assert.equal(got.length, 1)
+            assert.ok(got[0].secure)
+            assert.equal(got[0].servername, `mx2.${domain}`)
+            const failed = attemptsOf(domain, 'failed')
+            assert.equal(failed.length, 1)
+            assert.equal(failed[0].mx_host, `mx1.${domain}`)
+            assert.equal(failed[0].result_type, 'validation-failure')
+            assert.match(failed[0].reason ?? '', new RegExp(`${rule}: `))
+            assert.match(failed[0].reason ?? '', why)
+        })
+    }
+
+    it('C15: a same-named decoy intermediate sent before the real one does not stop the path: verified at the first MX', () => {
+        assert.equal(outcomeOf('decoy.dane.test'), 'delivered')
+        assert.equal(received('decoy').length, 1)
+        const final = linesFor('decoy.dane.test').find((l) => l.event === 'final')!
+        assert.equal(final.tls, 'verified')
+        assert.equal(final.depth, 2)
+    })
+
     it('C9: wrong key on the first MX → refused there, delivered to the second MX', () => {
         assert.equal(outcomeOf('fallback.dane.test'), 'delivered')
         assert.equal(received('fallback1').length, 0, 'nothing delivered to the impostor')
@@ -197,7 +228,7 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         const marks = world.redis.noTlsMarks()
         // the mechanism is live: the insecure host with broken TLS was marked by Haraka itself
         assert.ok(marks.includes('127.0.0.29'), `marks: ${marks}`)
-        for (const daneFailed of ['127.0.0.13', '127.0.0.15', '127.0.0.16', '127.0.0.17', '127.0.0.22', '127.0.0.24', '127.0.0.26']) {
+        for (const daneFailed of ['127.0.0.13', '127.0.0.15', '127.0.0.16', '127.0.0.17', '127.0.0.22', '127.0.0.24', '127.0.0.26', '127.0.0.32', '127.0.0.36', '127.0.0.37', '127.0.0.38', '127.0.0.39']) {
             assert.ok(!marks.includes(daneFailed), `${daneFailed} marked: ${marks}`)
         }
     })

@@ -1,7 +1,6 @@
-// Every numbered behaviour of the conformance list is proved by at least one
-// test whose title names it (`it('C12: …')`), so that `npm test` reads as a
-// conformance report. The list is ../shared/dane-conformance.md beside the
-// clone (as in CI); without it, the 25 items it had when this test was written.
+// Every numbered behaviour of the conformance list (docs/conformance.md) is proved by at
+// least one test whose title names it (`it('C12: …')`), so that `npm test` reads as a
+// conformance report.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -9,11 +8,7 @@ import path from 'node:path'
 const ROOT = path.resolve(__dirname, '..', '..', '..')
 
 function conformanceItems(): string[] {
-    const doc = path.resolve(ROOT, '..', 'shared', 'dane-conformance.md')
-    if (fs.existsSync(doc)) {
-        return [...fs.readFileSync(doc, 'utf8').matchAll(/^- (C\d+) /gm)].map((m) => m[1])
-    }
-    return Array.from({ length: 25 }, (_, i) => `C${i + 1}`)
+    return [...fs.readFileSync(path.join(ROOT, 'docs', 'conformance.md'), 'utf8').matchAll(/^- (C\d+) /gm)].map((m) => m[1])
 }
 
 function testTitles(dir: string): string[] {

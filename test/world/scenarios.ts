@@ -1,8 +1,8 @@
 // The scenario world shared by the end-to-end tests and the live demo
 // (`npm start`): certificates, receiving MTAs on 127.0.0.x:25, and the signed,
 // unsigned and bogus zones that point at them. Each recipient domain is one
-// situation of ../shared/dane-conformance.md.
-import { makeCertificate, tlsaText, TestCert } from './certs'
+// situation of docs/conformance.md.
+import { makeCertificate, tlsaText, TestCert, CertificateOptions } from './certs'
 import { DnsWorld, ZoneSpec } from './dns'
 import { Listener, ListenerOptions } from './smtp'
 import { RedisWorld } from './redis'
@@ -57,7 +57,44 @@ export function makeCerts(): Record<string, TestCert> {
         nhLeaf: makeCertificate({ cn: 'nh.dane.test', sans: ['nh.dane.test', 'nh.insecure.test'], issuer: inter }),
         // DANE-TA leaf whose root is given only in DNS (2 1 0): the server presents leaf and intermediate
         ta210Leaf: makeCertificate({ cn: 'mx.ta210.dane.test', sans: ['mx.ta210.dane.test'], issuer: inter }),
+        ...pkixCerts(root, inter),
     }
+}
+
+/**
+ * C15: chains under the world's root that break one RFC 5280 rule below the DANE-TA anchor (each leaf
+ * names its MX host, so only the broken rule can fail it), and one with a decoy intermediate: a
+ * certificate with the real intermediate's name and another key, sent ahead of the real one.
+ */
+function pkixCerts(root: TestCert, inter: TestCert): Record<string, TestCert> {
+    const leafFor = (label: string, issuer: TestCert, more: Partial<CertificateOptions> = {}): TestCert =>
+        makeCertificate({ cn: `mx1.${label}.dane.test`, sans: [`mx1.${label}.dane.test`], issuer, ...more })
+    const pathLen0 = makeCertificate({ cn: 'World PathLen 0 CA', ca: true, pathLen: 0, issuer: root })
+    const subCa = makeCertificate({ cn: 'World Sub CA', ca: true, issuer: pathLen0 })
+    const constrained = makeCertificate({ cn: 'World Constrained CA', ca: true, issuer: root, nameConstraints: { permitted: [{ dns: '.example.org' }] } })
+    return {
+        pathLen0,
+        subCa,
+        constrained,
+        pathlenLeaf: leafFor('pathlen', subCa),
+        ncLeaf: leafFor('nc', constrained),
+        ekuLeaf: leafFor('eku', inter, { extKeyUsage: ['clientAuth'] }),
+        critLeaf: leafFor('crit', inter, { extraExtensions: [{ oid: '1.3.6.1.4.1.55555.1', critical: true, value: Buffer.from([0x05, 0x00]) }] }),
+        decoyLeaf: leafFor('decoy', inter),
+        decoy: makeCertificate({ cn: 'World Test Issuing CA', ca: true, issuer: root }),
+    }
+}
+
+/** C15: the first MX presents a chain under the world's root (TLSA 2 0 1), the second is an honest DANE-EE host. */
+function taThenHonest(label: string, address: string, root: TestCert, honest: TestCert): string[] {
+    return [
+        `${label} MX 10 mx1.${label}`,
+        `mx1.${label} A ${address}`,
+        `_25._tcp.mx1.${label} TLSA ${tlsaText(root, 2, 0, 1)}`,
+        `${label} MX 20 mx2.${label}`,
+        `mx2.${label} A 127.0.0.27`,
+        `_25._tcp.mx2.${label} TLSA ${tlsaText(honest, 3, 1, 1)}`,
+    ]
 }
 
 /** A domain with two MX hosts, each with an address and a DANE-EE record (optionally with its own TTL). */
@@ -94,6 +131,11 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         nh: { address: '127.0.0.33', certChainPem: chainPem(c.nhLeaf, c.inter, c.root), keyPem: c.nhLeaf.keyPem },
         v4: { address: '127.0.0.34', certChainPem: c.good.pem, keyPem: c.good.keyPem },
         ta210: { address: '127.0.0.35', certChainPem: chainPem(c.ta210Leaf, c.inter), keyPem: c.ta210Leaf.keyPem },
+        pathlen: { address: '127.0.0.36', certChainPem: chainPem(c.pathlenLeaf, c.subCa, c.pathLen0, c.root), keyPem: c.pathlenLeaf.keyPem },
+        nc: { address: '127.0.0.37', certChainPem: chainPem(c.ncLeaf, c.constrained, c.root), keyPem: c.ncLeaf.keyPem },
+        eku: { address: '127.0.0.38', certChainPem: chainPem(c.ekuLeaf, c.inter, c.root), keyPem: c.ekuLeaf.keyPem },
+        crit: { address: '127.0.0.39', certChainPem: chainPem(c.critLeaf, c.inter, c.root), keyPem: c.critLeaf.keyPem },
+        decoy: { address: '127.0.0.40', certChainPem: chainPem(c.decoyLeaf, c.decoy, c.inter, c.root), keyPem: c.decoyLeaf.keyPem },
     }
     const listeners = new Map<string, Listener>()
     for (const [name, o] of Object.entries(listen)) listeners.set(name, new Listener(o))
@@ -142,6 +184,12 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         v4: ['v4 MX 10 mx.v4', 'mx.v4 A 127.0.0.34', `_25._tcp.mx.v4 TLSA ${tlsaText(c.good, 3, 1, 1)}`],
         // C18: the trust anchor's key is given in DNS only
         ta210: ['ta210 MX 10 mx.ta210', 'mx.ta210 A 127.0.0.35', `_25._tcp.mx.ta210 TLSA ${tlsaText(c.root, 2, 1, 0)}`],
+        // C15: RFC 5280 rules below a DANE-TA anchor; the honest second MX gets the mail
+        pathlen: taThenHonest('pathlen', '127.0.0.36', c.root, c.good),
+        nc: taThenHonest('nc', '127.0.0.37', c.root, c.good),
+        eku: taThenHonest('eku', '127.0.0.38', c.root, c.good),
+        crit: taThenHonest('crit', '127.0.0.39', c.root, c.good),
+        decoy: ['decoy MX 10 mx1.decoy', 'mx1.decoy A 127.0.0.40', `_25._tcp.mx1.decoy TLSA ${tlsaText(c.root, 2, 0, 1)}`],
         nullmx: ['nullmx MX 0 .'],
         bogusmx: ['bogusmx MX 10 mx.ee'],
     }
@@ -185,6 +233,11 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         { domain: 'nh.insecure.test', title: 'the same host under an insecure MX RRset: the next hop is no reference identifier', expect: 'deferred' },
         { domain: 'v4.dane.test', title: 'the AAAA denial is bogus; the secure IPv4 answer is used, with DANE', expect: 'delivered', deliveredTo: 'v4', tls: 'verified', sni: 'mx.v4.dane.test' },
         { domain: 'ta210.dane.test', title: 'DANE-TA 2 1 0: the root key given in DNS only, leaf and intermediate presented', expect: 'delivered', deliveredTo: 'ta210', tls: 'verified', sni: 'mx.ta210.dane.test' },
+        { domain: 'pathlen.dane.test', title: 'DANE-TA chain with a CA below a pathLenConstraint 0 intermediate: refused, second MX', expect: 'delivered', deliveredTo: 'second', tls: 'verified', sni: 'mx2.pathlen.dane.test' },
+        { domain: 'nc.dane.test', title: 'DANE-TA leaf outside its issuer\'s name constraints: refused, second MX', expect: 'delivered', deliveredTo: 'second', tls: 'verified', sni: 'mx2.nc.dane.test' },
+        { domain: 'eku.dane.test', title: 'DANE-TA leaf for TLS clients only (extendedKeyUsage clientAuth): refused, second MX', expect: 'delivered', deliveredTo: 'second', tls: 'verified', sni: 'mx2.eku.dane.test' },
+        { domain: 'crit.dane.test', title: 'DANE-TA leaf with an unknown critical extension: refused, second MX', expect: 'delivered', deliveredTo: 'second', tls: 'verified', sni: 'mx2.crit.dane.test' },
+        { domain: 'decoy.dane.test', title: 'a same-named decoy intermediate sent before the real one: the path is built through the real one', expect: 'delivered', deliveredTo: 'decoy', tls: 'verified', sni: 'mx1.decoy.dane.test' },
         { domain: 'nullmx.dane.test', title: 'null MX: permanent failure', expect: 'bounced' },
     ]
 
