@@ -97,13 +97,14 @@ function analyse(s: PostfixScenario, messageId: string, pf: PostfixInstance, lis
         if (qid && l.includes(` ${qid}: to=<`) && l.includes('status=')) break
     }
     const r: Result = { s, messageId, outcome, lines: first }
+    // the last TLS session before the status line is the one that delivered (or the last one tried)
     for (const l of first) {
         const t = /(Verified|Trusted|Untrusted|Anonymous) TLS connection established to (\S+?): (.*)$/.exec(l)
-        if (t && !r.tls) r.tls = { summary: t[1] as TlsSummary, peer: t[2], detail: t[3] }
+        if (t) r.tls = { summary: t[1] as TlsSummary, peer: t[2], detail: t[3] }
         const m = /: Matched (.*)$/.exec(l)
-        if (m && !r.match) r.match = m[1].replace(/([0-9a-f]{16})[0-9a-f]{16,}/, '$1…')
+        if (m) r.match = m[1].replace(/([0-9a-f]{16})[0-9a-f]{16,}/, '$1…')
         const n = /SNI hostname: (\S+)/.exec(l)
-        if (n && !r.sni) r.sni = n[1]
+        if (n) r.sni = n[1]
     }
     const rcpt = `user@${s.domain}`
     for (const spec of s.listeners) {
