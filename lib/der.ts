@@ -76,6 +76,7 @@ export function readString(buf: Buffer, t: Tlv): string | null {
         case 0x13: // PrintableString
         case 0x16: // IA5String
         case 0x14: // TeletexString (treated as Latin-1)
+        case 0x1a: // VisibleString
             return c.toString('latin1');
         case 0x1e: {
             // BMPString, UCS-2 big-endian
@@ -103,6 +104,8 @@ export function oidText(c: Buffer): string {
     const arcs: number[] = [];
     let v = 0;
     for (let i = 0; i < c.length; i++) {
+        // X.690 8.19.2: an arc is encoded in the fewest octets (no leading 0x80)
+        if (v === 0 && c[i] === 0x80) throw new Error('OBJECT IDENTIFIER arc not minimally encoded');
         if (v > 2 ** 45) throw new Error('OBJECT IDENTIFIER arc too large');
         v = v * 128 + (c[i] & 0x7f);
         if (!(c[i] & 0x80)) {
@@ -132,6 +135,8 @@ export interface RawExtension {
 
 /** The parts of a certificate RFC 5280 path validation reads, as DER slices of the certificate. */
 export interface CertificateParts {
+    /** 1, 2 or 3 (X.509 v1 has no [0] version field) */
+    version: number;
     issuer: Buffer;
     subject: Buffer;
     validity: Tlv;
@@ -147,7 +152,15 @@ export function certificateParts(der: Buffer): CertificateParts {
     if (!tbs || tbs.tag !== 0x30) throw new Error('not a DER certificate (tbsCertificate)');
     const f = children(der, tbs);
     let i = 0;
-    if (f[i]?.tag === 0xa0) i++; // [0] version
+    let version = 1;
+    if (f[i]?.tag === 0xa0) {
+        // [0] EXPLICIT Version: INTEGER 0, 1 or 2
+        const [v] = children(der, f[i]);
+        const n = v?.tag === 0x02 ? smallInteger(contents(der, v)) : null;
+        if (n === null || n > 2) throw new Error('not a DER certificate (version)');
+        version = n + 1;
+        i++;
+    }
     const [serial, sigAlg, issuer, validity, subject, spki] = f.slice(i, i + 6);
     if (!spki || serial.tag !== 0x02 || sigAlg.tag !== 0x30 || issuer.tag !== 0x30 || validity.tag !== 0x30 || subject.tag !== 0x30 || spki.tag !== 0x30) {
         throw new Error('not a DER certificate (tbsCertificate fields)');
@@ -171,5 +184,5 @@ export function certificateParts(der: Buffer): CertificateParts {
             extensions.push({ oid: oidText(contents(der, oid)), critical, value: contents(der, value) });
         }
     }
-    return { issuer: der.subarray(issuer.start, issuer.end), subject: der.subarray(subject.start, subject.end), validity, spki, extensions };
+    return { version, issuer: der.subarray(issuer.start, issuer.end), subject: der.subarray(subject.start, subject.end), validity, spki, extensions };
 }

@@ -117,6 +117,17 @@ export function certificateFields(cert: X509Certificate | Buffer): CertificateFi
 // Names
 // ---------------------------------------------------------------------------
 
+/**
+ * A subject CN that is a host name, by OpenSSL's rule for taking a CN as a DNS-ID (v3_ncons.c cn2dnsid):
+ * letters, digits and "_", with "-" and "." only inside, no empty label, at least two labels, no
+ * trailing dot; and, for matching (X509_check_host), a whole left-most "*" label. One rule for both
+ * uses: a CN that name constraints do not see can never be matched as a name either.
+ */
+export function isDnsIdCommonName(cn: string): boolean {
+    const name = cn.startsWith('*.') ? cn.slice(2) : cn;
+    return /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)+$/.test(name);
+}
+
 // RFC 6125 6.4.4 / RFC 7672 3.2: DNS-IDs from subjectAltName; the CN only when there is no DNS-ID
 export function certificateDnsNames(cert: X509Certificate): string[] {
     let f: CertificateFields;
@@ -127,7 +138,7 @@ export function certificateDnsNames(cert: X509Certificate): string[] {
     }
     // DNS-IDs we cannot read: neither they nor the CN may be matched
     if (f.dnsNamesUnreadable) return [...f.dnsNames];
-    return f.dnsNames.length > 0 ? [...f.dnsNames] : [...f.subjectCommonNames];
+    return f.dnsNames.length > 0 ? [...f.dnsNames] : f.subjectCommonNames.filter(isDnsIdCommonName);
 }
 
 // RFC 4343: DNS names compare case-insensitively in ASCII only; a trailing root dot is ignored.

@@ -13,26 +13,29 @@
  *    (6.1.4 (l), (m)), the anchor certificate's own pathLenConstraint included (RFC 7671 5.2.1);
  *  - name constraints (6.1.3 (b), (c), 6.1.4 (g), 4.2.1.10) from every CA on the path and from
  *    the anchor certificate: dNSName, rfc822Name (the subject's emailAddress too), iPAddress,
- *    uniformResourceIdentifier and directoryName; the leaf's CN when it has no DNS SAN, as
- *    OpenSSL does; a constraint of any other name form that meets a name of that form fails;
- *  - certificate policies to the extent needed for requireExplicitPolicy (6.1.4 (i), 6.1.5):
- *    when explicit policy becomes required, every certificate below the anchor must assert a
- *    common policy (anyPolicy counts unless inhibited); policy mappings under an explicit-policy
- *    requirement are not evaluated and fail closed;
+ *    uniformResourceIdentifier and directoryName (every string type decoded before comparing);
+ *    the leaf's CN when it has no DNS SAN and is a host name (lib/names.ts isDnsIdCommonName, the
+ *    same rule that lets a CN be matched at all); a constraint of any other name form that meets a
+ *    name of that form fails; a wildcard SAN is excluded when one of the names it stands for is
+ *    (stricter than OpenSSL, which compares the "*" as a label);
+ *  - certificate policies are not evaluated, as OpenSSL does not evaluate them unless asked
+ *    (X509_V_FLAG_POLICY_CHECK, which Postfix does not set): the policy extensions count as
+ *    processed, so a critical one does not fail the path, and requireExplicitPolicy is not enforced;
  *  - a critical extension this module does not process fails (6.1.4 (o)), as does a repeated one;
  *  - the purpose "TLS server", as OpenSSL's `sslserver`: an extendedKeyUsage (leaf and CAs) must
  *    include serverAuth or anyExtendedKeyUsage; a leaf keyUsage must allow digitalSignature,
- *    keyEncipherment or keyAgreement; a Netscape cert type must allow SSL server (leaf) or SSL CA.
+ *    keyEncipherment or keyAgreement; a Netscape cert type must allow SSL server on a leaf, and SSL CA
+ *    on a CA that nothing else makes one (OpenSSL's check_ssl_ca).
  *    One deliberate difference: OpenSSL 3.0 refuses a leaf whose extendedKeyUsage is anyExtendedKeyUsage
  *    alone; RFC 5280 4.2.1.12 says that key may serve any purpose, and this validator accepts it.
  * The anchor certificate's critical extensions and purpose count as they do for OpenSSL, which keeps it
- * in the chain it checks. A bare key given in DNS (`2 1 0`) carries no constraints: only the
- * certificates below it count; when the key is that of a presented certificate, that certificate is the
- * anchor (lib/verify.ts), as OpenSSL makes it.
+ * in the chain it checks, and it must be a CA by OpenSSL's X509_check_ca. A bare key given in DNS (`2 1 0`) carries no constraints: only the
+ * certificates below it count; where a presented certificate carrying that key issued the path, that
+ * certificate is the anchor instead (lib/verify.ts), as OpenSSL makes it.
  */
 import type { X509Certificate } from 'node:crypto';
-import { certificateParts, children, contents, oidText, readTlv, smallInteger, type RawExtension, type Tlv } from './der';
-import { certificateFields } from './names';
+import { certificateParts, children, contents, oidText, readString, readTlv, smallInteger, type RawExtension, type Tlv } from './der';
+import { certificateFields, isDnsIdCommonName } from './names';
 
 export type PkixFailureCode =
     | 'expired'
@@ -42,8 +45,7 @@ export type PkixFailureCode =
     | 'path-length-exceeded'
     | 'name-constraint-violation'
     | 'unhandled-critical-extension'
-    | 'not-for-tls-server'
-    | 'policy-violation';
+    | 'not-for-tls-server';
 
 export interface PkixFailure {
     code: PkixFailureCode;
@@ -69,7 +71,6 @@ const OID = {
     netscapeCertType: '2.16.840.1.113730.1.1',
     emailAddress: '1.2.840.113549.1.9.1',
     commonName: '2.5.4.3',
-    anyPolicy: '2.5.29.32.0',
     serverAuth: '1.3.6.1.5.5.7.3.1',
     anyExtendedKeyUsage: '2.5.29.37.0',
 } as const;
@@ -90,8 +91,8 @@ const PROCESSED = new Set<string>([
 
 // RFC 5280 4.2.1.3: KeyUsage bits, bit 0 first (the most significant bit of the first octet)
 const KU = { digitalSignature: 0, keyEncipherment: 2, keyAgreement: 4, keyCertSign: 5 } as const;
-// Netscape cert type (OpenSSL's ns_reject): bit 1 SSL server, bit 5 SSL CA
-const NS = { sslServer: 1, sslCa: 5 } as const;
+// Netscape cert type (OpenSSL's ns_reject): bit 1 SSL server, bits 5-7 SSL, S/MIME and object-signing CA
+const NS = { sslServer: 1, sslCa: 5, smimeCa: 6, objCa: 7 } as const;
 
 type NameForm = 'dns' | 'email' | 'ip' | 'uri' | 'dn' | 'other';
 
@@ -111,6 +112,7 @@ interface Subtrees {
 }
 
 export interface PkixProfile {
+    version: number;
     selfIssued: boolean;
     subjectRdns: string[];
     subjectEmails: string[];
@@ -122,10 +124,6 @@ export interface PkixProfile {
     extKeyUsage?: string[];
     netscapeCertType?: Buffer;
     nameConstraints?: Subtrees;
-    policies?: string[];
-    hasPolicyMappings: boolean;
-    requireExplicitPolicy?: number;
-    inhibitAnyPolicy?: number;
     subjectKeyId?: Buffer;
     authorityKeyId?: Buffer;
     criticalUnprocessed: string[];
@@ -151,8 +149,9 @@ function rdnKeys(der: Buffer, name: Tlv): string[] {
         const atvs = children(der, rdn).map((atv) => {
             const [type, value] = children(der, atv);
             if (type?.tag !== 0x06 || !value) throw new Error('malformed AttributeTypeAndValue');
-            const v = contents(der, value);
-            const text = [0x0c, 0x13, 0x16, 0x14].includes(value.tag) ? v.toString(value.tag === 0x0c ? 'utf8' : 'latin1').trim().replace(/\s+/g, ' ').toLowerCase() : `#${v.toString('hex')}`;
+            // every string type decoded first, as OpenSSL does, so that a BMPString cannot dodge a PrintableString constraint
+            const str = readString(der, value);
+            const text = str !== null ? str.trim().replace(/\s+/g, ' ').toLowerCase() : `#${contents(der, value).toString('hex')}`;
             return `${oidText(contents(der, type))}=${text}`;
         });
         out.push(atvs.sort().join('+'));
@@ -196,7 +195,10 @@ function parseExtension(p: PkixProfile, e: RawExtension): void {
             let ca = false;
             let pathLen: number | undefined;
             for (const c of children(der, top)) {
-                if (c.tag === 0x01) ca = der[c.contentStart] !== 0;
+                if (c.tag === 0x01) {
+                    if (c.end - c.contentStart !== 1) throw new Error('bad BOOLEAN');
+                    ca = der[c.contentStart] !== 0;
+                }
                 else if (c.tag === 0x02) {
                     const v = smallInteger(contents(der, c));
                     if (v === null) throw new Error('bad pathLenConstraint');
@@ -239,30 +241,6 @@ function parseExtension(p: PkixProfile, e: RawExtension): void {
             p.nameConstraints = nc;
             return;
         }
-        case OID.certificatePolicies:
-            p.policies = children(der, top).map((pi) => {
-                const [id] = children(der, pi);
-                if (id?.tag !== 0x06) throw new Error('bad PolicyInformation');
-                return oidText(contents(der, id));
-            });
-            return;
-        case OID.policyMappings:
-            p.hasPolicyMappings = true;
-            return;
-        case OID.policyConstraints:
-            for (const c of children(der, top)) {
-                const v = smallInteger(contents(der, c));
-                if (v === null) throw new Error('bad SkipCerts');
-                if (c.tag === 0x80) p.requireExplicitPolicy = v;
-                // [1] inhibitPolicyMapping: mappings are not evaluated at all (see below)
-            }
-            return;
-        case OID.inhibitAnyPolicy: {
-            const v = smallInteger(contents(der, top));
-            if (top.tag !== 0x02 || v === null) throw new Error('bad SkipCerts');
-            p.inhibitAnyPolicy = v;
-            return;
-        }
         case OID.subjectKeyIdentifier:
             if (top.tag !== 0x04) throw new Error('not an OCTET STRING');
             p.subjectKeyId = Buffer.from(contents(der, top));
@@ -277,10 +255,11 @@ function parseExtension(p: PkixProfile, e: RawExtension): void {
 export function pkixProfile(cert: X509Certificate): PkixProfile {
     const cached = profileCache.get(cert);
     if (cached) return cached;
-    const p: PkixProfile = { selfIssued: false, subjectRdns: [], subjectEmails: [], subjectCommonNames: [], hasPolicyMappings: false, criticalUnprocessed: [] };
+    const p: PkixProfile = { version: 3, selfIssued: false, subjectRdns: [], subjectEmails: [], subjectCommonNames: [], criticalUnprocessed: [] };
     try {
         const der = cert.raw;
         const parts = certificateParts(der);
+        p.version = parts.version;
         p.selfIssued = parts.issuer.equals(parts.subject);
         const subject = readTlv(parts.subject, 0);
         p.subjectRdns = rdnKeys(parts.subject, subject);
@@ -373,6 +352,15 @@ function dnWithin(rdns: string[], base: string[]): boolean {
     return base.length <= rdns.length && base.every((r, i) => rdns[i] === r);
 }
 
+// a wildcard name "*.P" stands for every "x.P": it is within an excluded base when one of those could be
+function wildcardMayReach(name: string, base: string): boolean {
+    if (!name.startsWith('*.') || base.startsWith('.')) return false;
+    const parent = lower(name.slice(2));
+    const b = lower(base);
+    const dot = b.indexOf('.');
+    return dot > 0 && b.slice(dot + 1) === parent;
+}
+
 function within(name: GeneralName, base: GeneralName): boolean {
     switch (name.form) {
         case 'dns':
@@ -403,16 +391,14 @@ function showName(n: GeneralName): string {
     }
 }
 
-// a CN that is a host name (letters, digits, hyphens, dots) is a DNS-ID for constraint purposes
-const HOSTNAME = /^(?:\*\.)?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i;
-
 /** The names of a certificate that name constraints apply to (RFC 5280 6.1.3 (b), (c); OpenSSL's check of a leaf's CN). */
 function constrainedNames(p: PkixProfile, leaf: boolean): GeneralName[] {
     const names: GeneralName[] = [...(p.altNames ?? [])];
     if (p.subjectRdns.length > 0) names.push({ form: 'dn', rdns: p.subjectRdns });
     for (const e of p.subjectEmails) names.push({ form: 'email', text: e });
     if (leaf && !names.some((n) => n.form === 'dns')) {
-        for (const cn of p.subjectCommonNames) if (HOSTNAME.test(cn)) names.push({ form: 'dns', text: cn });
+        // the very CNs lib/names.ts would match against a reference identifier
+        for (const cn of p.subjectCommonNames) if (isDnsIdCommonName(cn)) names.push({ form: 'dns', text: cn });
     }
     return names;
 }
@@ -431,7 +417,7 @@ function nameConstraintFailure(names: GeneralName[], layers: { from: string; nc:
             if (permitted.length > 0 && !permitted.some((b) => within(n, b))) {
                 return `${showName(n)} is outside the permitted subtrees of ${from} (${permitted.map(showName).join(', ')})`;
             }
-            const hit = excluded.find((b) => within(n, b));
+            const hit = excluded.find((b) => within(n, b) || (n.form === 'dns' && wildcardMayReach(n.text ?? '', b.text ?? '')));
             if (hit) return `${showName(n)} is in the excluded subtree ${showName(hit)} of ${from}`;
         }
     }
@@ -446,12 +432,27 @@ function subjectOf(c: X509Certificate): string {
     return c.subject.replace(/\n/g, ', ');
 }
 
+/**
+ * OpenSSL's X509_check_ca, for the anchor certificate: basicConstraints decides when present;
+ * without it, a v1 self-signed certificate, a keyUsage with keyCertSign, or a Netscape CA type.
+ * (An intermediate must carry basicConstraints cA, RFC 5280 6.1.4 (k).)
+ */
+function caByOpenssl(p: PkixProfile): boolean {
+    if (p.basicConstraints) return p.basicConstraints.ca;
+    if (p.version === 1 && p.selfIssued) return true;
+    if (p.keyUsage) return bitSet(p.keyUsage, KU.keyCertSign);
+    if (p.netscapeCertType) return [NS.sslCa, NS.smimeCa, NS.objCa].some((b) => bitSet(p.netscapeCertType, b));
+    return false;
+}
+
 // OpenSSL's `sslserver` purpose: extendedKeyUsage on every certificate, keyUsage and cert type by role
 function purposeFailure(p: PkixProfile, leaf: boolean): string | null {
     if (p.extKeyUsage && !p.extKeyUsage.includes(OID.serverAuth) && !p.extKeyUsage.includes(OID.anyExtendedKeyUsage)) {
         return `its extendedKeyUsage (${p.extKeyUsage.join(', ')}) does not include serverAuth`;
     }
-    if (p.netscapeCertType && !bitSet(p.netscapeCertType, leaf ? NS.sslServer : NS.sslCa)) return `its Netscape cert type does not allow SSL ${leaf ? 'server' : 'CA'} use`;
+    // the cert type counts on a leaf, and on a CA only when nothing else makes it one (OpenSSL's check_ssl_ca)
+    if (leaf && p.netscapeCertType && !bitSet(p.netscapeCertType, NS.sslServer)) return 'its Netscape cert type does not allow SSL server use';
+    if (!leaf && !p.basicConstraints && !p.keyUsage && p.netscapeCertType && !bitSet(p.netscapeCertType, NS.sslCa)) return 'its Netscape cert type does not allow SSL CA use';
     if (leaf && p.keyUsage && ![KU.digitalSignature, KU.keyEncipherment, KU.keyAgreement].some((b) => bitSet(p.keyUsage, b))) {
         return 'its keyUsage allows neither digitalSignature, keyEncipherment nor keyAgreement';
     }
@@ -472,7 +473,7 @@ export function validatePath(path: X509Certificate[], anchor: X509Certificate | 
     if (anchor) {
         const a = pkixProfile(anchor);
         if (a.error) return { code: 'bad-certificate', detail: `the trust anchor ${subjectOf(anchor)}: ${a.error}` };
-        if (a.basicConstraints && !a.basicConstraints.ca) return { code: 'not-a-ca', detail: `the trust anchor ${subjectOf(anchor)} is not a CA (basicConstraints cA is false)` };
+        if (!caByOpenssl(a)) return { code: 'not-a-ca', detail: `the trust anchor ${subjectOf(anchor)} is not a CA certificate (basicConstraints, keyUsage), so it cannot issue the certificate below it` };
         // OpenSSL keeps the anchor certificate in the chain it checks: its critical extensions and purpose count, not its dates
         if (a.criticalUnprocessed.length) {
             return { code: 'unhandled-critical-extension', detail: `the trust anchor ${subjectOf(anchor)} has a critical extension this validator does not process (${a.criticalUnprocessed.join(', ')})` };
@@ -482,11 +483,6 @@ export function validatePath(path: X509Certificate[], anchor: X509Certificate | 
         if (a.basicConstraints?.pathLen !== undefined) maxPathLength = a.basicConstraints.pathLen;
         if (a.nameConstraints) layers.push({ from: `the trust anchor ${subjectOf(anchor)}`, nc: a.nameConstraints });
     }
-    let explicitPolicy = n + 1;
-    let inhibitAny = n + 1;
-    let policies = 'any' as Set<string> | 'any' | null;
-    let mappings = false;
-
     for (let depth = n - 1; depth >= 0; depth--) {
         const cert = path[depth];
         const leaf = depth === 0;
@@ -505,19 +501,6 @@ export function validatePath(path: X509Certificate[], anchor: X509Certificate | 
             if (broken) return fail('name-constraint-violation', depth, `breaks a name constraint: ${broken}`);
         }
 
-        // (d)-(f), (i), (j) policies, as far as requireExplicitPolicy needs them
-        if (p.policies) {
-            const asserted = new Set(p.policies);
-            const any = asserted.has(OID.anyPolicy) && (inhibitAny > 0 || (!leaf && p.selfIssued));
-            asserted.delete(OID.anyPolicy);
-            if (policies === 'any') policies = any ? 'any' : asserted;
-            else if (policies !== null && !any) policies = new Set([...policies].filter((x) => asserted.has(x)));
-            if (policies !== 'any' && policies !== null && policies.size === 0) policies = null;
-        } else {
-            policies = null;
-        }
-        mappings ||= p.hasPolicyMappings;
-
         if (p.criticalUnprocessed.length) return fail('unhandled-critical-extension', depth, `has a critical extension this validator does not process (${p.criticalUnprocessed.join(', ')}), so it must be rejected`);
         const purpose = purposeFailure(p, leaf);
         if (purpose) return fail('not-for-tls-server', depth, `is not for TLS server use: ${purpose}`);
@@ -534,23 +517,7 @@ export function validatePath(path: X509Certificate[], anchor: X509Certificate | 
             if (p.basicConstraints.pathLen !== undefined) maxPathLength = Math.min(maxPathLength, p.basicConstraints.pathLen);
             // (g) its name constraints bind everything below it
             if (p.nameConstraints) layers.push({ from: subjectOf(cert), nc: p.nameConstraints });
-            // (h), (i), (j) policy counters
-            if (!p.selfIssued) {
-                if (explicitPolicy > 0) explicitPolicy--;
-                if (inhibitAny > 0) inhibitAny--;
-            }
-            if (p.requireExplicitPolicy !== undefined) explicitPolicy = Math.min(explicitPolicy, p.requireExplicitPolicy);
-            if (p.inhibitAnyPolicy !== undefined) inhibitAny = Math.min(inhibitAny, p.inhibitAnyPolicy);
-        } else {
-            // 6.1.5 (a), (b)
-            if (explicitPolicy > 0) explicitPolicy--;
-            if (p.requireExplicitPolicy === 0) explicitPolicy = 0;
         }
-    }
-    // 6.1.5 (g): with an explicit policy required, the path must share a policy
-    if (explicitPolicy === 0) {
-        if (mappings) return { code: 'policy-violation', detail: 'an explicit certificate policy is required and the path maps policies, which this validator does not evaluate' };
-        if (policies === null) return { code: 'policy-violation', detail: 'an explicit certificate policy is required (policyConstraints) and the certificates below the anchor share none' };
     }
     return null;
 }

@@ -204,7 +204,6 @@ const FAILURE_RANK: Record<FailureCode, number> = {
     'name-constraint-violation': 6,
     'unhandled-critical-extension': 6,
     'not-for-tls-server': 6,
-    'policy-violation': 6,
     'bad-signature': 5,
     'chain-not-built': 4,
     'no-match': 3,
@@ -249,6 +248,8 @@ interface ExternalAnchor {
     record: TlsaRecord;
     cert?: X509Certificate; // 2 0 0
     key: KeyObject; // 2 0 0 (its key) or 2 1 0
+    /** 2 1 0: presented certificates that carry this key (where one issued a certificate, it is the anchor) */
+    holders: number[];
 }
 
 /** parsed `2 0 0` / `2 1 0` anchors, per record object: records are decoded once and reused across connections */
@@ -278,13 +279,14 @@ function externalAnchors(taRecords: TlsaRecord[], chain: ParsedChain, notes: str
     const out: ExternalAnchor[] = [];
     for (const record of taRecords) {
         if (record.mtype !== MTYPE.FULL) continue;
-        // a presented copy of a `2 0 0` anchor, or a `2 1 0` key a presented certificate carries, is a
-        // presented anchor: that certificate's constraints apply, as OpenSSL applies them
+        // a presented copy of a `2 0 0` anchor is a presented anchor: its constraints apply, as OpenSSL applies them
         if (record.selector === 0 && chain.der.some((d) => d.equals(record.data))) continue;
-        if (record.selector === 1 && chain.certs.some((c) => certificateFields(c).spki.equals(record.data))) continue;
         const a = parseAnchor(record);
         if ('error' in a) notes.push(`${recordBrief(record)}: ${a.error}`);
-        else out.push({ record, ...a });
+        else {
+            const holders = record.selector === 1 ? chain.certs.map((c, i) => (certificateFields(c).spki.equals(record.data) ? i : -1)).filter((i) => i >= 0) : [];
+            out.push({ record, ...a, holders });
+        }
     }
     return out;
 }
@@ -440,6 +442,10 @@ function verifyTrustAnchor(
         }
 
         for (const [e, ext] of externals.entries()) {
+            // a `2 1 0` key that a presented certificate carries: where that certificate issued this one it was
+            // tried above as the anchor, with its constraints (OpenSSL's answer); the bare key stands in only elsewhere
+            if (ext.holders.includes(idx)) continue; // the key is this certificate's own: it cannot anchor itself
+            if (ext.holders.some((j) => !path.includes(j) && link(idx, `c${j}`, certs[j], certs[j].publicKey) === 'ok')) continue;
             const l = link(idx, `x${e}`, ext.cert, ext.key);
             if (l === 'exhausted') return null;
             if (l === 'none') continue;

@@ -31,6 +31,8 @@ const X509_V = {
     EXCLUDED_VIOLATION: 48,
     DEPTH_ZERO_SELF_SIGNED_CERT: 18,
     DANE_NO_MATCH: 65,
+    HOSTNAME_MISMATCH: 62,
+    INVALID_CA: 79,
 } as const
 
 interface Setup {
@@ -336,6 +338,57 @@ const cases: Case[] = [
         },
         openssl: X509_V.CERT_SIGNATURE_FAILURE,
         project: { authenticated: true, why: 'path building tries every same-named candidate by signature' },
+    },
+    {
+        id: '21',
+        title: 'a leaf without SANs whose CN has a trailing dot, under a name-constrained CA: rejected (the CN is no host name)',
+        build: () => {
+            const c = twoLevel({ nameConstraints: { permitted: [{ dns: 'allowed.test' }] } }, {})
+            const dotted = makeCertificate({ cn: `${NAME}.`, issuer: c.inter, keyIds: true })
+            return { chain: [dotted, c.inter, c.root], rr: tlsaText(c.root, 2, 0, 1) }
+        },
+        openssl: X509_V.HOSTNAME_MISMATCH,
+    },
+    {
+        id: '22',
+        title: 'an anchor certificate with neither basicConstraints nor keyUsage (a server certificate) above the leaf: rejected',
+        build: () => {
+            const plain = makeCertificate({ cn: 'C15 Plain Server', keyIds: true, basicConstraints: false })
+            return { chain: [leaf(plain), plain], rr: tlsaText(plain, 2, 0, 1) }
+        },
+        openssl: X509_V.INVALID_PURPOSE,
+        opensslErrors: [X509_V.INVALID_CA, X509_V.INVALID_PURPOSE],
+    },
+    {
+        id: '23',
+        title: 'a 2 1 0 key also carried by a presented certificate that issued nothing on the path: the bare key anchors, accepted',
+        build: () => {
+            const rootA = ca('C15 Root A')
+            const rootB = makeCertificate({ cn: 'C15 Root B', ca: true, keyIds: true, keyUsage: ['keyCertSign', 'cRLSign'], keyPem: rootA.keyPem })
+            const inter = ca('C15 Test Intermediate CA', rootA)
+            return { chain: [leaf(inter), inter, rootB], rr: bareKey(rootA) }
+        },
+        openssl: X509_V.OK,
+    },
+    {
+        id: '24',
+        title: 'requireExplicitPolicy on the intermediate, no policy on the leaf: accepted (OpenSSL checks policies only when asked)',
+        build: () => {
+            const requireExplicit = { oid: '2.5.29.36', critical: true, value: Buffer.from([0x30, 0x03, 0x80, 0x01, 0x00]) }
+            const c = twoLevel({ extraExtensions: [requireExplicit] })
+            return { chain: [c.leaf, c.inter, c.root], rr: tlsaText(c.root, 2, 0, 1) }
+        },
+        openssl: X509_V.OK,
+    },
+    {
+        id: '25',
+        title: 'DEVIATION: a wildcard SAN *.good.test under a CA excluding mx.good.test: OpenSSL accepts (it compares the "*" as a label), the project rejects',
+        build: () => {
+            const c = twoLevel({ nameConstraints: { excluded: [{ dns: 'mx.good.test' }] } }, { sans: ['*.good.test'] }, 'other.good.test')
+            return { chain: [c.leaf, c.inter, c.root], rr: tlsaText(c.root, 2, 0, 1), name: 'other.good.test' }
+        },
+        openssl: X509_V.OK,
+        project: { authenticated: false, why: 'the wildcard stands for mx.good.test too, which the CA may not certify' },
     },
 ]
 

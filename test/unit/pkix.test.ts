@@ -73,10 +73,23 @@ describe('C15: DANE-TA path validation (RFC 5280 6.1 below the matched anchor)',
             assert.equal(r.authenticated, false);
         });
 
-        it('C15: a trust-anchor certificate that says it is not a CA cannot be an anchor above a leaf', () => {
+        it('C15: a trust-anchor certificate that is not a CA (cA false, or no basicConstraints and no keyUsage) cannot be an anchor above a leaf', () => {
             const notCa = makeCertificate({ cn: 'Not A CA', keyIds: true });
-            const under = makeCertificate({ cn: NAME, issuer: notCa, ...LEAF });
-            fail(verify([under, notCa], tlsaText(notCa, 2, 0, 1)), 'not-a-ca', /trust anchor .*Not A CA is not a CA/);
+            fail(verify([makeCertificate({ cn: NAME, issuer: notCa, ...LEAF }), notCa], tlsaText(notCa, 2, 0, 1)), 'not-a-ca', /trust anchor .*Not A CA is not a CA certificate/);
+            const plain = makeCertificate({ cn: 'Plain Server', keyIds: true, basicConstraints: false });
+            fail(verify([makeCertificate({ cn: NAME, issuer: plain, ...LEAF }), plain], tlsaText(plain, 2, 0, 1)), 'not-a-ca');
+            // without basicConstraints, a keyUsage with keyCertSign makes a CA (OpenSSL's X509_check_ca)
+            const kuCa = makeCertificate({ cn: 'KU CA', keyIds: true, basicConstraints: false, keyUsage: ['keyCertSign'] });
+            pass(verify([makeCertificate({ cn: NAME, issuer: kuCa, ...LEAF }), kuCa], tlsaText(kuCa, 2, 0, 1)), 1);
+        });
+
+        it('C15: a 2 1 0 key that a presented certificate carries is the anchor only where that certificate issued the path; elsewhere the bare key stands', () => {
+            const rootA = makeCertificate({ cn: 'Root A', ...CA });
+            const rootB = makeCertificate({ cn: 'Root B', keyPem: rootA.keyPem, ...CA });
+            const interA = makeCertificate({ cn: 'Inter A', issuer: rootA, ...CA });
+            const leafA = makeCertificate({ cn: NAME, issuer: interA, ...LEAF });
+            // Root B carries the key but issued nothing here: the key from DNS signed Inter A
+            pass(verify([leafA, interA, rootB], tlsaText(rootA, 2, 1, 0)), 1);
         });
     });
 
@@ -113,6 +126,35 @@ describe('C15: DANE-TA path validation (RFC 5280 6.1 below the matched anchor)',
             const deep = makeCertificate({ cn: 'mx.evil.test', issuer: sub, keyIds: true, sans: ['mx.evil.test'] });
             // the sub-CA widening to .evil.test does not lift its issuer's .good.test (the permitted sets intersect)
             fail(verify([deep, sub, nc, root], tlsaText(root, 2, 0, 1), 'mx.evil.test'), 'name-constraint-violation');
+        });
+
+        it('C15, C16: a CN that is not a host name by OpenSSL\'s rule (a trailing dot) is neither constrained nor matched', () => {
+            const allowed = makeCertificate({ cn: 'Allowed CA', issuer: root, nameConstraints: { permitted: [{ dns: 'allowed.test' }] }, ...CA });
+            const dotted = makeCertificate({ cn: 'mx.good.test.', issuer: allowed, keyIds: true });
+            fail(verify([dotted, allowed, root], tlsaText(root, 2, 0, 1)), 'name-mismatch');
+        });
+
+        it('C15: a CN with "_" (a host name to OpenSSL) is constrained like any DNS name', () => {
+            const ncx2 = makeCertificate({ cn: 'NCX2', issuer: root, nameConstraints: { excluded: [{ dns: 'good.test' }] }, ...CA });
+            const under = makeCertificate({ cn: 'mx_1.good.test', issuer: ncx2, keyIds: true });
+            fail(verify([under, ncx2, root], tlsaText(root, 2, 0, 1), 'mx_1.good.test'), 'name-constraint-violation');
+        });
+
+        it('C15: a wildcard SAN one of whose names would fall in an excluded subtree is excluded', () => {
+            const ncx3 = makeCertificate({ cn: 'NCX3', issuer: root, nameConstraints: { excluded: [{ dns: 'mx.good.test' }] }, ...CA });
+            const wild = makeCertificate({ cn: 'wild', issuer: ncx3, keyIds: true, sans: ['*.good.test'] });
+            fail(verify([wild, ncx3, root], tlsaText(root, 2, 0, 1), 'other.good.test'), 'name-constraint-violation', /\*\.good\.test is in the excluded subtree DNS:mx\.good\.test/);
+        });
+
+        it('C15: directory names compare after decoding every string type (a BMPString cannot dodge an excluded CN)', () => {
+            const dnx = makeCertificate({ cn: 'DNX', issuer: root, nameConstraints: { excluded: [{ dn: { cn: 'Evil' } }] }, ...CA });
+            const bmp = Buffer.from('Evil', 'utf16le').swap16();
+            const atv = Buffer.concat([Buffer.from([0x30, 5 + 2 + bmp.length, 0x06, 0x03, 0x55, 0x04, 0x03, 0x1e, bmp.length]), bmp]);
+            const rdn = Buffer.concat([Buffer.from([0x31, atv.length]), atv]);
+            const name = Buffer.concat([Buffer.from([0x30, rdn.length]), rdn]);
+            const dirName = Buffer.concat([Buffer.from([0xa4, name.length]), name]);
+            const leafDn = makeCertificate({ cn: NAME, issuer: dnx, keyIds: true, sanGeneralNamesDer: [Buffer.concat([Buffer.from([0x82, NAME.length]), Buffer.from(NAME)]), dirName] });
+            fail(verify([leafDn, dnx, root], tlsaText(root, 2, 0, 1)), 'name-constraint-violation', /DN:2\.5\.4\.3=evil/);
         });
 
         it('C15: IP, e-mail (SAN and subject emailAddress), URI and directory name constraints', () => {
@@ -172,8 +214,8 @@ describe('C15: DANE-TA path validation (RFC 5280 6.1 below the matched anchor)',
         });
     });
 
-    describe('C15: certificate policies, as far as requireExplicitPolicy needs them', () => {
-        const policyOid = (oid: string): Buffer => {
+    describe('C15: certificate policies, as OpenSSL (and so Postfix) treats them', () => {
+        const policies = (oid: string) => {
             // certificatePolicies: SEQUENCE { SEQUENCE { OID } }
             const parts = oid.split('.').map(Number);
             const body: number[] = [parts[0] * 40 + parts[1]];
@@ -184,21 +226,14 @@ describe('C15: DANE-TA path validation (RFC 5280 6.1 below the matched anchor)',
             }
             const o = Buffer.from([0x06, body.length, ...body]);
             const pi = Buffer.concat([Buffer.from([0x30, o.length]), o]);
-            return Buffer.concat([Buffer.from([0x30, pi.length]), pi]);
+            return { oid: '2.5.29.32', critical: true, value: Buffer.concat([Buffer.from([0x30, pi.length]), pi]) };
         };
         const requireExplicit = { oid: '2.5.29.36', critical: true, value: Buffer.from([0x30, 0x03, 0x80, 0x01, 0x00]) };
-        const policies = (oid: string) => ({ oid: '2.5.29.32', value: policyOid(oid) });
 
-        it('C15: requireExplicitPolicy: the certificates below must share a policy; without one the path fails', () => {
+        it('C15: critical policy extensions are processed, not rejected; requireExplicitPolicy is not enforced (OpenSSL checks policies only when asked)', () => {
             const strict = makeCertificate({ cn: 'Strict CA', issuer: root, extraExtensions: [requireExplicit, policies('1.2.3.5')], ...CA });
-            fail(verify([makeCertificate({ cn: NAME, issuer: strict, ...LEAF }), strict, root], tlsaText(root, 2, 0, 1)), 'policy-violation');
-            pass(verify([makeCertificate({ cn: NAME, issuer: strict, ...LEAF, extraExtensions: [policies('1.2.3.5')] }), strict, root], tlsaText(root, 2, 0, 1)));
-            fail(verify([makeCertificate({ cn: NAME, issuer: strict, ...LEAF, extraExtensions: [policies('1.2.3.6')] }), strict, root], tlsaText(root, 2, 0, 1)), 'policy-violation');
-        });
-
-        it('C15: without a requirement, policies do not matter (and the critical policy extensions are processed, not rejected)', () => {
-            const plain = makeCertificate({ cn: 'Policy CA', issuer: root, extraExtensions: [{ ...policies('1.2.3.5'), critical: true }], ...CA });
-            pass(verify([makeCertificate({ cn: NAME, issuer: plain, ...LEAF }), plain, root], tlsaText(root, 2, 0, 1)));
+            pass(verify([makeCertificate({ cn: NAME, issuer: strict, ...LEAF }), strict, root], tlsaText(root, 2, 0, 1)));
+            pass(verify([makeCertificate({ cn: NAME, issuer: strict, ...LEAF, extraExtensions: [policies('1.2.3.6')] }), strict, root], tlsaText(root, 2, 0, 1)));
         });
     });
 

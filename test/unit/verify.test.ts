@@ -517,7 +517,6 @@ describe('verify: DANE authentication of a presented chain', () => {
                 'name-constraint-violation': 'validation-failure',
                 'unhandled-critical-extension': 'validation-failure',
                 'not-for-tls-server': 'validation-failure',
-                'policy-violation': 'validation-failure',
                 'name-mismatch': 'certificate-host-mismatch',
                 expired: 'certificate-expired',
                 'not-yet-valid': 'certificate-expired',
