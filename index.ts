@@ -9,7 +9,7 @@ import { buildConfig, DaneConfig, formatErrors, policyFor, Source } from './lib/
 import { Resolver } from './lib/resolver'
 import { decide, Decision } from './lib/policy'
 import { createLogger, DaneLogger, decisionFields, skippedAttempts, AttemptFields, Outcome, FinalFields } from './lib/log'
-import { installGlue, loadHarakaInternals, Attempt, MxContext, HmailLike } from './lib/haraka-tls'
+import { installGlue, loadHarakaInternals, proveInternals, Attempt, MxContext, HmailLike, HarakaInternals, HarakaMxObject } from './lib/haraka-tls'
 
 type Next = (code?: number, msg?: unknown) => void
 
@@ -34,7 +34,7 @@ interface State {
     config: DaneConfig
     resolver: Resolver
     logger: DaneLogger
-    HarakaMx: new (obj: Record<string, unknown>) => Record<string, unknown>
+    internals: HarakaInternals
 }
 
 const PLUGIN_DIR = path.resolve(__dirname, fs.existsSync(path.resolve(__dirname, 'config')) ? '.' : '..')
@@ -49,7 +49,7 @@ function sourceOf(plugin: DanePlugin, name: string): Source {
 export function register(this: DanePlugin): void {
     this.dane_load_config(true)
     const internals = loadHarakaInternals((name) => this.haraka_require(name))
-    this.dane!.HarakaMx = internals.HarakaMx
+    this.dane!.internals = internals
     installGlue(internals, {
         onAttemptFailed: (hmail, attempt) => logAttempt(this, attemptFields(attempt, 'failed')),
         onConnectFailed: (ctx, address, err) =>
@@ -59,15 +59,32 @@ export function register(this: DanePlugin): void {
                 outcome: 'failed',
                 reason: `cannot connect to ${ctx.host} [${address}]: ${err}`,
             }),
+        onContextLost: (hmail, address) => {
+            const d = (hmail as HMail).dane_decision
+            this.logerror(`[${hmail.todo.uuid}] DANE: the MX ${address} for ${hmail.todo.domain} reached the connection without its DANE context (a Haraka change?); connection ended, the message stays queued`)
+            this.dane?.logger.error({ event: 'attempt', queue_id: hmail.todo.uuid, domain: d?.domain ?? hmail.todo.domain, address, outcome: 'failed', reason: 'the MX lost its DANE context; connection ended (C28)' }, 'MX lost its DANE context')
+        },
     })
     if (internals.outboundConfig.cfg && internals.outboundConfig.cfg.enable_tls === false) {
         this.logerror('outbound.ini has enable_tls=false: every delivery that DANE or the encrypt policy covers will fail (never in plaintext) until it is true')
     }
+    // C28: before any delivery, prove that Haraka still hands the plugin's MX objects through unchanged
+    this.register_hook('init_master', 'dane_prove_internals')
+    this.register_hook('init_child', 'dane_prove_internals')
     this.register_hook('get_mx', 'dane_get_mx')
     this.register_hook('delivered', 'dane_delivered')
     this.register_hook('deferred', 'dane_deferred')
     this.register_hook('bounce', 'dane_bounce')
     this.loginfo(`DANE enforcement on, resolver ${this.dane!.config.resolver.address}:${this.dane!.config.resolver.port}, Haraka ${internals.version}`)
+}
+
+// C28: Haraka stops (init_master/init_child DENY) when its internals no longer pass the plugin's objects through
+export function dane_prove_internals(this: DanePlugin, next: Next): void {
+    proveInternals(this.dane!.internals).then((why) => {
+        if (why === null) return next()
+        this.logerror(`haraka-plugin-dane cannot run on this Haraka: ${why}`)
+        next(constants.deny, `haraka-plugin-dane: ${why}`)
+    })
 }
 
 // C23: errors name file and line; at start-up they stop the plugin, on reload the last good configuration stays
@@ -89,7 +106,7 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
         config: cfg,
         resolver: sameResolver ? old.resolver : new Resolver(cfg.resolver),
         logger: sameLog ? old.logger : createLogger(cfg.log),
-        HarakaMx: old?.HarakaMx as State['HarakaMx'],
+        internals: old?.internals as HarakaInternals,
     }
     if (!startup) this.lognotice('configuration reloaded')
 }
@@ -142,8 +159,8 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
 }
 
 /** One HarakaMx a validated address, carrying the host's DANE context (Haraka's own class: see haraka-tls). */
-function harakaMxList(st: State, d: Decision, queueId: string): Record<string, unknown>[] {
-    const out: Record<string, unknown>[] = []
+function harakaMxList(st: State, d: Decision, queueId: string): HarakaMxObject[] {
+    const out: HarakaMxObject[] = []
     for (const h of d.hosts) {
         if (h.mode === 'skip') continue
         const ctx: MxContext = {
@@ -159,7 +176,7 @@ function harakaMxList(st: State, d: Decision, queueId: string): Record<string, u
         }
         // C7: deliver only to the addresses the resolver validated
         for (const address of h.addresses) {
-            const mx = new st.HarakaMx({ exchange: address, priority: h.preference, from_dns: h.name })
+            const mx = new st.internals.HarakaMx({ exchange: address, priority: h.preference, from_dns: h.name })
             mx.dane = ctx
             out.push(mx)
         }

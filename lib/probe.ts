@@ -8,6 +8,7 @@ import net from 'node:net'
 import os from 'node:os'
 import tls from 'node:tls'
 import { presentedChain } from './peer-chain'
+import { ReplyAssembler, offersStartTls } from './session'
 
 export type ProbeStep = 'connect' | 'greeting' | 'ehlo' | 'starttls' | 'tls' | 'quit'
 
@@ -23,10 +24,8 @@ export interface ProbeOptions {
     timeoutMs?: number
 }
 
-export interface SmtpReply {
-    code: number
-    lines: string[] // text after "NNN-" / "NNN "
-}
+export type { Reply as SmtpReply } from './session'
+import type { Reply as SmtpReply } from './session'
 
 export interface ProbeTls {
     protocol: string | null
@@ -126,25 +125,19 @@ class ReplyReader {
         }
     }
 
-    /** One complete reply from the buffer, null if incomplete, Error if malformed. */
+    /** One complete reply from the buffer, null if incomplete, Error if malformed (the guard's parser, lib/session). */
     private take(): SmtpReply | Error | null {
-        const lines: string[] = []
-        let code = -1
+        const replies = new ReplyAssembler()
         let pos = 0
         for (;;) {
             const nl = this.buf.indexOf('\n', pos)
             if (nl < 0) return null
-            const line = this.buf.slice(pos, nl).replace(/\r$/, '')
+            const reply = replies.push(this.buf.slice(pos, nl + 1))
             pos = nl + 1
-            const m = /^(\d{3})([ -]?)(.*)$/.exec(line)
-            if (!m) return new Error(`malformed reply line "${line.slice(0, 80)}"`)
-            const c = Number(m[1])
-            if (code >= 0 && c !== code) return new Error(`reply code changed within a multi-line reply (${code} then ${c})`)
-            code = c
-            lines.push(m[3])
-            if (m[2] !== '-') {
+            if (reply instanceof Error) return reply
+            if (reply) {
                 this.buf = this.buf.slice(pos)
-                return { code, lines }
+                return reply
             }
         }
     }
@@ -243,7 +236,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
         result.ehlo = await reader.read('ehlo', timeoutMs)
         if (result.ehlo.code !== 250) throw new StepError('ehlo', `EHLO refused: ${replyText(result.ehlo)}`)
         // RFC 3207 4: the STARTTLS keyword in the EHLO reply (the first line is the greeting text)
-        result.startTlsOffered = result.ehlo.lines.slice(1).some((l) => /^STARTTLS\b/i.test(l.trim()))
+        result.startTlsOffered = result.ehlo.lines.some(offersStartTls)
         if (!result.startTlsOffered) {
             send('QUIT')
             await reader.read('quit', Math.min(timeoutMs, 2000)).catch(() => undefined)

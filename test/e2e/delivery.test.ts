@@ -211,12 +211,12 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         assert.match(failed.reason ?? '', /454/)
     })
 
-    it('C20: plaintext injected after the STARTTLS reply ends the attempt; the next MX is used', () => {
+    it('C20, C26: plaintext injected after the STARTTLS reply ends the attempt before Haraka reads it; the next MX is used', () => {
         assert.equal(outcomeOf('injected.dane.test'), 'delivered')
         assert.equal(received('injected').length, 0)
         assert.ok(received('second').some((r) => r.to.includes('postmaster@injected.dane.test') && r.secure))
         const failed = linesFor('injected.dane.test').find((l) => l.event === 'attempt' && l.outcome === 'failed')!
-        assert.match(failed.reason ?? '', /plaintext data .* after its STARTTLS reply/)
+        assert.match(failed.reason ?? '', /sent \d+ more character\(s\) after its STARTTLS reply, before the TLS handshake \(response injection\)/)
     })
 
     it('C14: Haraka\'s own force_tls_hosts (PKIX) does not override DANE-EE on the same host', () => {

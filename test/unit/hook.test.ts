@@ -28,7 +28,7 @@ function fakePlugin(table: Record<string, Partial<Answer>>, asked: string[]) {
     }
     const noop = () => undefined
     return {
-        dane: { config: config!, resolver, logger: createLogger({ destination: 'stderr', level: 'silent' }), HarakaMx: FakeMx },
+        dane: { config: config!, resolver, logger: createLogger({ destination: "stderr", level: "silent" }), internals: { HarakaMx: FakeMx } },
         logerror: noop,
         lognotice: noop,
         loginfo: noop,

@@ -187,15 +187,17 @@ export class Haraka {
     }
 
     /** Send one message over SMTP to Haraka; resolves with Haraka's queue id (from its 250 reply). */
-    async send(to: string, opts: { from?: string; subject?: string } = {}): Promise<string> {
+    async send(to: string, opts: { from?: string; subject?: string; body?: string } = {}): Promise<string> {
         const from = opts.from ?? 'sender@haraka.world.test'
         const subject = opts.subject ?? `to ${to}`
+        // the body as it is sent: CRLF lines, dot-stuffed
+        const body = (opts.body ?? 'Hello from the DANE test world.\r\n').replace(/^\./gm, '..')
         const lines = [
             `HELO client.world.test`,
             `MAIL FROM:<${from}>`,
             `RCPT TO:<${to}>`,
             'DATA',
-            `From: <${from}>\r\nTo: <${to}>\r\nSubject: ${subject}\r\nMessage-ID: <${Date.now()}.${Math.random()}@world.test>\r\n\r\nHello from the DANE test world.\r\n.`,
+            `From: <${from}>\r\nTo: <${to}>\r\nSubject: ${subject}\r\nMessage-ID: <${Date.now()}.${Math.random()}@world.test>\r\n\r\n${body}.`,
             'QUIT',
         ]
         return await new Promise<string>((resolve, reject) => {
