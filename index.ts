@@ -8,7 +8,7 @@ import constants from 'haraka-constants'
 import { buildConfig, DaneConfig, formatErrors, policyFor, Source } from './lib/config'
 import { Resolver } from './lib/resolver'
 import { decide, Decision } from './lib/policy'
-import { createLogger, DaneLogger, decisionFields, skippedAttempts, AttemptFields, Outcome, FinalFields } from './lib/log'
+import { createLogger, closeLogger, DaneLogger, decisionFields, skippedAttempts, AttemptFields, Outcome, FinalFields } from './lib/log'
 import { installGlue, loadHarakaInternals, proveInternals, Attempt, MxContext, HmailLike, HarakaInternals, HarakaMxObject } from './lib/haraka-tls'
 
 type Next = (code?: number, msg?: unknown) => void
@@ -102,10 +102,12 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
     const sameResolver = old && JSON.stringify(old.config.resolver) === JSON.stringify(cfg.resolver)
     const sameLog = old && JSON.stringify(old.config.log) === JSON.stringify(cfg.log)
     if (old && !sameResolver) old.resolver.close()
+    if (old && !sameLog) closeLogger(old.logger)
     this.dane = {
         config: cfg,
         resolver: sameResolver ? old.resolver : new Resolver(cfg.resolver),
-        logger: sameLog ? old.logger : createLogger(cfg.log),
+        // C29: a log destination that fails is reported in Haraka's log, never thrown into a hook
+        logger: sameLog ? old.logger : createLogger(cfg.log, (message) => this.logerror(message)),
         internals: old?.internals as HarakaInternals,
     }
     if (!startup) this.lognotice('configuration reloaded')
@@ -140,7 +142,7 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
         return reply(constants.denysoft, `DANE: cannot look up the domain ${domainIn}`)
     }
     const { policy, exception } = policyFor(st.config, domain)
-    decide(domain, (n, t) => st.resolver.lookup(n, t), { policy, exception })
+    decide(domain, (n, t) => st.resolver.lookup(n, t), { policy, exception, limits: st.config.limits })
         .then((decision) => {
             hmail.dane_decision = decision
             const queueId = hmail.todo.uuid
@@ -151,10 +153,15 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
             reply(constants.ok, harakaMxList(st, decision, queueId))
         })
         .catch((err: Error) => {
-            // never downgrade on an internal error: the message stays queued
-            this.logerror(`DANE decision for ${domain} failed: ${err.stack ?? err}`)
-            st.logger.error({ event: 'decision', queue_id: hmail.todo.uuid, domain, err: String(err) }, 'internal error; deferring')
-            reply(constants.denysoft, `DANE: internal error deciding for ${domain}`)
+            // never downgrade on an internal error: the message stays queued (C29: and nothing escapes this hook)
+            try {
+                this.logerror(`DANE decision for ${domain} failed: ${err?.stack ?? err}`)
+                st.logger.error({ event: 'decision', queue_id: hmail.todo.uuid, domain, err: String(err) }, 'internal error; deferring')
+            } catch {
+                /* reported as far as it could be */
+            } finally {
+                reply(constants.denysoft, `DANE: internal error deciding for ${domain}`)
+            }
         })
 }
 

@@ -12,13 +12,24 @@ export interface ResolverSettings {
     timeoutMs: number
     retries: number
     cacheSize: number
+    /** C30: the answer cache's bound in bytes (an answer larger than 1/16 of it is not cached) */
+    cacheMaxBytes: number
     trustNonLoopback: boolean
+}
+
+/** C30: work per destination, as Postfix's smtp_mx_address_limit bounds it */
+export interface Limits {
+    /** MX hosts looked up per destination, lowest preference first */
+    mxHosts: number
+    /** addresses handed to Haraka per destination, in MX order */
+    addresses: number
 }
 
 export interface DaneConfig {
     policy: PolicyWord
     resolver: ResolverSettings
     log: { destination: string; level: string }
+    limits: Limits
     /** Per-domain overrides: 'example.com' exact, '.example.com' its subdomains (C21). */
     domains: Map<string, PolicyWord>
     /** The danefail-style exception list, same name syntax (C22). */
@@ -38,8 +49,9 @@ export interface Source {
 
 export const DEFAULTS: Omit<DaneConfig, 'domains' | 'exceptions'> = {
     policy: 'dane',
-    resolver: { address: '127.0.0.1', port: 53, timeoutMs: 2000, retries: 2, cacheSize: 10000, trustNonLoopback: false },
+    resolver: { address: '127.0.0.1', port: 53, timeoutMs: 2000, retries: 2, cacheSize: 10000, cacheMaxBytes: 32 * 1024 * 1024, trustNonLoopback: false },
     log: { destination: 'stdout', level: 'info' },
+    limits: { mxHosts: 10, addresses: 20 },
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -72,6 +84,7 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         policy: DEFAULTS.policy,
         resolver: { ...DEFAULTS.resolver },
         log: { ...DEFAULTS.log },
+        limits: { ...DEFAULTS.limits },
         domains: new Map(),
         exceptions: new Set(),
     }
@@ -85,7 +98,7 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         const sec = /^\[([^\]]+)\]$/.exec(text)
         if (sec) {
             section = sec[1].trim().toLowerCase()
-            if (!['main', 'resolver', 'log', 'domains'].includes(section)) err(`unknown section [${section}]`)
+            if (!['main', 'resolver', 'log', 'limits', 'domains'].includes(section)) err(`unknown section [${section}]`)
             return
         }
         const kv = /^([^=]+?)\s*=\s*(.*?)\s*$/.exec(text)
@@ -125,6 +138,24 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
                 const n = parseIntIn(value, 1, 10_000_000)
                 if (n === undefined) return bad('not a whole number from 1 to 10000000')
                 cfg.resolver.cacheSize = n
+                return
+            }
+            case 'resolver.cache_max_bytes': {
+                const n = parseIntIn(value, 65536, 4 * 1024 * 1024 * 1024)
+                if (n === undefined) return bad('not a whole number of bytes from 65536 to 4294967296')
+                cfg.resolver.cacheMaxBytes = n
+                return
+            }
+            case 'limits.mx_hosts': {
+                const n = parseIntIn(value, 1, 100)
+                if (n === undefined) return bad('not a whole number from 1 to 100')
+                cfg.limits.mxHosts = n
+                return
+            }
+            case 'limits.addresses': {
+                const n = parseIntIn(value, 1, 1000)
+                if (n === undefined) return bad('not a whole number from 1 to 1000')
+                cfg.limits.addresses = n
                 return
             }
             case 'resolver.trust_non_loopback': {

@@ -1,6 +1,8 @@
 // The delivery log: pino JSON, one line per decision, per delivery attempt and
 // per final outcome. The field names below are the documented interface
 // (README "Reading the delivery logs"): change them only with the README.
+import fs from 'node:fs'
+import path from 'node:path'
 import pino from 'pino'
 import type { Decision, HostDecision, HostMode } from './policy'
 
@@ -11,12 +13,105 @@ export interface LogSettings {
 
 export type DaneLogger = pino.Logger
 
-export function createLogger(s: LogSettings): DaneLogger {
-    const base = { plugin: 'dane' }
-    const opts: pino.LoggerOptions = { level: s.level, base, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }
-    if (s.destination === 'stdout') return pino(opts, pino.destination({ dest: 1, sync: true }))
-    if (s.destination === 'stderr') return pino(opts, pino.destination({ dest: 2, sync: true }))
-    return pino(opts, pino.destination({ dest: s.destination, sync: true, mkdir: true }))
+/** How often, at most, a failing log destination is reported to the operator. */
+export const LOG_FAULT_REPORT_MS = 60_000
+
+/**
+ * C29: the delivery log's destination, which never throws. A write that fails (a full disk, a
+ * file system gone read-only, a closed pipe) drops that line, and the operator is told through
+ * `onFault` (Haraka's own log) at once and then at most every LOG_FAULT_REPORT_MS while it lasts;
+ * the next write that succeeds says how many lines were lost. Deciding and delivering never wait
+ * for it and never change because of it.
+ */
+export class SafeDestination {
+    private fd: number | undefined
+    private lost = 0
+    private lastReport = -Infinity
+    private lastError = ''
+
+    constructor(
+        readonly target: string,
+        private readonly onFault: (message: string) => void,
+        private readonly clock: () => number = Date.now,
+    ) {}
+
+    write(line: string): boolean {
+        try {
+            if (this.fd === undefined) this.fd = this.open()
+            writeAll(this.fd, Buffer.from(line))
+        } catch (e) {
+            this.lost++
+            const err = e as NodeJS.ErrnoException
+            this.lastError = err.code ?? err.message ?? String(e)
+            // a file descriptor that went bad is opened again on the next write
+            if (err.code === 'EBADF' && this.fd !== undefined && this.fd > 2) this.fd = undefined
+            const now = this.clock()
+            if (now - this.lastReport >= LOG_FAULT_REPORT_MS) {
+                this.lastReport = now
+                this.tell(`haraka-plugin-dane: the delivery log ${this.target} cannot be written (${this.lastError}); ${this.lost} line(s) lost so far. Deliveries go on by policy; this is repeated at most every ${LOG_FAULT_REPORT_MS / 1000} s while it lasts`)
+            }
+            return true
+        }
+        if (this.lost > 0) {
+            this.tell(`haraka-plugin-dane: the delivery log ${this.target} is written again; ${this.lost} line(s) were lost (${this.lastError})`)
+            this.lost = 0
+            this.lastReport = -Infinity
+        }
+        return true
+    }
+
+    close(): void {
+        if (this.fd !== undefined && this.fd > 2) {
+            try {
+                fs.closeSync(this.fd)
+            } catch {
+                /* already gone */
+            }
+        }
+        this.fd = undefined
+    }
+
+    private open(): number {
+        if (this.target === 'stdout') return 1
+        if (this.target === 'stderr') return 2
+        fs.mkdirSync(path.dirname(this.target), { recursive: true })
+        return fs.openSync(this.target, 'a')
+    }
+
+    private tell(message: string): void {
+        try {
+            this.onFault(message)
+        } catch {
+            /* the operator's own log failing too is beyond telling */
+        }
+    }
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4))
+
+// a pipe (stdout under a service manager) may take part of a line, or none for a moment (EAGAIN)
+function writeAll(fd: number, buf: Buffer): void {
+    let off = 0
+    let busy = 0
+    while (off < buf.length) {
+        try {
+            off += fs.writeSync(fd, buf, off, buf.length - off)
+        } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || ++busy > 20) throw e
+            Atomics.wait(pause, 0, 0, 5)
+        }
+    }
+}
+
+export function createLogger(s: LogSettings, onFault: (message: string) => void = () => undefined): DaneLogger {
+    const opts: pino.LoggerOptions = { level: s.level, base: { plugin: 'dane', pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }
+    return pino(opts, new SafeDestination(s.destination, onFault))
+}
+
+/** Close the file a logger of createLogger writes to (when the configuration names another). */
+export function closeLogger(logger: DaneLogger): void {
+    const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym]
+    if (stream instanceof SafeDestination) stream.close()
 }
 
 /** What happened on one attempt (C24). */

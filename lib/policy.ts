@@ -55,9 +55,20 @@ export interface Decision {
     hosts: HostDecision[]
 }
 
+/** C30: work per destination (lib/config's [limits]) */
+export interface DecisionLimits {
+    /** MX hosts looked up, lowest preference first */
+    mxHosts: number
+    /** addresses handed on, in MX order */
+    addresses: number
+}
+
+export const DEFAULT_LIMITS: DecisionLimits = { mxHosts: 10, addresses: 20 }
+
 export interface DecideOptions {
     policy?: PolicyWord
     exception?: boolean
+    limits?: DecisionLimits
     /** Random source for shuffling MX hosts of equal preference (tests pass a fixed one). */
     random?: () => number
 }
@@ -119,9 +130,25 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
         return { ...base, mxSecure: mx.secure, implicitMx, action: 'defer', reason: `${domain}: MX answer held no usable host`, hosts: [] }
     }
     const nextHop: NextHop = { domain, mxSecure: mx.secure }
-    const hosts = await Promise.all(names.map((h) => decideHost(h.name, h.preference, lookup, policy, nextHop)))
-    const decision: Decision = { ...base, mxSecure: mx.secure, implicitMx, action: 'deliver', reason: '', hosts }
-    return finish(decision)
+    const limits = opts.limits ?? DEFAULT_LIMITS
+    // C30: a hostile MX RRset of thousands of hosts costs at most limits.mxHosts host lookups
+    const considered = names.slice(0, limits.mxHosts)
+    const hosts = withinAddressLimit(await Promise.all(considered.map((h) => decideHost(h.name, h.preference, lookup, policy, nextHop))), limits.addresses)
+    const decision = finish({ ...base, mxSecure: mx.secure, implicitMx, action: 'deliver', reason: '', hosts })
+    if (names.length > considered.length) decision.reason += ` (${names.length - considered.length} more MX host(s) beyond the limit of ${limits.mxHosts} not considered)`
+    return decision
+}
+
+// C30: at most `limit` addresses in all, in MX order; a host left with none is not connected to
+function withinAddressLimit(hosts: HostDecision[], limit: number): HostDecision[] {
+    let left = limit
+    return hosts.map((h) => {
+        if (h.mode === 'skip') return h
+        if (left <= 0) return { ...h, addresses: [], mode: 'skip' as const, reason: `${h.reason}; not used: the limit of ${limit} address(es) per destination was reached` }
+        const kept = h.addresses.slice(0, left)
+        left -= kept.length
+        return kept.length === h.addresses.length ? h : { ...h, addresses: kept, reason: `${h.reason}; ${h.addresses.length - kept.length} address(es) beyond the limit of ${limit} not used` }
+    })
 }
 
 // C11: every MX host skipped → defer; otherwise deliver to the hosts left

@@ -67,6 +67,8 @@ export interface ResolverOptions {
   retries: number;
   /** max cache entries; 0 disables the cache */
   cacheSize: number;
+  /** C30: max bytes the cached answers take (estimated); default 32 MiB; an answer over 1/16 of it is not cached */
+  cacheMaxBytes?: number;
   /** the operator asserts a non-loopback resolver is reached over a trusted, secured path */
   trustNonLoopback?: boolean;
 }
@@ -169,6 +171,8 @@ const RCODE_REFUSED = 5;
 const EDNS_UDP_PAYLOAD = 1232;
 // Bound on CNAME chain length we follow in one reply (loops detected separately).
 const MAX_CNAME_CHAIN = 16;
+// C30: the answer cache's default bound in bytes.
+const DEFAULT_CACHE_MAX_BYTES = 32 * 1024 * 1024;
 // C3: never keep an entry longer than this, even if its TTL is larger (unbound
 // itself caps at one day; we refetch from the local resolver more often).
 const MAX_CACHE_TTL_S = 3600;
@@ -289,6 +293,33 @@ function decodeRdata(buf: Buffer, rr: WireRR, codec: RdataCodec): Rdata {
   return out;
 }
 
+/**
+ * C2 / RFC 1035 4.1.4: the question name (at byte 12) read label by label, compression pointers
+ * followed (bounded), compared with `qname` label by label, ASCII case-insensitively. A reply whose
+ * question is one label containing dots ("a.b" as a single label) is not our question: compared as
+ * dotted text, it would be.
+ */
+function sameLabels(buf: Buffer, qname: string): boolean {
+  const want = qname.split('.');
+  const got: string[] = [];
+  let at = 12;
+  for (let hops = 0; hops < 64; hops++) {
+    if (at >= buf.length) return false;
+    const len = buf[at];
+    if (len === 0) return got.length === want.length && got.every((l, i) => l === want[i]);
+    if ((len & 0xc0) === 0xc0) {
+      if (at + 1 >= buf.length) return false;
+      at = ((len & 0x3f) << 8) | buf[at + 1];
+      continue;
+    }
+    if (len > 63 || at + 1 + len > buf.length) return false;
+    got.push(buf.toString('latin1', at + 1, at + 1 + len).replace(/[A-Z]/g, (c) => c.toLowerCase()));
+    if (got.length > want.length) return false;
+    at += 1 + len;
+  }
+  return false;
+}
+
 type HeadResult =
   | { kind: 'unmatchable' }
   | { kind: 'mismatch' }
@@ -313,7 +344,7 @@ function matchHead(buf: Buffer, id: number, qname: string, qtype: number): HeadR
     header.id !== id ||
     header.qr !== 1 ||
     header.opcode !== 0 ||
-    question.name.toLowerCase() !== qname ||
+    !sameLabels(buf, qname) ||
     question.type !== qtype ||
     question.class !== CLASS_IN
   ) {
@@ -471,17 +502,18 @@ function interpret(name: string, type: RRType, reply: DecodedReply, buf: Buffer)
         break;
       }
       case 'TLSA': {
-        // RFC 6698 §2.1: rdata handed over as raw bytes (copied off the datagram).
+        // RFC 6698 §2.1: rdata handed over as raw bytes, copied off the datagram into one buffer of
+        // their own (C30: a cached answer holds exactly its records, not pieces of shared pool slabs)
         const seen = new Set<string>();
-        answer.tlsa = [];
+        const kept: WireRR[] = [];
         for (const rr of rrs) {
-          const raw = Buffer.from(buf.subarray(rr.rdataOffset, rr.rdataOffset + rr.rdlength));
-          const key = raw.toString('hex');
+          const key = buf.subarray(rr.rdataOffset, rr.rdataOffset + rr.rdlength).toString('hex');
           if (!seen.has(key)) {
             seen.add(key);
-            answer.tlsa.push(raw);
+            kept.push(rr);
           }
         }
+        answer.tlsa = packed(kept.map((rr) => buf.subarray(rr.rdataOffset, rr.rdataOffset + rr.rdlength)));
         break;
       }
     }
@@ -511,12 +543,36 @@ function networkReason(err: NodeJS.ErrnoException, transport: 'udp' | 'tcp'): st
   return `network error (${transport}): ${err.code ?? err.message}`;
 }
 
+/**
+ * C30: an estimate of the memory one cached answer takes: the bytes of its records, the strings
+ * (two bytes a character), and a fixed overhead for the objects around them.
+ */
+export function answerBytes(a: Answer): number {
+  let n = 256 + 2 * (a.name.length + a.canonicalName.length);
+  for (const c of a.cnames) n += 64 + 2 * c.length;
+  for (const x of a.addresses ?? []) n += 64 + 2 * x.length;
+  for (const m of a.mx ?? []) n += 96 + 2 * m.exchange.length;
+  for (const t of a.tlsa ?? []) n += 96 + t.length;
+  return n;
+}
+
 function cloneAnswer(a: Answer, fromCache: boolean, ttl: number): Answer {
   const out: Answer = { ...a, cnames: [...a.cnames], ttl, fromCache };
   if (a.addresses) out.addresses = [...a.addresses];
   if (a.mx) out.mx = a.mx.map((m) => ({ ...m }));
-  if (a.tlsa) out.tlsa = a.tlsa.map((b) => Buffer.from(b));
+  if (a.tlsa) out.tlsa = packed(a.tlsa);
   return out;
+}
+
+/** Copies of `parts` as views of one buffer of their own (one allocation, nothing shared with a pool). */
+function packed(parts: Buffer[]): Buffer[] {
+  const store = Buffer.alloc(parts.reduce((n, b) => n + b.length, 0));
+  let at = 0;
+  return parts.map((b) => {
+    b.copy(store, at);
+    at += b.length;
+    return store.subarray(at - b.length, at);
+  });
 }
 
 export class Resolver {
@@ -556,6 +612,10 @@ export class Resolver {
     if (!Number.isInteger(opts.cacheSize) || opts.cacheSize < 0) {
       throw new ResolverConfigError(`resolver cacheSize "${opts.cacheSize}" must be a non-negative integer`);
     }
+    const maxBytes = opts.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES;
+    if (!Number.isInteger(maxBytes) || maxBytes < 1024) {
+      throw new ResolverConfigError(`resolver cacheMaxBytes "${opts.cacheMaxBytes}" must be a whole number of at least 1024`);
+    }
     const famName = family === 6 ? 'ipv6' : 'ipv4';
     // C1 / RFC 7672 §2.1.1, RFC 4035 §4.9.3: the AD bit is only as trustworthy as the
     // path to the resolver; refuse a non-loopback resolver unless the operator vouches for it.
@@ -571,8 +631,12 @@ export class Resolver {
     this.server.addAddress(opts.address, famName);
     this.timeoutMs = opts.timeoutMs;
     this.retries = opts.retries;
-    // C3: bounded cache; per-entry TTLs are given at set().
-    this.cache = opts.cacheSize > 0 ? new LRUCache<string, Answer>({ max: opts.cacheSize }) : undefined;
+    // C3, C30: bounded in entries and in bytes; an answer over 1/16 of the bytes is not cached at all.
+    // Per-entry TTLs are given at set().
+    this.cache =
+      opts.cacheSize > 0
+        ? new LRUCache<string, Answer>({ max: opts.cacheSize, maxSize: maxBytes, maxEntrySize: Math.floor(maxBytes / 16), sizeCalculation: answerBytes })
+        : undefined;
   }
 
   /**
@@ -619,6 +683,11 @@ export class Resolver {
 
   stats(): ResolverStats {
     return { ...this.counters };
+  }
+
+  /** C30: what the cache holds now: entries and their estimated bytes. */
+  cacheUsage(): { entries: number; bytes: number } {
+    return { entries: this.cache?.size ?? 0, bytes: this.cache?.calculatedSize ?? 0 };
   }
 
   /** Closes every socket in use; pending lookups resolve as failed 'resolver closed'. */

@@ -23,7 +23,8 @@ describe('config (C1, C21–C23)', () => {
         )
         assert.deepEqual(r.errors, [])
         assert.equal(r.config!.policy, 'dane')
-        assert.deepEqual(r.config!.resolver, { address: '127.0.0.1', port: 53, timeoutMs: 2000, retries: 2, cacheSize: 10000, trustNonLoopback: false })
+        assert.deepEqual(r.config!.resolver, { address: '127.0.0.1', port: 53, timeoutMs: 2000, retries: 2, cacheSize: 10000, cacheMaxBytes: 33554432, trustNonLoopback: false })
+        assert.deepEqual(r.config!.limits, { mxHosts: 10, addresses: 20 })
         assert.equal(r.config!.exceptions.size, 0)
     })
 

@@ -809,6 +809,73 @@ describe('resolver (C1–C3)', function () {
     assert.equal(server.received.length, 4);
   });
 
+  /** a TLSA RRset of `n` records of `size` bytes each (3 1 1 + data), over TCP when it does not fit */
+  const bigTlsa =
+    (n: number, size: number) =>
+    (q: LoosePacket, t: Transport): Buffer[] => {
+      const rrs = Array.from({ length: n }, (_, i) => rawRR(q.questions[0].name, T.TLSA, 300, Buffer.concat([Buffer.from([3, 1, 1]), Buffer.alloc(size - 5, i & 0xff), Buffer.from([i >> 8, i & 0xff])])))
+      const reply = rawReply(q, rrs, { ad: true })
+      if (t === 'udp' && reply.length > 1232) {
+        const tc = Buffer.from(reply.subarray(0, 12 + rawName(q.questions[0].name).length + 4))
+        tc.writeUInt16BE(0x8380 | 0x0020, 2) // TC
+        tc.writeUInt16BE(0, 6)
+        return [tc]
+      }
+      return [reply]
+    };
+
+  it('C30: the cache is bounded in bytes: large answers evict others, and its size stays under the bound', async () => {
+    server.handler = bigTlsa(40, 200); // ~12 KB an answer, under 1/16 of the bound
+    const r = make({ cacheSize: 1000, cacheMaxBytes: 256 * 1024 });
+    for (let i = 0; i < 30; i++) {
+      const a = await r.lookup(`_25._tcp.mx${i}.example`, 'TLSA');
+      assert.equal(a.status, 'ok');
+      assert.equal(a.tlsa?.length, 40);
+    }
+    const usage = r.cacheUsage();
+    assert.ok(usage.bytes <= 256 * 1024, `cache holds ${usage.bytes} bytes`);
+    assert.ok(usage.entries >= 3 && usage.entries < 30, `entries: ${usage.entries}`);
+    // the most recent answer is cached, the oldest was evicted
+    assert.equal((await r.lookup('_25._tcp.mx29.example', 'TLSA')).fromCache, true);
+    assert.equal((await r.lookup('_25._tcp.mx0.example', 'TLSA')).fromCache, false);
+  });
+
+  it('C30: an answer larger than 1/16 of the byte bound is not cached at all (asked again next time)', async () => {
+    server.handler = bigTlsa(100, 200); // ~30 KB, over 64 KiB / 16
+    const r = make({ cacheSize: 1000, cacheMaxBytes: 64 * 1024 });
+    assert.equal((await r.lookup('_25._tcp.huge.example', 'TLSA')).status, 'ok');
+    assert.equal((await r.lookup('_25._tcp.huge.example', 'TLSA')).fromCache, false);
+    assert.deepEqual(r.cacheUsage(), { entries: 0, bytes: 0 });
+  });
+
+  it('C30: a cached TLSA answer holds one buffer of exactly its records, not pieces of shared pool slabs', async () => {
+    server.handler = bigTlsa(30, 40);
+    const r = make();
+    const a = await r.lookup('_25._tcp.compact.example', 'TLSA');
+    const buffers = new Set(a.tlsa!.map((b) => b.buffer));
+    assert.equal(buffers.size, 1)
+    assert.equal(a.tlsa![0].buffer.byteLength, 30 * 40);
+  });
+
+  it('C2: the question is compared label by label: one label containing dots is not the asked name', async () => {
+    // the reply's question is the single label "a.example" (9 bytes, with a dot inside), not a + example
+    server.handler = (q) => {
+      const id = q.header.id;
+      const h = Buffer.alloc(12);
+      h.writeUInt16BE(id, 0);
+      h.writeUInt16BE(0x81a0, 2);
+      h.writeUInt16BE(1, 4);
+      h.writeUInt16BE(1, 6);
+      const qn = Buffer.concat([Buffer.from([9]), Buffer.from('a.example'), Buffer.from([0])]);
+      const qs = Buffer.from([0, 1, 0, 1]);
+      return [Buffer.concat([h, qn, qs, rawRR('a.example', T.A, 300, Buffer.from([192, 0, 2, 66]))])];
+    };
+    const r = make({ timeoutMs: 200, retries: 0 });
+    const a = await r.lookup('a.example', 'A');
+    assert.equal(a.status, 'failed');
+    assert.ok(r.stats().discarded >= 1, 'the reply was discarded as not ours');
+  });
+
   it('C3: concurrent identical lookups share one query on the wire', async () => {
     server.handler = async (q) => {
       await sleep(50);

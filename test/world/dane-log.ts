@@ -4,6 +4,7 @@ import fs from 'node:fs'
 /** One line of the delivery log, with the fields the tests look at (README "Reading the delivery logs"). */
 export interface DaneLogLine {
     event: string
+    pid?: number
     queue_id?: string
     domain: string
     outcome?: string

@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { startProcess, stopProcess, waitForTcp, Started, sleep, tail } from './procs'
+import { startProcess, stopProcess, waitForTcp, Started, sleep, tail, isRunning } from './procs'
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..')
 
@@ -83,6 +83,11 @@ export class Haraka {
         this.address = opts.address ?? '127.0.0.25'
         this.port = opts.port ?? 2525
         this.writeConfig()
+    }
+
+    /** the Haraka process is alive */
+    get running(): boolean {
+        return this.proc !== undefined && isRunning(this.proc.child)
     }
 
     get logFile(): string {
