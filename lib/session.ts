@@ -19,7 +19,10 @@
  *   C26  any byte after the STARTTLS reply's final line and before the handshake, a whole line or
  *        a fragment, fails the attempt, on every host: the line buffer is empty when TLS starts
  *   C27  before TLS on a host where TLS is mandatory, a reply the guard does not accept (malformed,
- *        a bare code, 4xx, 5xx) fails the attempt: an unauthenticated peer never bounces a message
+ *        a bare code, 3xx, 4xx, 5xx) fails the attempt: an unauthenticated peer never bounces or
+ *        defers a message. Before TLS every reply is read to the letter of RFC 5321 4.2, bounded in
+ *        lines and bytes; after TLS, as Haraka reads it (a sloppy line from a server that took the
+ *        message must not become a failed attempt and a second copy elsewhere)
  *   C9   a mandatory-TLS host that does not offer STARTTLS gets no MAIL transaction
  *   C20  no command past EHLO/STARTTLS/QUIT/RSET leaves before the required TLS is up
  *   C24  timeouts and closes are reported with the state they happened in
@@ -79,8 +82,20 @@ export function parseReplyLine(raw: string): ReplyLine | null {
  * text after the code is the keyword), so that the guard and Haraka agree on whether it was offered.
  */
 export function offersStartTls(text: string): boolean {
-    return text.toUpperCase() === 'STARTTLS'
+    // Haraka drops an optional "#" and an enhanced status code before the keyword
+    return (/^#?(?:\d\.\d\.\d\s)?(.*)$/s.exec(text)?.[1] ?? '').toUpperCase() === 'STARTTLS'
 }
+
+/** Bounds on one reply (an EHLO reply has a dozen lines), and on characters received but not yet a line. */
+export const MAX_REPLY_LINES = 100
+export const MAX_REPLY_BYTES = 64 * 1024
+
+/**
+ * Haraka's own reply pattern (outbound/hmail.js smtp_regexp): what Haraka can read at all. After TLS
+ * the guard accepts what Haraka accepts, so that a sloppy line from a server that took the message
+ * ("250 queued" CR CR LF) is not turned into a failed attempt and a second copy at the next MX.
+ */
+const HARAKA_REPLY = /^([2345]\d\d)([ -])#?(?:(\d\.\d\.\d)\s)?(.*)/
 
 /** A whole reply: the lines of one code, the last one final. */
 export interface Reply {
@@ -95,16 +110,21 @@ export interface Reply {
 export class ReplyAssembler {
     private code = -1
     private lines: string[] = []
+    private bytes = 0
     push(raw: string): Reply | null | Error {
         const l = parseReplyLine(raw)
         if (!l) return new Error(`not an SMTP reply line: ${JSON.stringify(raw.replace(/\r?\n$/, '').slice(0, 80))}`)
         if (this.code >= 0 && l.code !== this.code) return new Error(`reply code changed within a multi-line reply (${this.code} then ${l.code})`)
+        // a reply that never ends would grow until the MTA runs out of memory
+        this.bytes += raw.length
+        if (this.lines.length >= MAX_REPLY_LINES || this.bytes > MAX_REPLY_BYTES) return new Error(`reply longer than ${MAX_REPLY_LINES} lines or ${MAX_REPLY_BYTES} bytes`)
         this.code = l.code
         this.lines.push(l.text)
         if (!l.last) return null
         const reply = { code: l.code, lines: this.lines }
         this.code = -1
         this.lines = []
+        this.bytes = 0
         return reply
     }
     /** a reply has begun and not ended */
@@ -120,6 +140,11 @@ export class ReplyAssembler {
 const PRE_TLS_COMMANDS = /^(EHLO|LHLO|HELO|STARTTLS|QUIT|RSET)\b/i
 const ALLOW: Verdict = { action: 'allow' }
 const DROP: Verdict = { action: 'drop' }
+
+/** "250" CRLF → "250 " CRLF, which Haraka's reply pattern reads */
+function bareForHaraka(text: string): string {
+    return `${text.slice(0, 3)} ${text.slice(3)}`
+}
 
 function firstWord(text: string): string {
     return (/^\s*(\S+)/.exec(text)?.[1] ?? '').toUpperCase()
@@ -149,6 +174,7 @@ export class SessionGuard {
     failure?: { reason: string; resultType?: string; state: SessionState }
     private received = 0 // characters received
     private consumed = 0 // characters handed out as lines
+    private continued = 0 // continuation lines of the reply under way, after TLS
     private readonly replies = new ReplyAssembler()
 
     /** `who` names the peer in reasons, e.g. "mx.example.com [192.0.2.1]" */
@@ -207,6 +233,7 @@ export class SessionGuard {
         // C26: the peer may send nothing between its STARTTLS reply and the TLS handshake
         if (this.state === 'handshaking') return this.fail(`${this.who} sent plaintext data after its STARTTLS reply, before the TLS handshake: ${shown(text)}`, 'validation-failure')
         this.received += text.length
+        if (this.received - this.consumed > MAX_REPLY_BYTES) return this.fail(`${this.who} sent more than ${MAX_REPLY_BYTES} characters without ending a line ${WAITING[this.state]}`, this.tlsResultType())
         return ALLOW
     }
 
@@ -215,18 +242,20 @@ export class SessionGuard {
         if (this.state === 'handshaking') return this.fail(`${this.who} sent plaintext data after its STARTTLS reply, before the TLS handshake: ${shown(text)}`, 'validation-failure')
         this.consumed += text.length
         const before = this.state
-        const preTls = before === 'greeting' || before === 'ehlo' || before === 'starttls-sent'
+        if (before === 'verified' || before === 'session') return this.asHarakaReads(text)
+        // before TLS (every host): RFC 5321 4.2 to the letter, whole replies, bounded
         const line = parseReplyLine(text)
         const reply = this.replies.push(text)
         // a line Haraka could only bounce on: never a reason to bounce, whatever the host
-        if (reply instanceof Error) return this.fail(`${this.who} ${reply.message}${preTls ? ' before TLS' : ''}`, before === 'starttls-sent' ? 'starttls-not-supported' : undefined)
+        if (reply instanceof Error) return this.fail(`${this.who} ${reply.message} before TLS`, before === 'starttls-sent' ? 'starttls-not-supported' : undefined)
         const l = line as ReplyLine
-        if (this.mandatory && preTls) {
+        if (this.mandatory) {
             // C27: before TLS the peer is unauthenticated: it can end this attempt, never bounce or defer the message
+            // (Haraka bounces on 5xx and defers the whole message on 3xx and 4xx)
             const sent = before === 'greeting' ? 'the connection' : before === 'ehlo' ? 'EHLO' : 'STARTTLS'
             const resultType = before === 'starttls-sent' ? 'starttls-not-supported' : undefined
             if (l.bare) return this.fail(`${this.who} answered ${sent} with a bare reply code ${shown(text)} before TLS`, resultType)
-            if (l.code >= 400) return this.fail(`${this.who} answered ${sent} with ${shown(text, 120)} before TLS`, resultType)
+            if (l.code >= 300) return this.fail(`${this.who} answered ${sent} with ${shown(text, 120)} before TLS`, resultType)
         }
         let out = text
         if (before === 'ehlo' && offersStartTls(l.text)) {
@@ -242,8 +271,18 @@ export class SessionGuard {
             this.state = 'handshaking'
         }
         // Haraka's reply pattern needs a separator after the code; "250" alone is a valid final line
-        if (l.bare) out = `${text.slice(0, 3)} ${text.slice(3)}`
+        if (l.bare) out = bareForHaraka(text)
         return out === text ? ALLOW : { action: 'allow', line: out }
+    }
+
+    // after TLS (or going on without it): what Haraka can read passes; only what it cannot ends the attempt
+    private asHarakaReads(text: string): Verdict {
+        const bare = parseReplyLine(text)?.bare === true
+        const m = bare ? null : HARAKA_REPLY.exec(text)
+        if (!bare && !m) return this.fail(`${this.who} sent a line that is not an SMTP reply ${WAITING[this.state]}: ${shown(text)}`)
+        this.continued = m?.[2] === '-' ? this.continued + 1 : 0
+        if (this.continued >= MAX_REPLY_LINES) return this.fail(`${this.who} sent a reply longer than ${MAX_REPLY_LINES} lines ${WAITING[this.state]}`)
+        return bare ? { action: 'allow', line: bareForHaraka(text) } : ALLOW
     }
 
     private onWrite(text: string): Verdict {

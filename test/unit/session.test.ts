@@ -96,11 +96,18 @@ describe('session guard: the transition table', () => {
             assert.equal(g.feed({ kind: 'write', text: 'EHLO me\r\n' }).action, 'allow')
             assert.equal(g.state, 'ehlo')
         })
-        it('C27: a bare, malformed, 4xx or 5xx greeting on a mandatory-TLS host fails the attempt', () => {
+        it('C27: a bare, malformed, 3xx, 4xx or 5xx greeting on a mandatory-TLS host fails the attempt', () => {
             failed(receive(at('greeting'), '220\r\n')[1], /answered the connection with a bare reply code "220" before TLS/)
             failed(receive(at('greeting'), 'hello there\r\n')[1], /not an SMTP reply line/)
+            failed(receive(at('greeting'), '354 hello\r\n')[1], /answered the connection with "354 hello" before TLS/)
             failed(receive(at('greeting'), '421 busy\r\n')[1], /answered the connection with "421 busy" before TLS/)
             failed(receive(at('greeting', 'encrypted'), '554 no\r\n')[1], /554/)
+        })
+        it('C27: a reply that never ends (more than 100 lines, or 64 KB without a line end) fails before it exhausts memory', () => {
+            const g = at('greeting', 'opportunistic')
+            const v = receive(g, '220-x\r\n'.repeat(101))
+            failed(v[v.length - 1], /reply longer than 100 lines/)
+            failed(at('greeting').feed({ kind: 'chunk', text: 'x'.repeat(70 * 1024) }), /more than 65536 characters without ending a line waiting for the greeting/)
         })
         it('C27: without mandatory TLS a bare code reaches Haraka as "220 " (Haraka would bounce on "220"); 4xx/5xx are Haraka\'s', () => {
             assert.deepEqual(receive(at('greeting', 'opportunistic'), '220\r\n')[1], { action: 'allow', line: '220 \r\n' })
@@ -123,10 +130,16 @@ describe('session guard: the transition table', () => {
             assert.equal(g.feed({ kind: 'write', text: 'STARTTLS\r\n' }).action, 'allow')
             assert.equal(g.state, 'starttls-sent')
         })
-        it('C27: a bare final EHLO line, a code change mid-reply, a 5xx EHLO: fail on a mandatory host', () => {
+        it('C27: a bare final EHLO line, a code change mid-reply, a 3xx or 5xx EHLO: fail on a mandatory host', () => {
             failed(receive(at('ehlo'), '250-mx\r\n250-STARTTLS\r\n250\r\n')[3], /answered EHLO with a bare reply code "250" before TLS/)
             failed(receive(at('ehlo'), '250-mx\r\n251 STARTTLS\r\n')[2], /reply code changed within a multi-line reply \(250 then 251\)/)
+            failed(receive(at('ehlo'), '334 x\r\n')[1], /answered EHLO with "334 x"/)
             failed(receive(at('ehlo'), '502 no\r\n')[1], /answered EHLO with "502 no"/)
+        })
+        it('C21: an offer written with an enhanced status code ("250-2.0.0 STARTTLS") is an offer, as Haraka reads it, and is hidden under policy none', () => {
+            const g = at('ehlo', 'plaintext')
+            assert.deepEqual(receive(g, '250-2.0.0 STARTTLS\r\n')[1], { action: 'allow', line: '250-2.0.0 X-STARTTLS-NOT-USED\r\n' })
+            assert.ok(g.startTlsOffered)
         })
         it('C9: no STARTTLS offered → the MAIL transaction never starts on a mandatory host', () => {
             const g = at('ehlo')
@@ -175,6 +188,9 @@ describe('session guard: the transition table', () => {
             assert.deepEqual(receive(g, '220-go\r\n220 ahead\r\n').map((v) => v.action), ['allow', 'allow', 'allow'])
             assert.equal(g.state, 'handshaking')
         })
+        it('C27: a 3xx answer to STARTTLS fails (Haraka would defer the whole message on it)', () => {
+            failed(receive(at('starttls-sent'), '334 VXNlcm5hbWU6\r\n')[1], /answered STARTTLS with "334 VXNlcm5hbWU6"/, 'starttls-not-supported')
+        })
         it('C27: a bare 220, a 454 or a 5xx STARTTLS reply fails with starttls-not-supported', () => {
             failed(receive(at('starttls-sent'), '220\r\n')[1], /answered STARTTLS with a bare reply code "220"/, 'starttls-not-supported')
             failed(receive(at('starttls-sent'), '454 4.7.0 not now\r\n')[1], /answered STARTTLS with "454 4.7.0 not now"/, 'starttls-not-supported')
@@ -215,7 +231,15 @@ describe('session guard: the transition table', () => {
             for (const text of ['EHLO me\r\n', 'MAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\n', 'DATA\r\n', 'a body line\r\n.\r\n']) assert.equal(g.feed({ kind: 'write', text }).action, 'allow')
             assert.equal(receive(g, '550 no such user\r\n')[1].action, 'allow')
             assert.deepEqual(receive(g, '250\r\n')[1], { action: 'allow', line: '250 \r\n' })
-            failed(receive(g, 'garbage\r\n')[1], /not an SMTP reply line/)
+            failed(receive(g, 'garbage\r\n')[1], /not an SMTP reply after TLS was up/)
+        })
+        it('C24: after TLS, lines Haraka reads as replies pass as they are ("250 queued" CR CR LF, a code change, 260): failing them after the message went would send a second copy', () => {
+            const g = at('verified')
+            for (const line of ['250 queued\r\r\n', '250-ok\r\n', '251 queued\r\n', '260 ok\r\n', '250 2.0.0 ok\r\n']) assert.deepEqual(receive(g, line)[1], { action: 'allow' }, line)
+            failed(receive(g, '25O typo\r\n')[1], /not an SMTP reply after TLS was up/)
+            const long = at('verified')
+            const v = receive(long, '250-x\r\n'.repeat(100))
+            failed(v[v.length - 1], /reply longer than 100 lines after TLS was up/)
         })
         it('C24: a close after TLS, before QUIT, is reported; after QUIT it is the ordinary end', () => {
             failed(at('verified').feed({ kind: 'close' }), /closed the connection after TLS was up/)

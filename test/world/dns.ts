@@ -87,6 +87,18 @@ export class DnsWorld {
         this.unboundControl(['flush_infra', 'all'])
     }
 
+    /** Stop the validating resolver only (fault injection); startResolver() brings it back with its configuration. */
+    async stopResolver(): Promise<void> {
+        if (this.unbound) await stopProcess(this.unbound, path.join(this.dir, 'unbound.conf'))
+        this.unbound = undefined
+    }
+
+    async startResolver(): Promise<void> {
+        if (this.unbound) return
+        this.unbound = startProcess('unbound', 'unbound', ['-d', '-c', path.join(this.dir, 'unbound.conf')], path.join(this.dir, 'unbound.log'))
+        await waitForTcp(this.resolverAddress, this.port, this.unbound)
+    }
+
     /** Forget everything unbound cached (answers, negative answers, bogus marks). */
     flushResolver(): void {
         this.unboundControl(['flush_zone', 'test'])
