@@ -255,8 +255,8 @@ async function main(): Promise<number> {
         return a
     }, zero())
     const row = (name: string, t: Tally): string =>
-        `${name.padEnd(16)}${[t.sent, t.deferredFirst, t.once, t.queued, t.queuedExpected, t.bounced, t.duplicates, t.corrupted, t.downgrades, t.lost].map((v) => String(v).padStart(12)).join('')}`
-    console.log(`${'round'.padEnd(16)}${['sent', 'deferred 1st', 'once', 'queued', 'of it bogus', 'bounced', 'duplicates', 'corrupted', 'downgrades', 'lost'].map((h) => h.padStart(12)).join('')}`)
+        `${name.padEnd(16)}${[t.sent, t.deferredFirst, t.once, t.queued, t.queuedExpected, t.bounced, t.duplicates, t.corrupted, t.downgrades, t.lost].map((v) => String(v).padStart(13)).join('')}`
+    console.log(`${'round'.padEnd(16)}${['sent', 'deferred 1st', 'once', 'queued', 'of it bogus', 'bounced', 'duplicates', 'corrupted', 'downgrades', 'lost'].map((h) => h.padStart(13)).join('')}`)
     tallies.forEach((t, i) => console.log(row(`${i + 1} (nodes=${i === 0 ? 0 : 2})`, t)))
     console.log(row('all', total))
     console.log(`faults injected: ${Object.entries(faults).map(([k, v]) => `${k} ×${v}`).join(', ')}`)
