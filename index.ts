@@ -61,12 +61,26 @@ export function register(this: DanePlugin): void {
             }),
         onContextLost: (hmail, address) => {
             const d = (hmail as HMail).dane_decision
-            this.logerror(`[${hmail.todo.uuid}] DANE: the MX ${address} for ${hmail.todo.domain} reached the connection without its DANE context (a Haraka change?); connection ended, the message stays queued`)
-            this.dane?.logger.error({ event: 'attempt', queue_id: hmail.todo.uuid, domain: d?.domain ?? hmail.todo.domain, address, outcome: 'failed', reason: 'the MX lost its DANE context; connection ended (C28)' }, 'MX lost its DANE context')
+            this.logerror(
+                `[${hmail.todo.uuid}] DANE: the MX ${address} for ${hmail.todo.domain} reached the connection without its DANE context (a Haraka change?); connection ended, the message stays queued`,
+            )
+            this.dane?.logger.error(
+                {
+                    event: 'attempt',
+                    queue_id: hmail.todo.uuid,
+                    domain: d?.domain ?? hmail.todo.domain,
+                    address,
+                    outcome: 'failed',
+                    reason: 'the MX lost its DANE context; connection ended (C28)',
+                },
+                'MX lost its DANE context',
+            )
         },
     })
     if (internals.outboundConfig.cfg && internals.outboundConfig.cfg.enable_tls === false) {
-        this.logerror('outbound.ini has enable_tls=false: every delivery that DANE or the encrypt policy covers will fail (never in plaintext) until it is true')
+        this.logerror(
+            'outbound.ini has enable_tls=false: every delivery that DANE or the encrypt policy covers will fail (never in plaintext) until it is true',
+        )
     }
     // C28: before any delivery, prove that Haraka still hands the plugin's MX objects through unchanged
     this.register_hook('init_master', 'dane_prove_internals')
@@ -129,11 +143,14 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
     }
     // Haraka defers on its own when a hook outlives the plugin timeout; answer first, so the log says why
     if (this.timeout && this.timeout > 1) {
-        deadline = setTimeout(() => {
-            const reason = `DNS answers for ${domainIn} took longer than the plugin timeout (${this.timeout} s)`
-            st.logger.warn({ event: 'decision', queue_id: hmail.todo.uuid, domain: domainIn, action: 'defer', reason }, `${domainIn}: defer: ${reason}`)
-            reply(constants.denysoft, `DANE: ${reason}`)
-        }, this.timeout * 1000 - 500)
+        deadline = setTimeout(
+            () => {
+                const reason = `DNS answers for ${domainIn} took longer than the plugin timeout (${this.timeout} s)`
+                st.logger.warn({ event: 'decision', queue_id: hmail.todo.uuid, domain: domainIn, action: 'defer', reason }, `${domainIn}: defer: ${reason}`)
+                reply(constants.denysoft, `DANE: ${reason}`)
+            },
+            this.timeout * 1000 - 500,
+        )
     }
     // an internationalised domain is looked up in its A-label form, as Haraka's own MX lookup does
     const domain = domainToASCII(domainIn)

@@ -78,9 +78,15 @@ export async function benchCache(): Promise<void> {
     const after = process.memoryUsage()
     const usage = resolver.cacheUsage()
     const mb = (n: number): string => `${(n / 1048576).toFixed(1)} MB`
-    console.log(`${NAMES} names, each a secure TLSA RRset of ${RECORDS} records (${(bytes / 1024).toFixed(0)} KB of rdata, ~${(reply(Buffer.concat([Buffer.alloc(12), Buffer.from([1, 97, 0]), Buffer.from([0, 52, 0, 1])]), false).length / 1024).toFixed(0)} KB on the wire)`)
-    console.log(`cache bound: 10,000 entries and ${mb(32 * 1048576)} (the defaults); the cache holds ${usage.entries} answers, ${mb(usage.bytes)} by its own count`)
-    console.log(`process growth: external ${mb(after.external - before.external)}, heap ${mb(after.heapUsed - before.heapUsed)}, rss ${mb(after.rss - before.rss)}${gc ? '' : ' (run node with --expose-gc for settled figures)'}`)
+    console.log(
+        `${NAMES} names, each a secure TLSA RRset of ${RECORDS} records (${(bytes / 1024).toFixed(0)} KB of rdata, ~${(reply(Buffer.concat([Buffer.alloc(12), Buffer.from([1, 97, 0]), Buffer.from([0, 52, 0, 1])]), false).length / 1024).toFixed(0)} KB on the wire)`,
+    )
+    console.log(
+        `cache bound: 10,000 entries and ${mb(32 * 1048576)} (the defaults); the cache holds ${usage.entries} answers, ${mb(usage.bytes)} by its own count`,
+    )
+    console.log(
+        `process growth: external ${mb(after.external - before.external)}, heap ${mb(after.heapUsed - before.heapUsed)}, rss ${mb(after.rss - before.rss)}${gc ? '' : ' (run node with --expose-gc for settled figures)'}`,
+    )
     resolver.close()
     udp.close()
     tcp.close()

@@ -13,7 +13,10 @@ async function run(haraka: Haraka, to: string, n: number): Promise<{ perSecond: 
     const ids: string[] = []
     for (let i = 0; i < n; i++) ids.push(await haraka.send(to, { subject: `bench ${i}` }))
     for (;;) {
-        const done = haraka.events().slice(before).filter((e) => e.event === 'delivered' || e.event === 'deferred' || e.event === 'bounce')
+        const done = haraka
+            .events()
+            .slice(before)
+            .filter((e) => e.event === 'delivered' || e.event === 'deferred' || e.event === 'bounce')
         if (done.length >= n) {
             const secs = Number(process.hrtime.bigint() - t0) / 1e9
             return { perSecond: n / secs, delivered: done.filter((e) => e.event === 'delivered').length }

@@ -8,7 +8,13 @@ import { benchCache } from './cache.bench'
 
 async function main(): Promise<void> {
     const only = process.argv[2]
-    const all: Record<string, () => Promise<void>> = { verify: benchVerify, resolver: benchResolverCache, cache: benchCache, policy: benchPolicy, delivery: benchDelivery }
+    const all: Record<string, () => Promise<void>> = {
+        verify: benchVerify,
+        resolver: benchResolverCache,
+        cache: benchCache,
+        policy: benchPolicy,
+        delivery: benchDelivery,
+    }
     for (const [name, fn] of Object.entries(all)) {
         if (only && only !== name) continue
         console.log(`\n== ${name} ==`)

@@ -4,74 +4,74 @@
  * verifyChain ("parse+verify"); "verify only" reuses one ParsedChain, to show what
  * parsing costs. The matching record is always last, so every decoy is tried first.
  */
-import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
-import { tlsaFromText, type TlsaRecord } from '../lib/tlsa';
-import { parseChain, verifyChain, type ParsedChain } from '../lib/verify';
-import { makeCertificate, tlsaText, type TestCert } from '../test/world/certs';
+import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { tlsaFromText, type TlsaRecord } from '../lib/tlsa'
+import { parseChain, verifyChain, type ParsedChain } from '../lib/verify'
+import { makeCertificate, tlsaText, type TestCert } from '../test/world/certs'
 
-const RECORD_COUNTS = [1, 4, 16];
-const CHAIN_LENGTHS = [1, 2, 3];
-const MIN_MS = 250;
+const RECORD_COUNTS = [1, 4, 16]
+const CHAIN_LENGTHS = [1, 2, 3]
+const MIN_MS = 250
 
 interface Case {
-    label: string;
-    chain: Buffer[];
-    records: TlsaRecord[];
+    label: string
+    chain: Buffer[]
+    records: TlsaRecord[]
 }
 
 function decoys(n: number, usage: number): TlsaRecord[] {
-    return Array.from({ length: n }, () => tlsaFromText(`${usage} 1 1 ${randomBytes(32).toString('hex')}`));
+    return Array.from({ length: n }, () => tlsaFromText(`${usage} 1 1 ${randomBytes(32).toString('hex')}`))
 }
 
 function measure(c: Case, preparsed?: ParsedChain): number {
     const run = (): void => {
-        const parsed = preparsed ?? parseChain(c.chain);
-        const r = verifyChain({ chain: parsed, records: c.records, referenceNames: ['mx.example.com'] });
-        if (!r.authenticated) throw new Error(`bench case ${c.label} did not authenticate: ${r.failure?.detail}`);
-    };
-    for (let i = 0; i < 20; i++) run(); // warm-up
-    let n = 0;
-    const start = performance.now();
-    let elapsed = 0;
-    while (elapsed < MIN_MS) {
-        for (let i = 0; i < 10; i++) run();
-        n += 10;
-        elapsed = performance.now() - start;
+        const parsed = preparsed ?? parseChain(c.chain)
+        const r = verifyChain({ chain: parsed, records: c.records, referenceNames: ['mx.example.com'] })
+        if (!r.authenticated) throw new Error(`bench case ${c.label} did not authenticate: ${r.failure?.detail}`)
     }
-    return (n * 1000) / elapsed;
+    for (let i = 0; i < 20; i++) run() // warm-up
+    let n = 0
+    const start = performance.now()
+    let elapsed = 0
+    while (elapsed < MIN_MS) {
+        for (let i = 0; i < 10; i++) run()
+        n += 10
+        elapsed = performance.now() - start
+    }
+    return (n * 1000) / elapsed
 }
 
 export async function benchVerify(): Promise<void> {
-    const root: TestCert = makeCertificate({ cn: 'Bench Root', ca: true });
-    const inter: TestCert = makeCertificate({ cn: 'Bench Intermediate', ca: true, issuer: root });
-    const leaf: TestCert = makeCertificate({ cn: 'mx.example.com', sans: ['mx.example.com'], issuer: inter });
-    const full = [leaf.der, inter.der, root.der];
+    const root: TestCert = makeCertificate({ cn: 'Bench Root', ca: true })
+    const inter: TestCert = makeCertificate({ cn: 'Bench Intermediate', ca: true, issuer: root })
+    const leaf: TestCert = makeCertificate({ cn: 'mx.example.com', sans: ['mx.example.com'], issuer: inter })
+    const full = [leaf.der, inter.der, root.der]
 
     // DANE-TA anchor per chain length: 1 = leaf only, anchor `2 0 0` in DNS; 2 = intermediate presented; 3 = root presented
     const taRecord = (len: number): TlsaRecord =>
-        tlsaFromText(len === 1 ? tlsaText(inter, 2, 0, 0) : len === 2 ? tlsaText(inter, 2, 1, 1) : tlsaText(root, 2, 1, 1));
+        tlsaFromText(len === 1 ? tlsaText(inter, 2, 0, 0) : len === 2 ? tlsaText(inter, 2, 1, 1) : tlsaText(root, 2, 1, 1))
 
-    const rows: string[] = [];
-    const header = `${'usage'.padEnd(8)}${'records'.padStart(8)}${'chain'.padStart(7)}${'parse+verify/s'.padStart(16)}${'verify only/s'.padStart(16)}`;
+    const rows: string[] = []
+    const header = `${'usage'.padEnd(8)}${'records'.padStart(8)}${'chain'.padStart(7)}${'parse+verify/s'.padStart(16)}${'verify only/s'.padStart(16)}`
     for (const usage of ['EE', 'TA'] as const) {
         for (const len of CHAIN_LENGTHS) {
             for (const count of RECORD_COUNTS) {
-                const right = usage === 'EE' ? tlsaFromText(tlsaText(leaf, 3, 1, 1)) : taRecord(len);
+                const right = usage === 'EE' ? tlsaFromText(tlsaText(leaf, 3, 1, 1)) : taRecord(len)
                 const c: Case = {
                     label: `${usage} ${count}×${len}`,
                     chain: full.slice(0, len),
                     records: [...decoys(count - 1, usage === 'EE' ? 3 : 2), right],
-                };
-                const rate = measure(c);
-                const verifyOnly = measure(c, parseChain(c.chain));
-                const fmt = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(16);
-                rows.push(`${`DANE-${usage}`.padEnd(8)}${String(count).padStart(8)}${String(len).padStart(7)}${fmt(rate)}${fmt(verifyOnly)}`);
-                await new Promise((resolve) => setImmediate(resolve)); // let the event loop breathe between cells
+                }
+                const rate = measure(c)
+                const verifyOnly = measure(c, parseChain(c.chain))
+                const fmt = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(16)
+                rows.push(`${`DANE-${usage}`.padEnd(8)}${String(count).padStart(8)}${String(len).padStart(7)}${fmt(rate)}${fmt(verifyOnly)}`)
+                await new Promise((resolve) => setImmediate(resolve)) // let the event loop breathe between cells
             }
         }
     }
-    console.log('verifyChain, ECDSA P-256 certificates; the matching record is the last one');
-    console.log(header);
-    for (const row of rows) console.log(row);
+    console.log('verifyChain, ECDSA P-256 certificates; the matching record is the last one')
+    console.log(header)
+    for (const row of rows) console.log(row)
 }

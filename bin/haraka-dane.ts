@@ -90,7 +90,10 @@ to publish are printed); 1 the domain has no DANE host (nothing to check); 3 bad
 
 class UsageError extends Error {
     /** false for errors in otherwise well-formed input (unreadable file, refused resolver): no usage text */
-    constructor(message: string, readonly showUsage = true) {
+    constructor(
+        message: string,
+        readonly showUsage = true,
+    ) {
         super(message)
     }
 }
@@ -137,7 +140,10 @@ function parseDomain(v: string | undefined, what = 'domain'): string {
     return d
 }
 
-function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(args: string[], options: T): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(
+    args: string[],
+    options: T,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
     try {
         const r = parseArgs({ args, options, allowPositionals: true, strict: true })
         return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals }
@@ -168,7 +174,8 @@ function openResolver(values: Record<string, string | boolean | undefined>, time
         })
     } catch (e) {
         // C1: a non-loopback resolver is refused, as the plugin refuses it at start-up
-        if (e instanceof ResolverConfigError) throw new UsageError(`${e.message}${/loopback/.test(e.message) ? ' (use --trust-resolver to override)' : ''}`, false)
+        if (e instanceof ResolverConfigError)
+            throw new UsageError(`${e.message}${/loopback/.test(e.message) ? ' (use --trust-resolver to override)' : ''}`, false)
         throw e
     }
 }
@@ -259,7 +266,12 @@ function checkJson(decision: Decision, report: CheckReport): Record<string, unkn
         domain: report.domain,
         decision: { ...decision, hosts: decision.hosts.map(hostJson) },
         probes,
-        verdict: { status: report.status, summary: report.summary, problems: report.problems, hosts: report.hosts.map((h) => ({ name: h.name, mode: h.mode, status: h.status, problems: h.problems, notes: h.notes })) },
+        verdict: {
+            status: report.status,
+            summary: report.summary,
+            problems: report.problems,
+            hosts: report.hosts.map((h) => ({ name: h.name, mode: h.mode, status: h.status, problems: h.problems, notes: h.notes })),
+        },
         exitCode: report.exitCode,
     }
 }
@@ -366,7 +378,8 @@ function cmdTlsa(args: string[], out: Out): number {
     if (values.usage !== undefined && parsed.usage !== 2 && parsed.usage !== 3) {
         throw new UsageError(`--usage ${values.usage}: only 2 (DANE-TA) and 3 (DANE-EE) are used for SMTP (RFC 7672 3.1.3)`)
     }
-    if (values.selector !== undefined && !SELECTOR_WORDS.includes(String(values.selector).toLowerCase())) throw new UsageError(`--selector ${values.selector}: use 0 or 1`)
+    if (values.selector !== undefined && !SELECTOR_WORDS.includes(String(values.selector).toLowerCase()))
+        throw new UsageError(`--selector ${values.selector}: use 0 or 1`)
     if (parsed.selector !== 0 && parsed.selector !== 1) throw new UsageError(`--selector ${values.selector}: use 0 or 1`)
     if (parsed.mtype !== 0 && parsed.mtype !== 1 && parsed.mtype !== 2) throw new UsageError(`--mtype ${values.mtype}: use 0, 1 or 2`)
     const { selector, mtype } = parsed

@@ -169,8 +169,12 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
         // C14: DANE-EE ignores dates and names; say so, since other tools will complain about them
         const leaf = chain.certs[0]
         const t = (now ?? new Date()).getTime()
-        if (Date.parse(leaf.validTo) < t) report.notes.push(`the leaf expired ${new Date(leaf.validTo).toISOString().slice(0, 10)}: ignored by DANE-EE (RFC 7672 3.1.1), but PKIX clients will reject it`)
-        else if (Date.parse(leaf.validFrom) > t) report.notes.push(`the leaf is not valid before ${new Date(leaf.validFrom).toISOString()}: ignored by DANE-EE (RFC 7672 3.1.1)`)
+        if (Date.parse(leaf.validTo) < t)
+            report.notes.push(
+                `the leaf expired ${new Date(leaf.validTo).toISOString().slice(0, 10)}: ignored by DANE-EE (RFC 7672 3.1.1), but PKIX clients will reject it`,
+            )
+        else if (Date.parse(leaf.validFrom) > t)
+            report.notes.push(`the leaf is not valid before ${new Date(leaf.validFrom).toISOString()}: ignored by DANE-EE (RFC 7672 3.1.1)`)
     }
     if (matching.length === 1 && effective.length === 1) {
         // RFC 7671 8.1 / the "current + next" practice: with only the live key published, any key or certificate change breaks delivery
@@ -255,7 +259,11 @@ export function checkVerdict(decision: Decision, probes: Record<string, ProbeRes
         if (dane.length === 0 && encrypt.length === 0) {
             okText = `DANE does not apply: ${dnsWhy(d)}; opportunistic TLS`
         } else {
-            const verified = hosts.flatMap((h) => h.addresses.filter((a) => a.verify?.authenticated).map((a) => `${label(h.name, a.address)} verified by ${briefRecord(a.verify!.match!.record.text)} at depth ${a.verify!.match!.depth}`))
+            const verified = hosts.flatMap((h) =>
+                h.addresses
+                    .filter((a) => a.verify?.authenticated)
+                    .map((a) => `${label(h.name, a.address)} verified by ${briefRecord(a.verify!.match!.record.text)} at depth ${a.verify!.match!.depth}`),
+            )
             okText = verified.length ? verified.join('; ') : `${dane.length} DANE host(s)`
         }
     }
@@ -302,10 +310,13 @@ export function renderCheck(decision: Decision, report: CheckReport): string[] {
         out.push(`  addresses: ${h.addresses.length ? h.addresses.join(', ') : '-'} (${h.addressSecure ? 'secure' : 'insecure'}${failed})`)
         if (h.tlsa.state !== 'not-looked-up') {
             const at = h.tlsaBase ? tlsaQueryName(h.tlsaBase) : (h.tlsa.asked ?? [h.name]).map(tlsaQueryName).join(', ')
-            out.push(`  TLSA ${at}: ${h.tlsa.state}${h.tlsa.state === 'secure' ? `, ${h.tlsa.records.length} record(s), ${h.tlsa.usable} usable` : ''}${h.tlsa.detail ? ` (${h.tlsa.detail})` : ''}`)
+            out.push(
+                `  TLSA ${at}: ${h.tlsa.state}${h.tlsa.state === 'secure' ? `, ${h.tlsa.records.length} record(s), ${h.tlsa.usable} usable` : ''}${h.tlsa.detail ? ` (${h.tlsa.detail})` : ''}`,
+            )
             for (const r of h.tlsa.records) out.push(`    ${r.text}`)
         }
-        if (h.referenceNames.length && h.mode === 'dane' && h.tlsa.records.some((r) => r.usage === 2)) out.push(`  reference names (DANE-TA): ${h.referenceNames.join(', ')}`)
+        if (h.referenceNames.length && h.mode === 'dane' && h.tlsa.records.some((r) => r.usage === 2))
+            out.push(`  reference names (DANE-TA): ${h.referenceNames.join(', ')}`)
         out.push(`  ${h.reason}`)
         for (const p of hr?.problems ?? []) out.push(`  ${p.status}: ${p.text}`)
         for (const n of hr?.notes ?? []) out.push(`  note: ${n}`)
@@ -321,14 +332,18 @@ export function renderCheck(decision: Decision, report: CheckReport): string[] {
             if (p.tls) {
                 out.push(`    TLS: ${p.tls.protocol ?? '?'} ${p.tls.cipher}; SNI ${p.tls.servername ?? '(none)'}; ${p.tls.handshakeMs} ms`)
                 a.chain.forEach((c, i) => {
-                    out.push(`    depth ${i}: ${c.subject} (issuer ${c.issuer}; ${c.notBefore.slice(0, 10)} to ${c.notAfter.slice(0, 10)}${c.ca ? '; CA' : ''})`)
+                    out.push(
+                        `    depth ${i}: ${c.subject} (issuer ${c.issuer}; ${c.notBefore.slice(0, 10)} to ${c.notAfter.slice(0, 10)}${c.ca ? '; CA' : ''})`,
+                    )
                 })
             }
             if (p.error) out.push(`    error at ${p.error.step}: ${p.error.message}`)
             if (a.verify) {
                 if (a.verify.authenticated) {
                     const m = a.verify.match!
-                    out.push(`    DANE: verified: ${m.record.text} at depth ${m.depth}${m.anchor ? ` (anchor ${m.anchor})` : ''}${a.verify.matchedName ? `; leaf name ${a.verify.matchedName}` : ''}`)
+                    out.push(
+                        `    DANE: verified: ${m.record.text} at depth ${m.depth}${m.anchor ? ` (anchor ${m.anchor})` : ''}${a.verify.matchedName ? `; leaf name ${a.verify.matchedName}` : ''}`,
+                    )
                     out.push(`    records matching the live chain: ${a.matching.length} of ${a.verify.usable} usable`)
                 } else {
                     const f = a.verify.failure!
@@ -422,23 +437,51 @@ export function rolloverVerdict(decision: Decision, nextChain: ParsedChain, ttls
         const v = verifyChain({ chain: nextChain, records: h.tlsa.records, referenceNames: h.referenceNames, now })
         if (v.authenticated) {
             const m = v.match!
-            hosts.push({ name: h.name, tlsaBase: h.tlsaBase, ttl, ok: true, status: 'OK', verify: v, publish: [], text: `${h.name}: the new chain is authenticated by ${m.record.text} at depth ${m.depth}` })
+            hosts.push({
+                name: h.name,
+                tlsaBase: h.tlsaBase,
+                ttl,
+                ok: true,
+                status: 'OK',
+                verify: v,
+                publish: [],
+                text: `${h.name}: the new chain is authenticated by ${m.record.text} at depth ${m.depth}`,
+            })
         } else {
             const f = v.failure ?? { code: 'no-match' as const, detail: 'no TLSA record matched' }
-            const publish = f.code === 'name-mismatch' || f.code === 'expired' || f.code === 'not-yet-valid' || f.code === 'bad-certificate' || f.code === 'empty-chain' ? [] : suggestedRecords(nextChain, h)
+            const publish =
+                f.code === 'name-mismatch' || f.code === 'expired' || f.code === 'not-yet-valid' || f.code === 'bad-certificate' || f.code === 'empty-chain'
+                    ? []
+                    : suggestedRecords(nextChain, h)
             const hint =
                 f.code === 'name-mismatch'
                     ? `; the new leaf must carry one of: ${h.referenceNames.join(', ')}`
                     : publish.length
                       ? '; publish (alongside the current records):'
                       : ''
-            hosts.push({ name: h.name, tlsaBase: h.tlsaBase, ttl, ok: false, status: 'CRITICAL', verify: v, publish, text: `${h.name}: the new chain would NOT authenticate: ${f.code}: ${f.detail}${hint}` })
+            hosts.push({
+                name: h.name,
+                tlsaBase: h.tlsaBase,
+                ttl,
+                ok: false,
+                status: 'CRITICAL',
+                verify: v,
+                publish,
+                text: `${h.name}: the new chain would NOT authenticate: ${f.code}: ${f.detail}${hint}`,
+            })
             status = worst(status, 'CRITICAL')
         }
     }
     const dane = hosts.filter((h) => h.verify)
     if (dane.length === 0 && status === 'OK') {
-        return { domain: d.domain, status: 'WARNING', exitCode: EXIT_CODE.WARNING, summary: `DANE ROLLOVER WARNING - ${d.domain}: no DANE host: nothing to check`, hosts, advice }
+        return {
+            domain: d.domain,
+            status: 'WARNING',
+            exitCode: EXIT_CODE.WARNING,
+            summary: `DANE ROLLOVER WARNING - ${d.domain}: no DANE host: nothing to check`,
+            hosts,
+            advice,
+        }
     }
     const ttlValues = dane.map((h) => h.ttl).filter((t): t is number => t !== undefined)
     if (ttlValues.length) {

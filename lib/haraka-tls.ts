@@ -321,7 +321,12 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
                 attempt.verify = result
                 if (!result.authenticated) {
                     const f = result.failure ?? { code: 'no-match' as const, detail: 'no TLSA record matched' }
-                    input = { kind: 'handshake', ok: false, reason: `DANE verification of ${who} failed: ${f.code}: ${f.detail}`, resultType: rfc8460ResultType(f.code) }
+                    input = {
+                        kind: 'handshake',
+                        ok: false,
+                        reason: `DANE verification of ${who} failed: ${f.code}: ${f.detail}`,
+                        resultType: rfc8460ResultType(f.code),
+                    }
                 }
             }
             if (judge(input).action === 'allow') cb?.(...cbArgs)

@@ -48,7 +48,9 @@ export class SafeDestination {
             const now = this.clock()
             if (now - this.lastReport >= LOG_FAULT_REPORT_MS) {
                 this.lastReport = now
-                this.tell(`haraka-plugin-dane: the delivery log ${this.target} cannot be written (${this.lastError}); ${this.lost} line(s) lost so far. Deliveries go on by policy; this is repeated at most every ${LOG_FAULT_REPORT_MS / 1000} s while it lasts`)
+                this.tell(
+                    `haraka-plugin-dane: the delivery log ${this.target} cannot be written (${this.lastError}); ${this.lost} line(s) lost so far. Deliveries go on by policy; this is repeated at most every ${LOG_FAULT_REPORT_MS / 1000} s while it lasts`,
+                )
             }
             return true
         }

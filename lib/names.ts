@@ -13,33 +13,33 @@
  *    OpenSSL does not know.
  * The reader below is deliberately small: definite-length DER, low tag numbers.
  */
-import type { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto'
 
-import { readTlv, children, contents, readTime, readString } from './der';
+import { readTlv, children, contents, readTime, readString } from './der'
 
-const OID_CN = Buffer.from([0x55, 0x04, 0x03]); // 2.5.4.3 id-at-commonName
-const OID_SAN = Buffer.from([0x55, 0x1d, 0x11]); // 2.5.29.17 id-ce-subjectAltName
+const OID_CN = Buffer.from([0x55, 0x04, 0x03]) // 2.5.4.3 id-at-commonName
+const OID_SAN = Buffer.from([0x55, 0x1d, 0x11]) // 2.5.29.17 id-ce-subjectAltName
 
 export interface CertificateFields {
     /** SubjectPublicKeyInfo, the exact DER bytes of the certificate (RFC 6698 2.1.2 selector 1) */
-    spki: Buffer;
+    spki: Buffer
     /** validity; undefined when the dates cannot be read (`validityError` says why) */
-    notBefore?: Date;
-    notAfter?: Date;
-    validityError?: string;
+    notBefore?: Date
+    notAfter?: Date
+    validityError?: string
     /** every CN attribute of the subject, in order */
-    subjectCommonNames: string[];
+    subjectCommonNames: string[]
     /** dNSName entries of the subjectAltName extension(s); empty when there are none */
-    dnsNames: string[];
+    dnsNames: string[]
     /**
      * a subjectAltName holds a dNSName we could not read (OpenSSL also takes the constructed
      * [2] form), or the extension itself is unreadable: the certificate then has DNS-IDs we do
      * not know, so the CN must not stand in for them and no name matches
      */
-    dnsNamesUnreadable?: string;
+    dnsNamesUnreadable?: string
 }
 
-const fieldsCache = new WeakMap<object, CertificateFields>();
+const fieldsCache = new WeakMap<object, CertificateFields>()
 
 /**
  * RFC 5280 4.1: the fields DANE needs, read from the certificate's DER.
@@ -48,69 +48,69 @@ const fieldsCache = new WeakMap<object, CertificateFields>();
  * that they fail only the checks that use them. Cached per object.
  */
 export function certificateFields(cert: X509Certificate | Buffer): CertificateFields {
-    const cached = fieldsCache.get(cert);
-    if (cached) return cached;
-    const der = Buffer.isBuffer(cert) ? cert : cert.raw;
-    const top = readTlv(der, 0);
-    if (top.tag !== 0x30 || top.end !== der.length) throw new Error('not a DER certificate (outer SEQUENCE)');
-    const [tbs] = children(der, top);
-    if (!tbs || tbs.tag !== 0x30) throw new Error('not a DER certificate (tbsCertificate)');
-    const f = children(der, tbs);
-    let i = 0;
-    if (f[i]?.tag === 0xa0) i++; // [0] version
-    const [serial, sigAlg, , validity, subject, spki] = f.slice(i, i + 6);
+    const cached = fieldsCache.get(cert)
+    if (cached) return cached
+    const der = Buffer.isBuffer(cert) ? cert : cert.raw
+    const top = readTlv(der, 0)
+    if (top.tag !== 0x30 || top.end !== der.length) throw new Error('not a DER certificate (outer SEQUENCE)')
+    const [tbs] = children(der, top)
+    if (!tbs || tbs.tag !== 0x30) throw new Error('not a DER certificate (tbsCertificate)')
+    const f = children(der, tbs)
+    let i = 0
+    if (f[i]?.tag === 0xa0) i++ // [0] version
+    const [serial, sigAlg, , validity, subject, spki] = f.slice(i, i + 6)
     if (!spki || serial.tag !== 0x02 || sigAlg.tag !== 0x30 || validity.tag !== 0x30 || subject.tag !== 0x30 || spki.tag !== 0x30) {
-        throw new Error('not a DER certificate (tbsCertificate fields)');
+        throw new Error('not a DER certificate (tbsCertificate fields)')
     }
-    const out: CertificateFields = { spki: der.subarray(spki.start, spki.end), subjectCommonNames: [], dnsNames: [] };
+    const out: CertificateFields = { spki: der.subarray(spki.start, spki.end), subjectCommonNames: [], dnsNames: [] }
     try {
-        const [nb, na] = children(der, validity);
-        if (!nb || !na) throw new Error('bad validity');
-        out.notBefore = readTime(der, nb);
-        out.notAfter = readTime(der, na);
+        const [nb, na] = children(der, validity)
+        if (!nb || !na) throw new Error('bad validity')
+        out.notBefore = readTime(der, nb)
+        out.notAfter = readTime(der, na)
     } catch (e) {
-        out.notBefore = out.notAfter = undefined;
-        out.validityError = e instanceof Error ? e.message : String(e);
+        out.notBefore = out.notAfter = undefined
+        out.validityError = e instanceof Error ? e.message : String(e)
     }
 
     try {
         for (const rdn of children(der, subject)) {
             for (const atv of children(der, rdn)) {
-                const [oid, value] = children(der, atv);
+                const [oid, value] = children(der, atv)
                 if (oid?.tag === 0x06 && value && contents(der, oid).equals(OID_CN)) {
-                    const str = readString(der, value);
-                    if (str !== null) out.subjectCommonNames.push(str);
+                    const str = readString(der, value)
+                    if (str !== null) out.subjectCommonNames.push(str)
                 }
             }
         }
     } catch {
-        out.subjectCommonNames = [];
+        out.subjectCommonNames = []
     }
 
     try {
         for (const ext of f.slice(i + 6)) {
-            if (ext.tag !== 0xa3) continue; // [3] extensions (v3)
-            const [list] = children(der, ext);
-            if (!list) continue;
+            if (ext.tag !== 0xa3) continue // [3] extensions (v3)
+            const [list] = children(der, ext)
+            if (!list) continue
             for (const e of children(der, list)) {
-                const parts = children(der, e);
-                const oid = parts[0];
-                const value = parts[parts.length - 1];
-                if (oid?.tag !== 0x06 || value?.tag !== 0x04 || !contents(der, oid).equals(OID_SAN)) continue;
-                const inner = contents(der, value);
-                const names = readTlv(inner, 0);
+                const parts = children(der, e)
+                const oid = parts[0]
+                const value = parts[parts.length - 1]
+                if (oid?.tag !== 0x06 || value?.tag !== 0x04 || !contents(der, oid).equals(OID_SAN)) continue
+                const inner = contents(der, value)
+                const names = readTlv(inner, 0)
                 for (const gn of children(inner, names)) {
                     // GeneralName dNSName [2] IA5String, implicitly tagged (0x82); OpenSSL also reads a constructed [2] (0xa2)
-                    if (gn.tag === 0x82) out.dnsNames.push(contents(inner, gn).toString('latin1'));
-                    else if (gn.tag === 0xa2) out.dnsNamesUnreadable = 'a subjectAltName dNSName in constructed form';
+                    if (gn.tag === 0x82) out.dnsNames.push(contents(inner, gn).toString('latin1'))
+                    else if (gn.tag === 0xa2) out.dnsNamesUnreadable = 'a subjectAltName dNSName in constructed form'
                 }
             }
         }
     } catch (e) {
-        out.dnsNamesUnreadable = `unreadable subjectAltName: ${e instanceof Error ? e.message : String(e)}`;
+        out.dnsNamesUnreadable = `unreadable subjectAltName: ${e instanceof Error ? e.message : String(e)}`
     }
-    fieldsCache.set(cert, out);
-    return out;
+    fieldsCache.set(cert, out)
+    return out
 }
 
 // ---------------------------------------------------------------------------
@@ -124,58 +124,58 @@ export function certificateFields(cert: X509Certificate | Buffer): CertificateFi
  * uses: a CN that name constraints do not see can never be matched as a name either.
  */
 export function isDnsIdCommonName(cn: string): boolean {
-    const name = cn.startsWith('*.') ? cn.slice(2) : cn;
-    return /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)+$/.test(name);
+    const name = cn.startsWith('*.') ? cn.slice(2) : cn
+    return /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)+$/.test(name)
 }
 
 // RFC 6125 6.4.4 / RFC 7672 3.2: DNS-IDs from subjectAltName; the CN only when there is no DNS-ID
 export function certificateDnsNames(cert: X509Certificate): string[] {
-    let f: CertificateFields;
+    let f: CertificateFields
     try {
-        f = certificateFields(cert);
+        f = certificateFields(cert)
     } catch {
-        return [];
+        return []
     }
     // DNS-IDs we cannot read: neither they nor the CN may be matched
-    if (f.dnsNamesUnreadable) return [...f.dnsNames];
-    return f.dnsNames.length > 0 ? [...f.dnsNames] : f.subjectCommonNames.filter(isDnsIdCommonName);
+    if (f.dnsNamesUnreadable) return [...f.dnsNames]
+    return f.dnsNames.length > 0 ? [...f.dnsNames] : f.subjectCommonNames.filter(isDnsIdCommonName)
 }
 
 // RFC 4343: DNS names compare case-insensitively in ASCII only; a trailing root dot is ignored.
 // Non-ASCII input is refused (null) rather than folded: String.toLowerCase() maps e.g. U+212A
 // KELVIN SIGN to "k", which would let a non-DNS name match an ASCII one.
 function canonicalName(name: string): string | null {
-    if (typeof name !== 'string') return null;
-    let n = name.endsWith('.') ? name.slice(0, -1) : name;
-    if (n.length === 0 || n.length > 253 || !/^[\x21-\x7e]+$/.test(n)) return null;
-    n = n.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
-    return n;
+    if (typeof name !== 'string') return null
+    let n = name.endsWith('.') ? name.slice(0, -1) : name
+    if (n.length === 0 || n.length > 253 || !/^[\x21-\x7e]+$/.test(n)) return null
+    n = n.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32))
+    return n
 }
 
 // RFC 6125 6.4.3 as restricted by RFC 7672 3.2: "*" only as the whole left-most label, matching one label
 export function nameMatches(pattern: string, reference: string): boolean {
-    const p = canonicalName(pattern);
-    const r = canonicalName(reference);
-    if (p === null || r === null) return false;
-    if (r.includes('*')) return false; // a reference identifier is a host name, never a pattern
-    if (!p.includes('*')) return p === r;
-    if (!p.startsWith('*.')) return false; // partial-label ("f*.example") or non-left-most wildcard
-    const parent = p.slice(2);
-    const parentLabels = parent.split('.');
+    const p = canonicalName(pattern)
+    const r = canonicalName(reference)
+    if (p === null || r === null) return false
+    if (r.includes('*')) return false // a reference identifier is a host name, never a pattern
+    if (!p.includes('*')) return p === r
+    if (!p.startsWith('*.')) return false // partial-label ("f*.example") or non-left-most wildcard
+    const parent = p.slice(2)
+    const parentLabels = parent.split('.')
     // the wildcard must sit above at least two labels (no "*.com"), none empty, and be the only "*"
-    if (parent.includes('*') || parentLabels.length < 2 || parentLabels.some((l) => l === '')) return false;
-    const dot = r.indexOf('.');
-    if (dot <= 0) return false; // "*" matches exactly one non-empty label, never the bare parent
-    return r.slice(dot + 1) === parent;
+    if (parent.includes('*') || parentLabels.length < 2 || parentLabels.some((l) => l === '')) return false
+    const dot = r.indexOf('.')
+    if (dot <= 0) return false // "*" matches exactly one non-empty label, never the bare parent
+    return r.slice(dot + 1) === parent
 }
 
 // RFC 7672 3.1.2 and 3.2: with DANE-TA the leaf must carry a name matching a reference identifier
 export function matchesAnyReference(cert: X509Certificate, refs: string[]): string | null {
-    const names = certificateDnsNames(cert);
+    const names = certificateDnsNames(cert)
     for (const ref of refs) {
         for (const name of names) {
-            if (nameMatches(name, ref)) return ref;
+            if (nameMatches(name, ref)) return ref
         }
     }
-    return null;
+    return null
 }

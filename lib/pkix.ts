@@ -33,9 +33,9 @@
  * certificates below it count; where a presented certificate carrying that key issued the path, that
  * certificate is the anchor instead (lib/verify.ts), as OpenSSL makes it.
  */
-import type { X509Certificate } from 'node:crypto';
-import { certificateParts, children, contents, oidText, readString, readTlv, smallInteger, type RawExtension, type Tlv } from './der';
-import { certificateFields, isDnsIdCommonName } from './names';
+import type { X509Certificate } from 'node:crypto'
+import { certificateParts, children, contents, oidText, readString, readTlv, smallInteger, type RawExtension, type Tlv } from './der'
+import { certificateFields, isDnsIdCommonName } from './names'
 
 export type PkixFailureCode =
     | 'expired'
@@ -45,11 +45,11 @@ export type PkixFailureCode =
     | 'path-length-exceeded'
     | 'name-constraint-violation'
     | 'unhandled-critical-extension'
-    | 'not-for-tls-server';
+    | 'not-for-tls-server'
 
 export interface PkixFailure {
-    code: PkixFailureCode;
-    detail: string;
+    code: PkixFailureCode
+    detail: string
 }
 
 // ---------------------------------------------------------------------------
@@ -73,7 +73,7 @@ const OID = {
     commonName: '2.5.4.3',
     serverAuth: '1.3.6.1.5.5.7.3.1',
     anyExtendedKeyUsage: '2.5.29.37.0',
-} as const;
+} as const
 
 /** Critical extensions this module processes (RFC 5280 6.1.4 (o)); any other critical one fails the path. */
 const PROCESSED = new Set<string>([
@@ -87,56 +87,56 @@ const PROCESSED = new Set<string>([
     OID.extKeyUsage,
     OID.inhibitAnyPolicy,
     OID.netscapeCertType,
-]);
+])
 
 // RFC 5280 4.2.1.3: KeyUsage bits, bit 0 first (the most significant bit of the first octet)
-const KU = { digitalSignature: 0, keyEncipherment: 2, keyAgreement: 4, keyCertSign: 5 } as const;
+const KU = { digitalSignature: 0, keyEncipherment: 2, keyAgreement: 4, keyCertSign: 5 } as const
 // Netscape cert type (OpenSSL's ns_reject): bit 1 SSL server, bits 5-7 SSL, S/MIME and object-signing CA
-const NS = { sslServer: 1, sslCa: 5, smimeCa: 6, objCa: 7 } as const;
+const NS = { sslServer: 1, sslCa: 5, smimeCa: 6, objCa: 7 } as const
 
-type NameForm = 'dns' | 'email' | 'ip' | 'uri' | 'dn' | 'other';
+type NameForm = 'dns' | 'email' | 'ip' | 'uri' | 'dn' | 'other'
 
 /** One name or one name-constraint base, by GeneralName form (RFC 5280 4.2.1.6). */
 interface GeneralName {
-    form: NameForm;
+    form: NameForm
     /** dns, email, uri: the text; dn: RDN keys (see rdnKeys); ip: the octets; other: the tag */
-    text?: string;
-    rdns?: string[];
-    octets?: Buffer;
-    tag?: number;
+    text?: string
+    rdns?: string[]
+    octets?: Buffer
+    tag?: number
 }
 
 interface Subtrees {
-    permitted: GeneralName[];
-    excluded: GeneralName[];
+    permitted: GeneralName[]
+    excluded: GeneralName[]
 }
 
 export interface PkixProfile {
-    version: number;
-    selfIssued: boolean;
-    subjectRdns: string[];
-    subjectEmails: string[];
-    subjectCommonNames: string[];
+    version: number
+    selfIssued: boolean
+    subjectRdns: string[]
+    subjectEmails: string[]
+    subjectCommonNames: string[]
     /** undefined: no subjectAltName extension */
-    altNames?: GeneralName[];
-    basicConstraints?: { ca: boolean; pathLen?: number };
-    keyUsage?: Buffer;
-    extKeyUsage?: string[];
-    netscapeCertType?: Buffer;
-    nameConstraints?: Subtrees;
-    subjectKeyId?: Buffer;
-    authorityKeyId?: Buffer;
-    criticalUnprocessed: string[];
+    altNames?: GeneralName[]
+    basicConstraints?: { ca: boolean; pathLen?: number }
+    keyUsage?: Buffer
+    extKeyUsage?: string[]
+    netscapeCertType?: Buffer
+    nameConstraints?: Subtrees
+    subjectKeyId?: Buffer
+    authorityKeyId?: Buffer
+    criticalUnprocessed: string[]
     /** the certificate or one of its extensions could not be read: the path fails closed */
-    error?: string;
+    error?: string
 }
 
-const profileCache = new WeakMap<object, PkixProfile>();
+const profileCache = new WeakMap<object, PkixProfile>()
 
 function bitSet(bits: Buffer | undefined, bit: number): boolean {
-    if (!bits || bits.length < 1) return false;
-    const byte = 1 + (bit >> 3); // bits[0] is the unused-bits count
-    return byte < bits.length && (bits[byte] & (0x80 >> (bit & 7))) !== 0;
+    if (!bits || bits.length < 1) return false
+    const byte = 1 + (bit >> 3) // bits[0] is the unused-bits count
+    return byte < bits.length && (bits[byte] & (0x80 >> (bit & 7))) !== 0
 }
 
 /**
@@ -144,158 +144,157 @@ function bitSet(bits: Buffer | undefined, bit: number): boolean {
  * types and their string values folded to lower case with spaces collapsed; other values as hex.
  */
 function rdnKeys(der: Buffer, name: Tlv): string[] {
-    const out: string[] = [];
+    const out: string[] = []
     for (const rdn of children(der, name)) {
         const atvs = children(der, rdn).map((atv) => {
-            const [type, value] = children(der, atv);
-            if (type?.tag !== 0x06 || !value) throw new Error('malformed AttributeTypeAndValue');
+            const [type, value] = children(der, atv)
+            if (type?.tag !== 0x06 || !value) throw new Error('malformed AttributeTypeAndValue')
             // every string type decoded first, as OpenSSL does, so that a BMPString cannot dodge a PrintableString constraint
-            const str = readString(der, value);
-            const text = str !== null ? str.trim().replace(/\s+/g, ' ').toLowerCase() : `#${contents(der, value).toString('hex')}`;
-            return `${oidText(contents(der, type))}=${text}`;
-        });
-        out.push(atvs.sort().join('+'));
+            const str = readString(der, value)
+            const text = str !== null ? str.trim().replace(/\s+/g, ' ').toLowerCase() : `#${contents(der, value).toString('hex')}`
+            return `${oidText(contents(der, type))}=${text}`
+        })
+        out.push(atvs.sort().join('+'))
     }
-    return out;
+    return out
 }
 
 function ia5(der: Buffer, t: Tlv): string {
-    return contents(der, t).toString('latin1');
+    return contents(der, t).toString('latin1')
 }
 
 // RFC 5280 4.2.1.6 GeneralName, implicitly tagged
 function generalName(der: Buffer, t: Tlv): GeneralName {
     switch (t.tag) {
         case 0x81:
-            return { form: 'email', text: ia5(der, t) };
+            return { form: 'email', text: ia5(der, t) }
         case 0x82:
-            return { form: 'dns', text: ia5(der, t) };
+            return { form: 'dns', text: ia5(der, t) }
         case 0x86:
-            return { form: 'uri', text: ia5(der, t) };
+            return { form: 'uri', text: ia5(der, t) }
         case 0x87:
-            return { form: 'ip', octets: Buffer.from(contents(der, t)) };
+            return { form: 'ip', octets: Buffer.from(contents(der, t)) }
         case 0xa4: {
-            const [inner] = children(der, t);
-            if (!inner || inner.tag !== 0x30) throw new Error('malformed directoryName');
-            return { form: 'dn', rdns: rdnKeys(der, inner) };
+            const [inner] = children(der, t)
+            if (!inner || inner.tag !== 0x30) throw new Error('malformed directoryName')
+            return { form: 'dn', rdns: rdnKeys(der, inner) }
         }
         default:
-            return { form: 'other', tag: t.tag };
+            return { form: 'other', tag: t.tag }
     }
 }
 
 function parseExtension(p: PkixProfile, e: RawExtension): void {
-    if (!PROCESSED.has(e.oid) && e.oid !== OID.subjectKeyIdentifier && e.oid !== OID.authorityKeyIdentifier) return;
-    const der = e.value;
-    const top = readTlv(der, 0);
-    if (top.end !== der.length) throw new Error('trailing bytes');
+    if (!PROCESSED.has(e.oid) && e.oid !== OID.subjectKeyIdentifier && e.oid !== OID.authorityKeyIdentifier) return
+    const der = e.value
+    const top = readTlv(der, 0)
+    if (top.end !== der.length) throw new Error('trailing bytes')
     switch (e.oid) {
         case OID.basicConstraints: {
             // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }
-            let ca = false;
-            let pathLen: number | undefined;
+            let ca = false
+            let pathLen: number | undefined
             for (const c of children(der, top)) {
                 if (c.tag === 0x01) {
-                    if (c.end - c.contentStart !== 1) throw new Error('bad BOOLEAN');
-                    ca = der[c.contentStart] !== 0;
-                }
-                else if (c.tag === 0x02) {
-                    const v = smallInteger(contents(der, c));
-                    if (v === null) throw new Error('bad pathLenConstraint');
-                    pathLen = v;
-                } else throw new Error('unexpected field');
+                    if (c.end - c.contentStart !== 1) throw new Error('bad BOOLEAN')
+                    ca = der[c.contentStart] !== 0
+                } else if (c.tag === 0x02) {
+                    const v = smallInteger(contents(der, c))
+                    if (v === null) throw new Error('bad pathLenConstraint')
+                    pathLen = v
+                } else throw new Error('unexpected field')
             }
-            p.basicConstraints = { ca, pathLen };
-            return;
+            p.basicConstraints = { ca, pathLen }
+            return
         }
         case OID.keyUsage:
-            if (top.tag !== 0x03) throw new Error('not a BIT STRING');
-            p.keyUsage = Buffer.from(contents(der, top));
-            return;
+            if (top.tag !== 0x03) throw new Error('not a BIT STRING')
+            p.keyUsage = Buffer.from(contents(der, top))
+            return
         case OID.netscapeCertType:
-            if (top.tag !== 0x03) throw new Error('not a BIT STRING');
-            p.netscapeCertType = Buffer.from(contents(der, top));
-            return;
+            if (top.tag !== 0x03) throw new Error('not a BIT STRING')
+            p.netscapeCertType = Buffer.from(contents(der, top))
+            return
         case OID.extKeyUsage:
             p.extKeyUsage = children(der, top).map((c) => {
-                if (c.tag !== 0x06) throw new Error('not an OBJECT IDENTIFIER');
-                return oidText(contents(der, c));
-            });
-            return;
+                if (c.tag !== 0x06) throw new Error('not an OBJECT IDENTIFIER')
+                return oidText(contents(der, c))
+            })
+            return
         case OID.subjectAltName:
-            p.altNames = children(der, top).map((c) => generalName(der, c));
-            return;
+            p.altNames = children(der, top).map((c) => generalName(der, c))
+            return
         case OID.nameConstraints: {
             // NameConstraints ::= SEQUENCE { permittedSubtrees [0], excludedSubtrees [1] } of GeneralSubtree { base, [0] min, [1] max }
-            const nc: Subtrees = { permitted: [], excluded: [] };
+            const nc: Subtrees = { permitted: [], excluded: [] }
             for (const c of children(der, top)) {
-                if (c.tag !== 0xa0 && c.tag !== 0xa1) throw new Error('unexpected field');
+                if (c.tag !== 0xa0 && c.tag !== 0xa1) throw new Error('unexpected field')
                 for (const subtree of children(der, c)) {
-                    const [base, ...rest] = children(der, subtree);
-                    if (!base) throw new Error('empty GeneralSubtree');
+                    const [base, ...rest] = children(der, subtree)
+                    if (!base) throw new Error('empty GeneralSubtree')
                     // RFC 5280 4.2.1.10: minimum MUST be zero and maximum absent; anything else is not processed
-                    if (rest.some((r) => r.tag !== 0x80 || contents(der, r).some((b) => b !== 0))) throw new Error('minimum/maximum in a GeneralSubtree');
-                    (c.tag === 0xa0 ? nc.permitted : nc.excluded).push(generalName(der, base));
+                    if (rest.some((r) => r.tag !== 0x80 || contents(der, r).some((b) => b !== 0))) throw new Error('minimum/maximum in a GeneralSubtree')
+                    ;(c.tag === 0xa0 ? nc.permitted : nc.excluded).push(generalName(der, base))
                 }
             }
-            p.nameConstraints = nc;
-            return;
+            p.nameConstraints = nc
+            return
         }
         case OID.subjectKeyIdentifier:
-            if (top.tag !== 0x04) throw new Error('not an OCTET STRING');
-            p.subjectKeyId = Buffer.from(contents(der, top));
-            return;
+            if (top.tag !== 0x04) throw new Error('not an OCTET STRING')
+            p.subjectKeyId = Buffer.from(contents(der, top))
+            return
         case OID.authorityKeyIdentifier:
-            for (const c of children(der, top)) if (c.tag === 0x80) p.authorityKeyId = Buffer.from(contents(der, c));
-            return;
+            for (const c of children(der, top)) if (c.tag === 0x80) p.authorityKeyId = Buffer.from(contents(der, c))
+            return
     }
 }
 
 /** The RFC 5280 fields of one certificate, read once per certificate object. Never throws: `error` says what could not be read. */
 export function pkixProfile(cert: X509Certificate): PkixProfile {
-    const cached = profileCache.get(cert);
-    if (cached) return cached;
-    const p: PkixProfile = { version: 3, selfIssued: false, subjectRdns: [], subjectEmails: [], subjectCommonNames: [], criticalUnprocessed: [] };
+    const cached = profileCache.get(cert)
+    if (cached) return cached
+    const p: PkixProfile = { version: 3, selfIssued: false, subjectRdns: [], subjectEmails: [], subjectCommonNames: [], criticalUnprocessed: [] }
     try {
-        const der = cert.raw;
-        const parts = certificateParts(der);
-        p.version = parts.version;
-        p.selfIssued = parts.issuer.equals(parts.subject);
-        const subject = readTlv(parts.subject, 0);
-        p.subjectRdns = rdnKeys(parts.subject, subject);
+        const der = cert.raw
+        const parts = certificateParts(der)
+        p.version = parts.version
+        p.selfIssued = parts.issuer.equals(parts.subject)
+        const subject = readTlv(parts.subject, 0)
+        p.subjectRdns = rdnKeys(parts.subject, subject)
         for (const rdn of children(parts.subject, subject)) {
             for (const atv of children(parts.subject, rdn)) {
-                const [type, value] = children(parts.subject, atv);
-                const oid = oidText(contents(parts.subject, type));
-                if (oid === OID.emailAddress) p.subjectEmails.push(ia5(parts.subject, value));
+                const [type, value] = children(parts.subject, atv)
+                const oid = oidText(contents(parts.subject, type))
+                if (oid === OID.emailAddress) p.subjectEmails.push(ia5(parts.subject, value))
             }
         }
-        p.subjectCommonNames = certificateFields(cert).subjectCommonNames;
-        const seen = new Set<string>();
+        p.subjectCommonNames = certificateFields(cert).subjectCommonNames
+        const seen = new Set<string>()
         for (const e of parts.extensions) {
             // RFC 5280 4.2: a certificate MUST NOT include more than one instance of an extension
-            if (seen.has(e.oid)) throw new Error(`extension ${e.oid} appears twice`);
-            seen.add(e.oid);
+            if (seen.has(e.oid)) throw new Error(`extension ${e.oid} appears twice`)
+            seen.add(e.oid)
             // RFC 5280 6.1.4 (o): a critical extension that is not processed fails the path
-            if (e.critical && !PROCESSED.has(e.oid)) p.criticalUnprocessed.push(e.oid);
+            if (e.critical && !PROCESSED.has(e.oid)) p.criticalUnprocessed.push(e.oid)
             try {
-                parseExtension(p, e);
+                parseExtension(p, e)
             } catch (err) {
-                throw new Error(`extension ${e.oid}${e.critical ? ' (critical)' : ''} unreadable: ${err instanceof Error ? err.message : String(err)}`);
+                throw new Error(`extension ${e.oid}${e.critical ? ' (critical)' : ''} unreadable: ${err instanceof Error ? err.message : String(err)}`)
             }
         }
     } catch (err) {
-        p.error = err instanceof Error ? err.message : String(err);
+        p.error = err instanceof Error ? err.message : String(err)
     }
-    profileCache.set(cert, p);
-    return p;
+    profileCache.set(cert, p)
+    return p
 }
 
 /** OpenSSL's issuer preference among same-name candidates: the authority key identifier names the issuer's key. */
 export function keyIdentifiersMatch(child: X509Certificate, issuer: X509Certificate): boolean | undefined {
-    const a = pkixProfile(child).authorityKeyId;
-    const s = pkixProfile(issuer).subjectKeyId;
-    return a && s ? a.equals(s) : undefined;
+    const a = pkixProfile(child).authorityKeyId
+    const s = pkixProfile(issuer).subjectKeyId
+    return a && s ? a.equals(s) : undefined
 }
 
 // ---------------------------------------------------------------------------
@@ -303,125 +302,125 @@ export function keyIdentifiersMatch(child: X509Certificate, issuer: X509Certific
 // ---------------------------------------------------------------------------
 
 function lower(s: string): string {
-    return s.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/\.$/, '');
+    return s.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/\.$/, '')
 }
 
 // dNSName: "example.com" covers the name and every name below it; ".example.com" (OpenSSL) only names below it
 function dnsWithin(name: string, base: string): boolean {
-    const n = lower(name);
-    const b = lower(base);
-    if (b === '') return true;
-    if (b.startsWith('.')) return n.endsWith(b);
-    return n === b || n.endsWith(`.${b}`);
+    const n = lower(name)
+    const b = lower(base)
+    if (b === '') return true
+    if (b.startsWith('.')) return n.endsWith(b)
+    return n === b || n.endsWith(`.${b}`)
 }
 
 // rfc822Name: a mailbox, a host ("example.com": that host's mailboxes) or a domain (".example.com": below it)
 function emailWithin(name: string, base: string): boolean {
-    const at = name.lastIndexOf('@');
-    if (at < 0) return false;
+    const at = name.lastIndexOf('@')
+    if (at < 0) return false
     if (base.includes('@')) {
-        const bat = base.lastIndexOf('@');
-        return name.slice(0, at) === base.slice(0, bat) && lower(name.slice(at + 1)) === lower(base.slice(bat + 1));
+        const bat = base.lastIndexOf('@')
+        return name.slice(0, at) === base.slice(0, bat) && lower(name.slice(at + 1)) === lower(base.slice(bat + 1))
     }
-    const host = lower(name.slice(at + 1));
-    const b = lower(base);
-    return b.startsWith('.') ? host.endsWith(b) : host === b;
+    const host = lower(name.slice(at + 1))
+    const b = lower(base)
+    return b.startsWith('.') ? host.endsWith(b) : host === b
 }
 
 // uniformResourceIdentifier: the host of the URI; "host.example.com" that host, ".example.com" hosts below it
 function uriWithin(uri: string, base: string): boolean {
-    const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#]*)/i.exec(uri);
-    if (!m || !m[1]) return false; // no host to constrain: fails the constraint, as OpenSSL does
-    const host = lower(m[1]);
-    const b = lower(base);
-    return b.startsWith('.') ? host.endsWith(b) : host === b;
+    const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#]*)/i.exec(uri)
+    if (!m || !m[1]) return false // no host to constrain: fails the constraint, as OpenSSL does
+    const host = lower(m[1])
+    const b = lower(base)
+    return b.startsWith('.') ? host.endsWith(b) : host === b
 }
 
 // iPAddress: the constraint is address then mask, twice the address length
 function ipWithin(ip: Buffer, base: Buffer): boolean {
-    if (base.length !== ip.length * 2) return false;
+    if (base.length !== ip.length * 2) return false
     for (let i = 0; i < ip.length; i++) {
-        const mask = base[ip.length + i];
-        if ((ip[i] & mask) !== (base[i] & mask)) return false;
+        const mask = base[ip.length + i]
+        if ((ip[i] & mask) !== (base[i] & mask)) return false
     }
-    return true;
+    return true
 }
 
 // directoryName: the constraint's RDNs are the first RDNs of the name
 function dnWithin(rdns: string[], base: string[]): boolean {
-    return base.length <= rdns.length && base.every((r, i) => rdns[i] === r);
+    return base.length <= rdns.length && base.every((r, i) => rdns[i] === r)
 }
 
 // a wildcard name "*.P" stands for every "x.P": it is within an excluded base when one of those could be
 function wildcardMayReach(name: string, base: string): boolean {
-    if (!name.startsWith('*.') || base.startsWith('.')) return false;
-    const parent = lower(name.slice(2));
-    const b = lower(base);
-    const dot = b.indexOf('.');
-    return dot > 0 && b.slice(dot + 1) === parent;
+    if (!name.startsWith('*.') || base.startsWith('.')) return false
+    const parent = lower(name.slice(2))
+    const b = lower(base)
+    const dot = b.indexOf('.')
+    return dot > 0 && b.slice(dot + 1) === parent
 }
 
 function within(name: GeneralName, base: GeneralName): boolean {
     switch (name.form) {
         case 'dns':
-            return dnsWithin(name.text ?? '', base.text ?? '');
+            return dnsWithin(name.text ?? '', base.text ?? '')
         case 'email':
-            return emailWithin(name.text ?? '', base.text ?? '');
+            return emailWithin(name.text ?? '', base.text ?? '')
         case 'uri':
-            return uriWithin(name.text ?? '', base.text ?? '');
+            return uriWithin(name.text ?? '', base.text ?? '')
         case 'ip':
-            return ipWithin(name.octets ?? Buffer.alloc(0), base.octets ?? Buffer.alloc(0));
+            return ipWithin(name.octets ?? Buffer.alloc(0), base.octets ?? Buffer.alloc(0))
         case 'dn':
-            return dnWithin(name.rdns ?? [], base.rdns ?? []);
+            return dnWithin(name.rdns ?? [], base.rdns ?? [])
         default:
-            return false;
+            return false
     }
 }
 
 function showName(n: GeneralName): string {
     switch (n.form) {
         case 'ip':
-            return `IP:${[...(n.octets ?? [])].join('.')}`;
+            return `IP:${[...(n.octets ?? [])].join('.')}`
         case 'dn':
-            return `DN:${(n.rdns ?? []).join(',')}`;
+            return `DN:${(n.rdns ?? []).join(',')}`
         case 'other':
-            return `name of form [${(n.tag ?? 0) & 0x1f}]`;
+            return `name of form [${(n.tag ?? 0) & 0x1f}]`
         default:
-            return `${n.form.toUpperCase()}:${n.text}`;
+            return `${n.form.toUpperCase()}:${n.text}`
     }
 }
 
 /** The names of a certificate that name constraints apply to (RFC 5280 6.1.3 (b), (c); OpenSSL's check of a leaf's CN). */
 function constrainedNames(p: PkixProfile, leaf: boolean): GeneralName[] {
-    const names: GeneralName[] = [...(p.altNames ?? [])];
-    if (p.subjectRdns.length > 0) names.push({ form: 'dn', rdns: p.subjectRdns });
-    for (const e of p.subjectEmails) names.push({ form: 'email', text: e });
+    const names: GeneralName[] = [...(p.altNames ?? [])]
+    if (p.subjectRdns.length > 0) names.push({ form: 'dn', rdns: p.subjectRdns })
+    for (const e of p.subjectEmails) names.push({ form: 'email', text: e })
     if (leaf && !names.some((n) => n.form === 'dns')) {
         // the very CNs lib/names.ts would match against a reference identifier
-        for (const cn of p.subjectCommonNames) if (isDnsIdCommonName(cn)) names.push({ form: 'dns', text: cn });
+        for (const cn of p.subjectCommonNames) if (isDnsIdCommonName(cn)) names.push({ form: 'dns', text: cn })
     }
-    return names;
+    return names
 }
 
 /** null when every name lies within every layer of permitted subtrees and outside every excluded one */
 function nameConstraintFailure(names: GeneralName[], layers: { from: string; nc: Subtrees }[]): string | null {
     for (const { from, nc } of layers) {
         for (const n of names) {
-            const sameForm = (b: GeneralName): boolean => b.form === n.form && (n.form !== 'other' || b.tag === n.tag);
-            const permitted = nc.permitted.filter(sameForm);
-            const excluded = nc.excluded.filter(sameForm);
+            const sameForm = (b: GeneralName): boolean => b.form === n.form && (n.form !== 'other' || b.tag === n.tag)
+            const permitted = nc.permitted.filter(sameForm)
+            const excluded = nc.excluded.filter(sameForm)
             if (n.form === 'other') {
-                if (permitted.length || excluded.length) return `${showName(n)} cannot be checked against the name constraints of ${from}`;
-                continue;
+                if (permitted.length || excluded.length) return `${showName(n)} cannot be checked against the name constraints of ${from}`
+                continue
             }
             if (permitted.length > 0 && !permitted.some((b) => within(n, b))) {
-                return `${showName(n)} is outside the permitted subtrees of ${from} (${permitted.map(showName).join(', ')})`;
+                return `${showName(n)} is outside the permitted subtrees of ${from} (${permitted.map(showName).join(', ')})`
             }
-            const hit = excluded.find((b) => within(n, b) || (n.form === 'dns' && wildcardMayReach(n.text ?? '', b.text ?? '')));
-            if (hit) return `${showName(n)} is in the excluded subtree ${showName(hit)} of ${from}`;
+            const hit = excluded.find((b) => within(n, b) || (n.form === 'dns' && wildcardMayReach(n.text ?? '', b.text ?? '')))
+            if (hit) return `${showName(n)} is in the excluded subtree ${showName(hit)} of ${from}`
         }
     }
-    return null;
+    return null
 }
 
 // ---------------------------------------------------------------------------
@@ -429,7 +428,7 @@ function nameConstraintFailure(names: GeneralName[], layers: { from: string; nc:
 // ---------------------------------------------------------------------------
 
 function subjectOf(c: X509Certificate): string {
-    return c.subject.replace(/\n/g, ', ');
+    return c.subject.replace(/\n/g, ', ')
 }
 
 /**
@@ -438,25 +437,26 @@ function subjectOf(c: X509Certificate): string {
  * (An intermediate must carry basicConstraints cA, RFC 5280 6.1.4 (k).)
  */
 function caByOpenssl(p: PkixProfile): boolean {
-    if (p.basicConstraints) return p.basicConstraints.ca;
-    if (p.version === 1 && p.selfIssued) return true;
-    if (p.keyUsage) return bitSet(p.keyUsage, KU.keyCertSign);
-    if (p.netscapeCertType) return [NS.sslCa, NS.smimeCa, NS.objCa].some((b) => bitSet(p.netscapeCertType, b));
-    return false;
+    if (p.basicConstraints) return p.basicConstraints.ca
+    if (p.version === 1 && p.selfIssued) return true
+    if (p.keyUsage) return bitSet(p.keyUsage, KU.keyCertSign)
+    if (p.netscapeCertType) return [NS.sslCa, NS.smimeCa, NS.objCa].some((b) => bitSet(p.netscapeCertType, b))
+    return false
 }
 
 // OpenSSL's `sslserver` purpose: extendedKeyUsage on every certificate, keyUsage and cert type by role
 function purposeFailure(p: PkixProfile, leaf: boolean): string | null {
     if (p.extKeyUsage && !p.extKeyUsage.includes(OID.serverAuth) && !p.extKeyUsage.includes(OID.anyExtendedKeyUsage)) {
-        return `its extendedKeyUsage (${p.extKeyUsage.join(', ')}) does not include serverAuth`;
+        return `its extendedKeyUsage (${p.extKeyUsage.join(', ')}) does not include serverAuth`
     }
     // the cert type counts on a leaf, and on a CA only when nothing else makes it one (OpenSSL's check_ssl_ca)
-    if (leaf && p.netscapeCertType && !bitSet(p.netscapeCertType, NS.sslServer)) return 'its Netscape cert type does not allow SSL server use';
-    if (!leaf && !p.basicConstraints && !p.keyUsage && p.netscapeCertType && !bitSet(p.netscapeCertType, NS.sslCa)) return 'its Netscape cert type does not allow SSL CA use';
+    if (leaf && p.netscapeCertType && !bitSet(p.netscapeCertType, NS.sslServer)) return 'its Netscape cert type does not allow SSL server use'
+    if (!leaf && !p.basicConstraints && !p.keyUsage && p.netscapeCertType && !bitSet(p.netscapeCertType, NS.sslCa))
+        return 'its Netscape cert type does not allow SSL CA use'
     if (leaf && p.keyUsage && ![KU.digitalSignature, KU.keyEncipherment, KU.keyAgreement].some((b) => bitSet(p.keyUsage, b))) {
-        return 'its keyUsage allows neither digitalSignature, keyEncipherment nor keyAgreement';
+        return 'its keyUsage allows neither digitalSignature, keyEncipherment nor keyAgreement'
     }
-    return null;
+    return null
 }
 
 /**
@@ -465,59 +465,71 @@ function purposeFailure(p: PkixProfile, leaf: boolean): string | null {
  * Returns null when the path is valid, else the first rule it breaks, naming the certificate.
  */
 export function validatePath(path: X509Certificate[], anchor: X509Certificate | undefined, now: Date): PkixFailure | null {
-    const fail = (code: PkixFailureCode, depth: number, what: string): PkixFailure => ({ code, detail: `${subjectOf(path[depth])} at depth ${depth} ${what}` });
-    const n = path.length;
+    const fail = (code: PkixFailureCode, depth: number, what: string): PkixFailure => ({ code, detail: `${subjectOf(path[depth])} at depth ${depth} ${what}` })
+    const n = path.length
     // working state (RFC 5280 6.1.2), seeded from the anchor certificate as RFC 7671 5.2.1 advises
-    let maxPathLength = n;
-    const layers: { from: string; nc: Subtrees }[] = [];
+    let maxPathLength = n
+    const layers: { from: string; nc: Subtrees }[] = []
     if (anchor) {
-        const a = pkixProfile(anchor);
-        if (a.error) return { code: 'bad-certificate', detail: `the trust anchor ${subjectOf(anchor)}: ${a.error}` };
-        if (!caByOpenssl(a)) return { code: 'not-a-ca', detail: `the trust anchor ${subjectOf(anchor)} is not a CA certificate (basicConstraints, keyUsage), so it cannot issue the certificate below it` };
+        const a = pkixProfile(anchor)
+        if (a.error) return { code: 'bad-certificate', detail: `the trust anchor ${subjectOf(anchor)}: ${a.error}` }
+        if (!caByOpenssl(a))
+            return {
+                code: 'not-a-ca',
+                detail: `the trust anchor ${subjectOf(anchor)} is not a CA certificate (basicConstraints, keyUsage), so it cannot issue the certificate below it`,
+            }
         // OpenSSL keeps the anchor certificate in the chain it checks: its critical extensions and purpose count, not its dates
         if (a.criticalUnprocessed.length) {
-            return { code: 'unhandled-critical-extension', detail: `the trust anchor ${subjectOf(anchor)} has a critical extension this validator does not process (${a.criticalUnprocessed.join(', ')})` };
+            return {
+                code: 'unhandled-critical-extension',
+                detail: `the trust anchor ${subjectOf(anchor)} has a critical extension this validator does not process (${a.criticalUnprocessed.join(', ')})`,
+            }
         }
-        const purpose = purposeFailure(a, false);
-        if (purpose) return { code: 'not-for-tls-server', detail: `the trust anchor ${subjectOf(anchor)} is not for TLS server use: ${purpose}` };
-        if (a.basicConstraints?.pathLen !== undefined) maxPathLength = a.basicConstraints.pathLen;
-        if (a.nameConstraints) layers.push({ from: `the trust anchor ${subjectOf(anchor)}`, nc: a.nameConstraints });
+        const purpose = purposeFailure(a, false)
+        if (purpose) return { code: 'not-for-tls-server', detail: `the trust anchor ${subjectOf(anchor)} is not for TLS server use: ${purpose}` }
+        if (a.basicConstraints?.pathLen !== undefined) maxPathLength = a.basicConstraints.pathLen
+        if (a.nameConstraints) layers.push({ from: `the trust anchor ${subjectOf(anchor)}`, nc: a.nameConstraints })
     }
     for (let depth = n - 1; depth >= 0; depth--) {
-        const cert = path[depth];
-        const leaf = depth === 0;
-        const p = pkixProfile(cert);
-        if (p.error) return fail('bad-certificate', depth, `cannot be read: ${p.error}`);
+        const cert = path[depth]
+        const leaf = depth === 0
+        const p = pkixProfile(cert)
+        if (p.error) return fail('bad-certificate', depth, `cannot be read: ${p.error}`)
 
         // (a)(2) validity
-        const f = certificateFields(cert);
-        if (f.notBefore === undefined || f.notAfter === undefined) return fail('bad-certificate', depth, `has unreadable validity dates (${f.validityError})`);
-        if (f.notBefore.getTime() > now.getTime()) return fail('not-yet-valid', depth, `is not valid before ${f.notBefore.toISOString()}`);
-        if (f.notAfter.getTime() < now.getTime()) return fail('expired', depth, `expired ${f.notAfter.toISOString()}`);
+        const f = certificateFields(cert)
+        if (f.notBefore === undefined || f.notAfter === undefined) return fail('bad-certificate', depth, `has unreadable validity dates (${f.validityError})`)
+        if (f.notBefore.getTime() > now.getTime()) return fail('not-yet-valid', depth, `is not valid before ${f.notBefore.toISOString()}`)
+        if (f.notAfter.getTime() < now.getTime()) return fail('expired', depth, `expired ${f.notAfter.toISOString()}`)
 
         // (b), (c) name constraints; a self-issued intermediate is exempt
         if (leaf || !p.selfIssued) {
-            const broken = nameConstraintFailure(constrainedNames(p, leaf), layers);
-            if (broken) return fail('name-constraint-violation', depth, `breaks a name constraint: ${broken}`);
+            const broken = nameConstraintFailure(constrainedNames(p, leaf), layers)
+            if (broken) return fail('name-constraint-violation', depth, `breaks a name constraint: ${broken}`)
         }
 
-        if (p.criticalUnprocessed.length) return fail('unhandled-critical-extension', depth, `has a critical extension this validator does not process (${p.criticalUnprocessed.join(', ')}), so it must be rejected`);
-        const purpose = purposeFailure(p, leaf);
-        if (purpose) return fail('not-for-tls-server', depth, `is not for TLS server use: ${purpose}`);
+        if (p.criticalUnprocessed.length)
+            return fail(
+                'unhandled-critical-extension',
+                depth,
+                `has a critical extension this validator does not process (${p.criticalUnprocessed.join(', ')}), so it must be rejected`,
+            )
+        const purpose = purposeFailure(p, leaf)
+        if (purpose) return fail('not-for-tls-server', depth, `is not for TLS server use: ${purpose}`)
 
         if (!leaf) {
             // (k) a CA; (n) allowed to sign certificates
-            if (!p.basicConstraints?.ca) return fail('not-a-ca', depth, `issues ${subjectOf(path[depth - 1])} but is not a CA (basicConstraints cA)`);
-            if (p.keyUsage && !bitSet(p.keyUsage, KU.keyCertSign)) return fail('not-a-ca', depth, 'has a keyUsage without keyCertSign');
+            if (!p.basicConstraints?.ca) return fail('not-a-ca', depth, `issues ${subjectOf(path[depth - 1])} but is not a CA (basicConstraints cA)`)
+            if (p.keyUsage && !bitSet(p.keyUsage, KU.keyCertSign)) return fail('not-a-ca', depth, 'has a keyUsage without keyCertSign')
             // (l), (m) path length
             if (!p.selfIssued) {
-                if (maxPathLength <= 0) return fail('path-length-exceeded', depth, 'is one CA too many: a pathLenConstraint above it allows no further CA');
-                maxPathLength--;
+                if (maxPathLength <= 0) return fail('path-length-exceeded', depth, 'is one CA too many: a pathLenConstraint above it allows no further CA')
+                maxPathLength--
             }
-            if (p.basicConstraints.pathLen !== undefined) maxPathLength = Math.min(maxPathLength, p.basicConstraints.pathLen);
+            if (p.basicConstraints.pathLen !== undefined) maxPathLength = Math.min(maxPathLength, p.basicConstraints.pathLen)
             // (g) its name constraints bind everything below it
-            if (p.nameConstraints) layers.push({ from: subjectOf(cert), nc: p.nameConstraints });
+            if (p.nameConstraints) layers.push({ from: subjectOf(cert), nc: p.nameConstraints })
         }
     }
-    return null;
+    return null
 }

@@ -135,7 +135,8 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
     const considered = names.slice(0, limits.mxHosts)
     const hosts = withinAddressLimit(await Promise.all(considered.map((h) => decideHost(h.name, h.preference, lookup, policy, nextHop))), limits.addresses)
     const decision = finish({ ...base, mxSecure: mx.secure, implicitMx, action: 'deliver', reason: '', hosts })
-    if (names.length > considered.length) decision.reason += ` (${names.length - considered.length} more MX host(s) beyond the limit of ${limits.mxHosts} not considered)`
+    if (names.length > considered.length)
+        decision.reason += ` (${names.length - considered.length} more MX host(s) beyond the limit of ${limits.mxHosts} not considered)`
     return decision
 }
 
@@ -144,10 +145,18 @@ function withinAddressLimit(hosts: HostDecision[], limit: number): HostDecision[
     let left = limit
     return hosts.map((h) => {
         if (h.mode === 'skip') return h
-        if (left <= 0) return { ...h, addresses: [], mode: 'skip' as const, reason: `${h.reason}; not used: the limit of ${limit} address(es) per destination was reached` }
+        if (left <= 0)
+            return {
+                ...h,
+                addresses: [],
+                mode: 'skip' as const,
+                reason: `${h.reason}; not used: the limit of ${limit} address(es) per destination was reached`,
+            }
         const kept = h.addresses.slice(0, left)
         left -= kept.length
-        return kept.length === h.addresses.length ? h : { ...h, addresses: kept, reason: `${h.reason}; ${h.addresses.length - kept.length} address(es) beyond the limit of ${limit} not used` }
+        return kept.length === h.addresses.length
+            ? h
+            : { ...h, addresses: kept, reason: `${h.reason}; ${h.addresses.length - kept.length} address(es) beyond the limit of ${limit} not used` }
     })
 }
 
@@ -233,10 +242,7 @@ export async function resolveHostAddresses(name: string, lookup: Lookup): Promis
  * - insecure addresses otherwise: none (C7).
  * A CNAME lookup that fails leaves DANE undecidable: the host is skipped (C11), never downgraded.
  */
-export type TlsaBaseDomains =
-    | { kind: 'candidates'; names: string[]; why?: string }
-    | { kind: 'none'; reason: string }
-    | { kind: 'failed'; reason: string }
+export type TlsaBaseDomains = { kind: 'candidates'; names: string[]; why?: string } | { kind: 'none'; reason: string } | { kind: 'failed'; reason: string }
 
 export async function tlsaBaseDomains(host: string, addr: Pick<AddressResult, 'secure' | 'cname'>, lookup: Lookup): Promise<TlsaBaseDomains> {
     if (addr.secure) return { kind: 'candidates', names: addr.cname && addr.cname !== host ? [addr.cname, host] : [host] }
@@ -317,7 +323,14 @@ async function decideHost(name: string, preference: number, lookup: Lookup, poli
             const tlsa = { state: 'secure' as const, records, usable: usable.length, owner: t.canonicalName, asked }
             if (usable.length > 0) {
                 // C9: DANE applies: STARTTLS mandatory, the peer must authenticate
-                return { ...host, tlsaBase: candidate, referenceNames, tlsa, mode: 'dane', reason: why(`${usable.length} usable TLSA record(s) at ${tlsaQueryName(candidate)}`) }
+                return {
+                    ...host,
+                    tlsaBase: candidate,
+                    referenceNames,
+                    tlsa,
+                    mode: 'dane',
+                    reason: why(`${usable.length} usable TLSA record(s) at ${tlsaQueryName(candidate)}`),
+                }
             }
             // C12: secure but unusable → TLS mandatory without authentication
             const unusable = [...new Set(records.map((r) => unusableReason(r) ?? ''))].join('; ')

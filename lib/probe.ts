@@ -58,7 +58,10 @@ const DEFAULT_TIMEOUT_MS = 10000
 const MAX_REPLY_BYTES = 64 * 1024
 
 class StepError extends Error {
-    constructor(readonly step: ProbeStep, message: string) {
+    constructor(
+        readonly step: ProbeStep,
+        message: string,
+    ) {
         super(message)
     }
 }
@@ -148,10 +151,12 @@ class ReplyReader {
                 this.waiter = undefined
                 reject(new StepError(step, `no complete reply within ${timeoutMs} ms`))
             }, timeoutMs)
-            const done = <T>(f: (v: T) => void) => (v: T) => {
-                clearTimeout(timer)
-                f(v)
-            }
+            const done =
+                <T>(f: (v: T) => void) =>
+                (v: T) => {
+                    clearTimeout(timer)
+                    f(v)
+                }
             this.waiter = {
                 resolve: done(resolve),
                 reject: done((e: Error) => reject(e instanceof StepError ? e : new StepError(step, e.message))),
@@ -166,7 +171,14 @@ class ReplyReader {
  * Resolve with `sock` once it emits `ready`; reject with a StepError on its first error or when
  * `timeoutMs` passes first (the socket is destroyed then). Later errors are the reply reader's.
  */
-function settle<S extends net.Socket>(sock: S, ready: string, step: ProbeStep, timeoutMs: number, late: string, errorText: (err: Error & { code?: string; reason?: string }) => string): Promise<S> {
+function settle<S extends net.Socket>(
+    sock: S,
+    ready: string,
+    step: ProbeStep,
+    timeoutMs: number,
+    late: string,
+    errorText: (err: Error & { code?: string; reason?: string }) => string,
+): Promise<S> {
     return new Promise<S>((resolve, reject) => {
         const timer = setTimeout(() => {
             sock.destroy()

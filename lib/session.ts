@@ -117,7 +117,8 @@ export class ReplyAssembler {
         if (this.code >= 0 && l.code !== this.code) return new Error(`reply code changed within a multi-line reply (${this.code} then ${l.code})`)
         // a reply that never ends would grow until the MTA runs out of memory
         this.bytes += raw.length
-        if (this.lines.length >= MAX_REPLY_LINES || this.bytes > MAX_REPLY_BYTES) return new Error(`reply longer than ${MAX_REPLY_LINES} lines or ${MAX_REPLY_BYTES} bytes`)
+        if (this.lines.length >= MAX_REPLY_LINES || this.bytes > MAX_REPLY_BYTES)
+            return new Error(`reply longer than ${MAX_REPLY_LINES} lines or ${MAX_REPLY_BYTES} bytes`)
         this.code = l.code
         this.lines.push(l.text)
         if (!l.last) return null
@@ -231,15 +232,18 @@ export class SessionGuard {
 
     private onChunk(text: string): Verdict {
         // C26: the peer may send nothing between its STARTTLS reply and the TLS handshake
-        if (this.state === 'handshaking') return this.fail(`${this.who} sent plaintext data after its STARTTLS reply, before the TLS handshake: ${shown(text)}`, 'validation-failure')
+        if (this.state === 'handshaking')
+            return this.fail(`${this.who} sent plaintext data after its STARTTLS reply, before the TLS handshake: ${shown(text)}`, 'validation-failure')
         this.received += text.length
-        if (this.received - this.consumed > MAX_REPLY_BYTES) return this.fail(`${this.who} sent more than ${MAX_REPLY_BYTES} characters without ending a line ${WAITING[this.state]}`, this.tlsResultType())
+        if (this.received - this.consumed > MAX_REPLY_BYTES)
+            return this.fail(`${this.who} sent more than ${MAX_REPLY_BYTES} characters without ending a line ${WAITING[this.state]}`, this.tlsResultType())
         return ALLOW
     }
 
     private onLine(text: string): Verdict {
         if (this.state === 'quitting') return ALLOW
-        if (this.state === 'handshaking') return this.fail(`${this.who} sent plaintext data after its STARTTLS reply, before the TLS handshake: ${shown(text)}`, 'validation-failure')
+        if (this.state === 'handshaking')
+            return this.fail(`${this.who} sent plaintext data after its STARTTLS reply, before the TLS handshake: ${shown(text)}`, 'validation-failure')
         this.consumed += text.length
         const before = this.state
         if (before === 'verified' || before === 'session') return this.asHarakaReads(text)
@@ -247,7 +251,8 @@ export class SessionGuard {
         const line = parseReplyLine(text)
         const reply = this.replies.push(text)
         // a line Haraka could only bounce on: never a reason to bounce, whatever the host
-        if (reply instanceof Error) return this.fail(`${this.who} ${reply.message} before TLS`, before === 'starttls-sent' ? 'starttls-not-supported' : undefined)
+        if (reply instanceof Error)
+            return this.fail(`${this.who} ${reply.message} before TLS`, before === 'starttls-sent' ? 'starttls-not-supported' : undefined)
         const l = line as ReplyLine
         if (this.mandatory) {
             // C27: before TLS the peer is unauthenticated: it can end this attempt, never bounce or defer the message
@@ -266,7 +271,10 @@ export class SessionGuard {
         if (reply !== null && before === 'starttls-sent' && reply.code >= 200 && reply.code < 300) {
             // C26: the STARTTLS reply must be the last thing read in plaintext
             if (this.received > this.consumed) {
-                return this.fail(`${this.who} sent ${this.received - this.consumed} more character(s) after its STARTTLS reply, before the TLS handshake (response injection)`, 'validation-failure')
+                return this.fail(
+                    `${this.who} sent ${this.received - this.consumed} more character(s) after its STARTTLS reply, before the TLS handshake (response injection)`,
+                    'validation-failure',
+                )
             }
             this.state = 'handshaking'
         }
@@ -301,7 +309,10 @@ export class SessionGuard {
             if (this.mandatory) {
                 const required = this.requirement === 'authenticated' ? 'DANE' : 'policy'
                 if (!this.startTlsOffered) return this.fail(`${this.who} did not offer STARTTLS; ${required} requires TLS`, 'starttls-not-supported')
-                return this.fail(`Haraka chose not to use the offered STARTTLS with ${this.who} (enable_tls=false or no_tls_hosts); TLS is required`, 'dane-required')
+                return this.fail(
+                    `Haraka chose not to use the offered STARTTLS with ${this.who} (enable_tls=false or no_tls_hosts); TLS is required`,
+                    'dane-required',
+                )
             }
             this.state = 'session'
             return ALLOW

@@ -23,10 +23,10 @@
  *    and which are within their dates are tried first, and a candidate that fails is left for
  *    the next one, so a same-named decoy ahead of the real intermediate does not stop the path.
  */
-import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { certificateFields, matchesAnyReference, certificateDnsNames } from './names';
-import { keyIdentifiersMatch, validatePath, type PkixFailureCode } from './pkix';
-import { type TlsaRecord, strongestDigests, unusableReason, USAGE, MTYPE } from './tlsa';
+import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto'
+import { certificateFields, matchesAnyReference, certificateDnsNames } from './names'
+import { keyIdentifiersMatch, validatePath, type PkixFailureCode } from './pkix'
+import { type TlsaRecord, strongestDigests, unusableReason, USAGE, MTYPE } from './tlsa'
 
 export type FailureCode =
     | PkixFailureCode
@@ -38,58 +38,58 @@ export type FailureCode =
     | 'expired'
     | 'not-yet-valid'
     | 'bad-signature'
-    | 'chain-not-built';
+    | 'chain-not-built'
 
 export interface ParsedChain {
-    certs: X509Certificate[];
-    der: Buffer[];
+    certs: X509Certificate[]
+    der: Buffer[]
     /** the leaf (or the chain as a whole) is unusable */
-    error?: string;
+    error?: string
     /** certificates above the leaf left out: unreadable, or beyond MAX_CHAIN (DANE-TA cannot use them; DANE-EE never looks) */
-    dropped?: string[];
+    dropped?: string[]
 }
 
 export interface VerifyInput {
-    chain: Buffer[] | ParsedChain;
-    records: TlsaRecord[];
-    referenceNames: string[];
+    chain: Buffer[] | ParsedChain
+    records: TlsaRecord[]
+    referenceNames: string[]
     /** default true; only DANE-TA(2) matches check names */
-    checkNames?: boolean;
-    now?: Date;
+    checkNames?: boolean
+    now?: Date
 }
 
 export interface VerifyResult {
-    authenticated: boolean;
+    authenticated: boolean
     /** number of usable records after digest agility (RFC 7671 9) */
-    usable: number;
-    match?: { record: TlsaRecord; depth: number /* 0 = leaf */; anchor?: 'presented' | 'from-record' };
+    usable: number
+    match?: { record: TlsaRecord; depth: number /* 0 = leaf */; anchor?: 'presented' | 'from-record' }
     /** the reference identifier the leaf matched (DANE-TA with name checks only) */
-    matchedName?: string;
-    failure?: { code: FailureCode; detail: string };
+    matchedName?: string
+    failure?: { code: FailureCode; detail: string }
 }
 
 /** Upper bound on path-building steps, against pathological cross-signed chains */
-const MAX_PATH_STEPS = 256;
-const MAX_DEPTH = 16;
+const MAX_PATH_STEPS = 256
+const MAX_DEPTH = 16
 /** Presented certificates considered at all (the leaf included); a real chain has a handful */
-export const MAX_CHAIN = 20;
+export const MAX_CHAIN = 20
 /**
  * Signature verifications one DANE-TA check may spend. Without a bound a hostile server
  * (many same-named CA certificates) makes path building cost seconds of CPU in the
  * STARTTLS callback, stalling the whole MTA; with it the worst case is a few milliseconds.
  */
-export const MAX_SIGNATURE_CHECKS = 64;
+export const MAX_SIGNATURE_CHECKS = 64
 
 function errorText(e: unknown): string {
-    return e instanceof Error ? e.message : String(e);
+    return e instanceof Error ? e.message : String(e)
 }
 
 function subjectOf(c: X509Certificate): string {
-    return c.subject.replace(/\n/g, ', ');
+    return c.subject.replace(/\n/g, ', ')
 }
 
 function recordBrief(r: TlsaRecord): string {
-    return r.text.length > 80 ? `${r.text.slice(0, 77)}...` : r.text;
+    return r.text.length > 80 ? `${r.text.slice(0, 77)}...` : r.text
 }
 
 /**
@@ -98,39 +98,39 @@ function recordBrief(r: TlsaRecord): string {
  * everything but the leaf (RFC 7672 3.1.1) and DANE-TA simply cannot build through it.
  */
 export function parseChain(der: Buffer[]): ParsedChain {
-    const out: ParsedChain = { certs: [], der: [] };
+    const out: ParsedChain = { certs: [], der: [] }
     if (!Array.isArray(der)) {
-        out.error = 'chain is not an array of DER certificates';
-        return out;
+        out.error = 'chain is not an array of DER certificates'
+        return out
     }
     for (let i = 0; i < der.length; i++) {
         if (i >= MAX_CHAIN) {
-            (out.dropped ??= []).push(`${der.length - MAX_CHAIN} certificate(s) beyond the first ${MAX_CHAIN}`);
-            break;
+            ;(out.dropped ??= []).push(`${der.length - MAX_CHAIN} certificate(s) beyond the first ${MAX_CHAIN}`)
+            break
         }
-        const b: unknown = der[i];
+        const b: unknown = der[i]
         try {
-            if (!(b instanceof Uint8Array)) throw new Error('not a byte buffer');
-            const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-            const cert = new X509Certificate(buf);
+            if (!(b instanceof Uint8Array)) throw new Error('not a byte buffer')
+            const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+            const cert = new X509Certificate(buf)
             // X509Certificate also accepts PEM and ignores bytes after the DER: insist on exactly one DER certificate
             if (cert.raw.length !== buf.length || !cert.raw.equals(buf)) {
-                throw new Error(`not exactly one DER certificate (${buf.length} bytes given, certificate is ${cert.raw.length})`);
+                throw new Error(`not exactly one DER certificate (${buf.length} bytes given, certificate is ${cert.raw.length})`)
             }
-            certificateFields(cert); // the public key DANE reads must be readable too
+            certificateFields(cert) // the public key DANE reads must be readable too
             // the same certificate sent twice is one certificate (path building needs each once)
-            if (out.der.some((d) => d.equals(buf))) continue;
-            out.certs.push(cert);
-            out.der.push(buf);
+            if (out.der.some((d) => d.equals(buf))) continue
+            out.certs.push(cert)
+            out.der.push(buf)
         } catch (e) {
             if (i === 0) {
-                out.error = `certificate at position 0 (the leaf): ${errorText(e)}`;
-                break;
+                out.error = `certificate at position 0 (the leaf): ${errorText(e)}`
+                break
             }
-            (out.dropped ??= []).push(`certificate at position ${i}: ${errorText(e)}`);
+            ;(out.dropped ??= []).push(`certificate at position ${i}: ${errorText(e)}`)
         }
     }
-    return out;
+    return out
 }
 
 /**
@@ -139,58 +139,58 @@ export function parseChain(der: Buffer[]): ParsedChain {
  * costs far more than the DANE checks themselves. Never throws.
  */
 export function parsedChainFromX509(certs: X509Certificate[]): ParsedChain {
-    const out: ParsedChain = { certs: [], der: [] };
+    const out: ParsedChain = { certs: [], der: [] }
     if (!Array.isArray(certs)) {
-        out.error = 'chain is not an array of certificates';
-        return out;
+        out.error = 'chain is not an array of certificates'
+        return out
     }
     for (let i = 0; i < certs.length; i++) {
-        const c: unknown = certs[i];
+        const c: unknown = certs[i]
         try {
-            if (!(c instanceof X509Certificate)) throw new Error('not an X509Certificate');
-            certificateFields(c);
-            out.certs.push(c);
-            out.der.push(c.raw);
+            if (!(c instanceof X509Certificate)) throw new Error('not an X509Certificate')
+            certificateFields(c)
+            out.certs.push(c)
+            out.der.push(c.raw)
         } catch (e) {
-            out.error = `certificate at position ${i}: ${errorText(e)}`;
-            break;
+            out.error = `certificate at position ${i}: ${errorText(e)}`
+            break
         }
     }
-    return out;
+    return out
 }
 
 // RFC 6698 2.1.2: selector 0 = the whole certificate, 1 = SubjectPublicKeyInfo (both DER)
 function selectedContent(cert: X509Certificate | Buffer, selector: number): Buffer {
-    if (selector === 0) return Buffer.isBuffer(cert) ? cert : cert.raw;
-    if (selector === 1) return certificateFields(cert).spki;
-    throw new RangeError(`unknown TLSA selector ${selector}`);
+    if (selector === 0) return Buffer.isBuffer(cert) ? cert : cert.raw
+    if (selector === 1) return certificateFields(cert).spki
+    throw new RangeError(`unknown TLSA selector ${selector}`)
 }
 
 // RFC 6698 2.1.3: matching type 0 = exact, 1 = SHA2-256, 2 = SHA2-512
 function matchingDigest(content: Buffer, mtype: number): Buffer {
-    if (mtype === 0) return content;
-    if (mtype === 1) return createHash('sha256').update(content).digest();
-    if (mtype === 2) return createHash('sha512').update(content).digest();
-    throw new RangeError(`unknown TLSA matching type ${mtype}`);
+    if (mtype === 0) return content
+    if (mtype === 1) return createHash('sha256').update(content).digest()
+    if (mtype === 2) return createHash('sha512').update(content).digest()
+    throw new RangeError(`unknown TLSA matching type ${mtype}`)
 }
 
 // RFC 6698 2.1: the certificate association data a record would carry for this certificate
 export function associationData(cert: X509Certificate | Buffer, selector: number, mtype: number): Buffer {
-    return matchingDigest(selectedContent(cert, selector), mtype);
+    return matchingDigest(selectedContent(cert, selector), mtype)
 }
 
 // RFC 8460 4.3: TLSRPT result types
 export function rfc8460ResultType(code: FailureCode): string {
     switch (code) {
         case 'name-mismatch':
-            return 'certificate-host-mismatch';
+            return 'certificate-host-mismatch'
         case 'expired':
         case 'not-yet-valid':
-            return 'certificate-expired';
+            return 'certificate-expired'
         case 'no-usable-records':
-            return 'tlsa-invalid';
+            return 'tlsa-invalid'
         default:
-            return 'validation-failure';
+            return 'validation-failure'
     }
 }
 
@@ -210,108 +210,109 @@ const FAILURE_RANK: Record<FailureCode, number> = {
     'bad-certificate': 2,
     'empty-chain': 1,
     'no-usable-records': 0,
-};
+}
 
-type Failure = { code: FailureCode; detail: string };
+type Failure = { code: FailureCode; detail: string }
 
 function better(a: Failure | undefined, b: Failure): Failure {
-    return a === undefined || FAILURE_RANK[b.code] > FAILURE_RANK[a.code] ? b : a;
+    return a === undefined || FAILURE_RANK[b.code] > FAILURE_RANK[a.code] ? b : a
 }
 
 /** per-call state: association data computed at most once per (certificate, selector, mtype) */
 class Matcher {
-    private readonly cache = new Map<string, Buffer>();
+    private readonly cache = new Map<string, Buffer>()
     constructor(private readonly certs: X509Certificate[]) {}
 
     data(index: number, selector: number, mtype: number): Buffer {
-        const key = `${index}/${selector}/${mtype}`;
-        let v = this.cache.get(key);
+        const key = `${index}/${selector}/${mtype}`
+        let v = this.cache.get(key)
         if (v === undefined) {
-            const contentKey = `${index}/${selector}/0`;
-            let content = this.cache.get(contentKey);
+            const contentKey = `${index}/${selector}/0`
+            let content = this.cache.get(contentKey)
             if (content === undefined) {
-                content = selectedContent(this.certs[index], selector);
-                this.cache.set(contentKey, content);
+                content = selectedContent(this.certs[index], selector)
+                this.cache.set(contentKey, content)
             }
-            v = matchingDigest(content, mtype);
-            this.cache.set(key, v);
+            v = matchingDigest(content, mtype)
+            this.cache.set(key, v)
         }
-        return v;
+        return v
     }
 
     matches(index: number, r: TlsaRecord): boolean {
-        return this.data(index, r.selector, r.mtype).equals(r.data);
+        return this.data(index, r.selector, r.mtype).equals(r.data)
     }
 }
 
 interface ExternalAnchor {
-    record: TlsaRecord;
-    cert?: X509Certificate; // 2 0 0
-    key: KeyObject; // 2 0 0 (its key) or 2 1 0
+    record: TlsaRecord
+    cert?: X509Certificate // 2 0 0
+    key: KeyObject // 2 0 0 (its key) or 2 1 0
     /** 2 1 0: presented certificates that carry this key (where one issued a certificate, it is the anchor) */
-    holders: number[];
+    holders: number[]
 }
 
 /** parsed `2 0 0` / `2 1 0` anchors, per record object: records are decoded once and reused across connections */
-const anchorCache = new WeakMap<TlsaRecord, { cert?: X509Certificate; key: KeyObject } | { error: string }>();
+const anchorCache = new WeakMap<TlsaRecord, { cert?: X509Certificate; key: KeyObject } | { error: string }>()
 
 function parseAnchor(record: TlsaRecord): { cert?: X509Certificate; key: KeyObject } | { error: string } {
-    let v = anchorCache.get(record);
+    let v = anchorCache.get(record)
     if (v === undefined) {
         try {
             if (record.selector === 0) {
-                const cert = new X509Certificate(record.data);
-                if (cert.raw.length !== record.data.length) throw new Error('trailing bytes after the certificate');
-                v = { cert, key: cert.publicKey };
+                const cert = new X509Certificate(record.data)
+                if (cert.raw.length !== record.data.length) throw new Error('trailing bytes after the certificate')
+                v = { cert, key: cert.publicKey }
             } else {
-                v = { key: createPublicKey({ key: record.data, format: 'der', type: 'spki' }) };
+                v = { key: createPublicKey({ key: record.data, format: 'der', type: 'spki' }) }
             }
         } catch (e) {
-            v = { error: `data is not a ${record.selector === 0 ? 'certificate' : 'public key'} (${errorText(e)})` };
+            v = { error: `data is not a ${record.selector === 0 ? 'certificate' : 'public key'} (${errorText(e)})` }
         }
-        anchorCache.set(record, v);
+        anchorCache.set(record, v)
     }
-    return v;
+    return v
 }
 
 // RFC 7671 5.2.3: `2 0 0` and `2 1 0` carry the trust anchor itself, so it need not be presented
 function externalAnchors(taRecords: TlsaRecord[], chain: ParsedChain, notes: string[]): ExternalAnchor[] {
-    const out: ExternalAnchor[] = [];
+    const out: ExternalAnchor[] = []
     for (const record of taRecords) {
-        if (record.mtype !== MTYPE.FULL) continue;
+        if (record.mtype !== MTYPE.FULL) continue
         // a presented copy of a `2 0 0` anchor is a presented anchor: its constraints apply, as OpenSSL applies them
-        if (record.selector === 0 && chain.der.some((d) => d.equals(record.data))) continue;
-        const a = parseAnchor(record);
-        if ('error' in a) notes.push(`${recordBrief(record)}: ${a.error}`);
+        if (record.selector === 0 && chain.der.some((d) => d.equals(record.data))) continue
+        const a = parseAnchor(record)
+        if ('error' in a) notes.push(`${recordBrief(record)}: ${a.error}`)
         else {
-            const holders = record.selector === 1 ? chain.certs.map((c, i) => (certificateFields(c).spki.equals(record.data) ? i : -1)).filter((i) => i >= 0) : [];
-            out.push({ record, ...a, holders });
+            const holders =
+                record.selector === 1 ? chain.certs.map((c, i) => (certificateFields(c).spki.equals(record.data) ? i : -1)).filter((i) => i >= 0) : []
+            out.push({ record, ...a, holders })
         }
     }
-    return out;
+    return out
 }
 
 function safeVerify(cert: X509Certificate, key: KeyObject): boolean {
     try {
-        return cert.verify(key);
+        return cert.verify(key)
     } catch {
-        return false;
+        return false
     }
 }
 
 function safeCheckIssued(cert: X509Certificate, issuer: X509Certificate): boolean {
     try {
-        return cert.checkIssued(issuer);
+        return cert.checkIssued(issuer)
     } catch {
-        return false;
+        return false
     }
 }
 
 interface TaSuccess {
-    record: TlsaRecord;
-    depth: number;
-    anchor: 'presented' | 'from-record';
-    matchedName?: string;
+    record: TlsaRecord
+    depth: number
+    anchor: 'presented' | 'from-record'
+    matchedName?: string
 }
 
 // RFC 7671 5.2 and RFC 7672 3.1.2: DANE-TA(2), build a path from the leaf to an anchor a record names
@@ -322,53 +323,61 @@ function verifyTrustAnchor(
     input: VerifyInput,
     now: Date,
 ): { ok: TaSuccess } | { fail: Failure } {
-    const certs = chain.certs;
-    const notes: string[] = [];
+    const certs = chain.certs
+    const notes: string[] = []
 
     // which presented certificates a record names as anchor (computed lazily, once)
-    const anchorMemo = new Map<number, TlsaRecord | null>();
+    const anchorMemo = new Map<number, TlsaRecord | null>()
     const presentedAnchor = (i: number): TlsaRecord | null => {
-        let r = anchorMemo.get(i);
+        let r = anchorMemo.get(i)
         if (r === undefined) {
-            r = taRecords.find((t) => matcher.matches(i, t)) ?? null;
-            anchorMemo.set(i, r);
+            r = taRecords.find((t) => matcher.matches(i, t)) ?? null
+            anchorMemo.set(i, r)
         }
-        return r;
-    };
-    const externals = externalAnchors(taRecords, chain, notes);
+        return r
+    }
+    const externals = externalAnchors(taRecords, chain, notes)
     // the leaf is never its own trust anchor (head of this file): a record that names it is no anchor
-    const leafRecord = presentedAnchor(0);
-    if (leafRecord !== null) notes.push(`${recordBrief(leafRecord)} matches the leaf itself, which cannot be its own DANE-TA trust anchor (RFC 6698 2.1.1; publish it as a 3 x x record)`);
-    const matchedPresented = certs.map((_, i) => i).filter((i) => i > 0 && presentedAnchor(i) !== null);
+    const leafRecord = presentedAnchor(0)
+    if (leafRecord !== null)
+        notes.push(
+            `${recordBrief(leafRecord)} matches the leaf itself, which cannot be its own DANE-TA trust anchor (RFC 6698 2.1.1; publish it as a 3 x x record)`,
+        )
+    const matchedPresented = certs.map((_, i) => i).filter((i) => i > 0 && presentedAnchor(i) !== null)
 
     if (matchedPresented.length === 0 && externals.length === 0) {
-        const extra = notes.length ? `; ${notes.join('; ')}` : '';
-        return { fail: { code: 'no-match', detail: `no certificate of the ${certs.length}-certificate chain matches any of ${taRecords.length} DANE-TA record(s)${extra}` } };
+        const extra = notes.length ? `; ${notes.join('; ')}` : ''
+        return {
+            fail: {
+                code: 'no-match',
+                detail: `no certificate of the ${certs.length}-certificate chain matches any of ${taRecords.length} DANE-TA record(s)${extra}`,
+            },
+        }
     }
 
-    let failure: Failure | undefined;
-    let steps = 0;
-    let signatureChecks = 0;
-    let exhausted = false;
+    let failure: Failure | undefined
+    let steps = 0
+    let signatureChecks = 0
+    let exhausted = false
     // each (certificate, issuer) pair is examined once: name link, then signature within the budget
-    const linkMemo = new Map<string, 'none' | 'bad-signature' | 'ok'>();
+    const linkMemo = new Map<string, 'none' | 'bad-signature' | 'ok'>()
     const link = (child: number, key: string, issuerCert: X509Certificate | undefined, issuerKey: KeyObject): 'none' | 'bad-signature' | 'ok' | 'exhausted' => {
-        const memoKey = `${child}>${key}`;
-        const known = linkMemo.get(memoKey);
-        if (known) return known;
+        const memoKey = `${child}>${key}`
+        const known = linkMemo.get(memoKey)
+        if (known) return known
         if (issuerCert && !safeCheckIssued(certs[child], issuerCert)) {
-            linkMemo.set(memoKey, 'none');
-            return 'none';
+            linkMemo.set(memoKey, 'none')
+            return 'none'
         }
         if (++signatureChecks > MAX_SIGNATURE_CHECKS) {
-            exhausted = true;
-            return 'exhausted';
+            exhausted = true
+            return 'exhausted'
         }
-        const r = safeVerify(certs[child], issuerKey) ? 'ok' : issuerCert ? 'bad-signature' : 'none';
-        linkMemo.set(memoKey, r);
-        return r;
-    };
-    let incomplete = false; // some path ended at a certificate whose issuer was not presented
+        const r = safeVerify(certs[child], issuerKey) ? 'ok' : issuerCert ? 'bad-signature' : 'none'
+        linkMemo.set(memoKey, r)
+        return r
+    }
+    let incomplete = false // some path ended at a certificate whose issuer was not presented
 
     // RFC 6698 2.1.1: the path below the anchor must pass RFC 5280 validation (lib/pkix), then RFC 7672 3.2 names.
     // `below` counts the path's certificates under the anchor; `anchorCert` is the anchor certificate, presented
@@ -376,166 +385,193 @@ function verifyTrustAnchor(
     // The depth reported is OpenSSL's (C18), as `openssl s_client -dane_tlsa_rrdata` prints it: a trust-anchor
     // certificate, presented or given in DNS, at its own depth ("matched TA certificate at depth 2"); a bare key
     // given in DNS at the depth of the certificate it signed ("signed the certificate at depth 1").
-    const evaluate = (path: number[], below: number, record: TlsaRecord, anchor: 'presented' | 'from-record', anchorCert: X509Certificate | undefined): TaSuccess | null => {
-        const depth = anchor === 'from-record' && record.selector === 1 ? below - 1 : below;
-        const where = `anchor ${recordBrief(record)} ${anchor === 'from-record' && record.selector === 1 ? `given in DNS, signer of depth ${depth}` : `at depth ${depth}`}`;
+    const evaluate = (
+        path: number[],
+        below: number,
+        record: TlsaRecord,
+        anchor: 'presented' | 'from-record',
+        anchorCert: X509Certificate | undefined,
+    ): TaSuccess | null => {
+        const depth = anchor === 'from-record' && record.selector === 1 ? below - 1 : below
+        const where = `anchor ${recordBrief(record)} ${anchor === 'from-record' && record.selector === 1 ? `given in DNS, signer of depth ${depth}` : `at depth ${depth}`}`
         const broken = validatePath(
             path.slice(0, below).map((i) => certs[i]),
             anchorCert,
             now,
-        );
+        )
         if (broken) {
-            failure = better(failure, { code: broken.code, detail: `${broken.detail} (${where})` });
-            return null;
+            failure = better(failure, { code: broken.code, detail: `${broken.detail} (${where})` })
+            return null
         }
-        if (input.checkNames === false) return { record, depth, anchor };
-        const leaf = certs[0];
-        const matchedName = matchesAnyReference(leaf, input.referenceNames ?? []);
+        if (input.checkNames === false) return { record, depth, anchor }
+        const leaf = certs[0]
+        const matchedName = matchesAnyReference(leaf, input.referenceNames ?? [])
         if (matchedName === null) {
-            const names = certificateDnsNames(leaf);
+            const names = certificateDnsNames(leaf)
             failure = better(failure, {
                 code: 'name-mismatch',
                 detail: `leaf names [${names.join(', ')}] match none of [${(input.referenceNames ?? []).join(', ')}] (${where})`,
-            });
-            return null;
+            })
+            return null
         }
-        return { record, depth, anchor, matchedName };
-    };
+        return { record, depth, anchor, matchedName }
+    }
 
     // OpenSSL's preference among the presented certificates that may have issued `child`: a matching
     // authority key identifier first, then those within their dates, then the order presented
     const issuerCandidates = (child: number, path: number[]): number[] => {
         const rank = (j: number): number => {
-            const ids = keyIdentifiersMatch(certs[child], certs[j]);
-            const f = certificateFields(certs[j]);
-            const current = f.notBefore !== undefined && f.notAfter !== undefined && f.notBefore <= now && now <= f.notAfter;
-            return (ids === false ? 2 : 0) + (current ? 0 : 1);
-        };
-        const js = certs.map((_, j) => j).filter((j) => !path.includes(j));
-        return js.map((j) => ({ j, r: rank(j) })).sort((a, b) => a.r - b.r || a.j - b.j).map((x) => x.j);
-    };
+            const ids = keyIdentifiersMatch(certs[child], certs[j])
+            const f = certificateFields(certs[j])
+            const current = f.notBefore !== undefined && f.notAfter !== undefined && f.notBefore <= now && now <= f.notAfter
+            return (ids === false ? 2 : 0) + (current ? 0 : 1)
+        }
+        const js = certs.map((_, j) => j).filter((j) => !path.includes(j))
+        return js
+            .map((j) => ({ j, r: rank(j) }))
+            .sort((a, b) => a.r - b.r || a.j - b.j)
+            .map((x) => x.j)
+    }
 
     const walk = (path: number[]): TaSuccess | null => {
-        if (++steps > MAX_PATH_STEPS || exhausted) return null;
-        const depth = path.length - 1;
-        const idx = path[depth];
-        const node = certs[idx];
+        if (++steps > MAX_PATH_STEPS || exhausted) return null
+        const depth = path.length - 1
+        const idx = path[depth]
+        const node = certs[idx]
 
         // a presented certificate a record names is the anchor, the leaf excepted (see the head of this file)
-        const presented = depth > 0 ? presentedAnchor(idx) : null;
-        if (presented !== null) return evaluate(path, depth, presented, 'presented', node);
-        if (depth >= MAX_DEPTH) return null;
+        const presented = depth > 0 ? presentedAnchor(idx) : null
+        if (presented !== null) return evaluate(path, depth, presented, 'presented', node)
+        if (depth >= MAX_DEPTH) return null
 
-        let issuerFound = false;
+        let issuerFound = false
         for (const j of issuerCandidates(idx, path)) {
-            const cand = certs[j];
-            const l = link(idx, `c${j}`, cand, cand.publicKey);
-            if (l === 'exhausted') return null;
-            if (l === 'none') continue;
-            issuerFound = true;
+            const cand = certs[j]
+            const l = link(idx, `c${j}`, cand, cand.publicKey)
+            if (l === 'exhausted') return null
+            if (l === 'none') continue
+            issuerFound = true
             if (l === 'bad-signature') {
-                failure = better(failure, { code: 'bad-signature', detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the key of ${subjectOf(cand)}` });
-                continue;
+                failure = better(failure, {
+                    code: 'bad-signature',
+                    detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the key of ${subjectOf(cand)}`,
+                })
+                continue
             }
-            const ok = walk([...path, j]);
-            if (ok) return ok;
+            const ok = walk([...path, j])
+            if (ok) return ok
         }
 
         for (const [e, ext] of externals.entries()) {
             // a `2 1 0` key that a presented certificate carries: where that certificate issued this one it was
             // tried above as the anchor, with its constraints (OpenSSL's answer); the bare key stands in only elsewhere
-            if (ext.holders.includes(idx)) continue; // the key is this certificate's own: it cannot anchor itself
-            if (ext.holders.some((j) => !path.includes(j) && link(idx, `c${j}`, certs[j], certs[j].publicKey) === 'ok')) continue;
-            const l = link(idx, `x${e}`, ext.cert, ext.key);
-            if (l === 'exhausted') return null;
-            if (l === 'none') continue;
-            issuerFound = true;
+            if (ext.holders.includes(idx)) continue // the key is this certificate's own: it cannot anchor itself
+            if (ext.holders.some((j) => !path.includes(j) && link(idx, `c${j}`, certs[j], certs[j].publicKey) === 'ok')) continue
+            const l = link(idx, `x${e}`, ext.cert, ext.key)
+            if (l === 'exhausted') return null
+            if (l === 'none') continue
+            issuerFound = true
             if (l === 'bad-signature') {
-                failure = better(failure, { code: 'bad-signature', detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the anchor of ${recordBrief(ext.record)}` });
-                continue;
+                failure = better(failure, {
+                    code: 'bad-signature',
+                    detail: `signature of ${subjectOf(node)} at depth ${depth} does not verify with the anchor of ${recordBrief(ext.record)}`,
+                })
+                continue
             }
-            const ok = evaluate(path, depth + 1, ext.record, 'from-record', ext.cert);
-            if (ok) return ok;
+            const ok = evaluate(path, depth + 1, ext.record, 'from-record', ext.cert)
+            if (ok) return ok
         }
 
-        if (!issuerFound && !safeCheckIssued(node, node)) incomplete = true;
-        return null;
-    };
+        if (!issuerFound && !safeCheckIssued(node, node)) incomplete = true
+        return null
+    }
 
-    const ok = walk([0]);
-    if (ok) return { ok };
+    const ok = walk([0])
+    if (ok) return { ok }
     if (exhausted) {
-        return { fail: { code: 'chain-not-built', detail: `gave up building a path after ${MAX_SIGNATURE_CHECKS} signature checks (${certs.length} certificates presented)` } };
+        return {
+            fail: {
+                code: 'chain-not-built',
+                detail: `gave up building a path after ${MAX_SIGNATURE_CHECKS} signature checks (${certs.length} certificates presented)`,
+            },
+        }
     }
     if (failure === undefined) {
-        const named = matchedPresented.map((i) => `${recordBrief(presentedAnchor(i) as TlsaRecord)} matches ${subjectOf(certs[i])} at position ${i}`);
+        const named = matchedPresented.map((i) => `${recordBrief(presentedAnchor(i) as TlsaRecord)} matches ${subjectOf(certs[i])} at position ${i}`)
         if (matchedPresented.length > 0 || incomplete) {
-            const what = named.length ? named.join('; ') : `anchor(s) ${externals.map((e) => recordBrief(e.record)).join(', ')} given in DNS`;
-            failure = { code: 'chain-not-built', detail: `no path from the leaf to the trust anchor: ${what}${incomplete ? '; an issuer is missing from the presented chain' : ''}` };
+            const what = named.length ? named.join('; ') : `anchor(s) ${externals.map((e) => recordBrief(e.record)).join(', ')} given in DNS`
+            failure = {
+                code: 'chain-not-built',
+                detail: `no path from the leaf to the trust anchor: ${what}${incomplete ? '; an issuer is missing from the presented chain' : ''}`,
+            }
         } else {
-            failure = { code: 'no-match', detail: `no presented certificate is signed by ${externals.map((e) => recordBrief(e.record)).join(', ')}` };
+            failure = { code: 'no-match', detail: `no presented certificate is signed by ${externals.map((e) => recordBrief(e.record)).join(', ')}` }
         }
     }
-    if (notes.length) failure = { ...failure, detail: `${failure.detail}; ${notes.join('; ')}` };
-    return { fail: failure };
+    if (notes.length) failure = { ...failure, detail: `${failure.detail}; ${notes.join('; ')}` }
+    return { fail: failure }
 }
 
 function verifyInner(input: VerifyInput): VerifyResult {
     // RFC 7671 9 / RFC 7672 2.2: usable records, strongest digest per usage+selector
-    const records = strongestDigests(Array.isArray(input.records) ? input.records : []);
-    const usable = records.length;
+    const records = strongestDigests(Array.isArray(input.records) ? input.records : [])
+    const usable = records.length
     if (usable === 0) {
-        const all = Array.isArray(input.records) ? input.records : [];
-        const why = all.slice(0, 4).map((r) => `${recordBrief(r)}: ${unusableReason(r) ?? 'usable'}`);
-        const more = all.length > 4 ? `; and ${all.length - 4} more` : '';
-        return { authenticated: false, usable, failure: { code: 'no-usable-records', detail: `${all.length} record(s), none usable${why.length ? `: ${why.join('; ')}` : ''}${more}` } };
+        const all = Array.isArray(input.records) ? input.records : []
+        const why = all.slice(0, 4).map((r) => `${recordBrief(r)}: ${unusableReason(r) ?? 'usable'}`)
+        const more = all.length > 4 ? `; and ${all.length - 4} more` : ''
+        return {
+            authenticated: false,
+            usable,
+            failure: { code: 'no-usable-records', detail: `${all.length} record(s), none usable${why.length ? `: ${why.join('; ')}` : ''}${more}` },
+        }
     }
 
-    const chain = Array.isArray(input.chain) ? parseChain(input.chain) : input.chain;
+    const chain = Array.isArray(input.chain) ? parseChain(input.chain) : input.chain
     if (!chain || !Array.isArray(chain.certs)) {
-        return { authenticated: false, usable, failure: { code: 'bad-certificate', detail: 'no parsed chain' } };
+        return { authenticated: false, usable, failure: { code: 'bad-certificate', detail: 'no parsed chain' } }
     }
-    if (chain.error !== undefined) return { authenticated: false, usable, failure: { code: 'bad-certificate', detail: chain.error } };
-    if (chain.certs.length === 0) return { authenticated: false, usable, failure: { code: 'empty-chain', detail: 'the server presented no certificate' } };
+    if (chain.error !== undefined) return { authenticated: false, usable, failure: { code: 'bad-certificate', detail: chain.error } }
+    if (chain.certs.length === 0) return { authenticated: false, usable, failure: { code: 'empty-chain', detail: 'the server presented no certificate' } }
 
-    const now = input.now ?? new Date();
-    const matcher = new Matcher(chain.certs);
+    const now = input.now ?? new Date()
+    const matcher = new Matcher(chain.certs)
 
     // RFC 7672 3.1.1: DANE-EE(3) matches the leaf only; names, dates and the rest of the chain are ignored
-    const eeRecords = records.filter((r) => r.usage === USAGE.DANE_EE);
+    const eeRecords = records.filter((r) => r.usage === USAGE.DANE_EE)
     for (const record of eeRecords) {
-        if (matcher.matches(0, record)) return { authenticated: true, usable, match: { record, depth: 0 } };
+        if (matcher.matches(0, record)) return { authenticated: true, usable, match: { record, depth: 0 } }
     }
 
-    const taRecords = records.filter((r) => r.usage === USAGE.DANE_TA);
+    const taRecords = records.filter((r) => r.usage === USAGE.DANE_TA)
     let failure: Failure = {
         code: 'no-match',
         detail: `leaf ${subjectOf(chain.certs[0])} matches none of ${eeRecords.length} DANE-EE record(s)`,
-    };
-    if (taRecords.length > 0) {
-        const ta = verifyTrustAnchor(chain, matcher, taRecords, input, now);
-        if ('ok' in ta) {
-            const { record, depth, anchor, matchedName } = ta.ok;
-            const result: VerifyResult = { authenticated: true, usable, match: { record, depth, anchor } };
-            if (matchedName !== undefined) result.matchedName = matchedName;
-            return result;
-        }
-        failure = eeRecords.length > 0 && ta.fail.code === 'no-match' ? { code: 'no-match', detail: `${failure.detail}; ${ta.fail.detail}` } : ta.fail;
     }
-    return { authenticated: false, usable, failure };
+    if (taRecords.length > 0) {
+        const ta = verifyTrustAnchor(chain, matcher, taRecords, input, now)
+        if ('ok' in ta) {
+            const { record, depth, anchor, matchedName } = ta.ok
+            const result: VerifyResult = { authenticated: true, usable, match: { record, depth, anchor } }
+            if (matchedName !== undefined) result.matchedName = matchedName
+            return result
+        }
+        failure = eeRecords.length > 0 && ta.fail.code === 'no-match' ? { code: 'no-match', detail: `${failure.detail}; ${ta.fail.detail}` } : ta.fail
+    }
+    return { authenticated: false, usable, failure }
 }
 
 // RFC 7672 3: one matching usable record authenticates the peer (RFC 6698 2.1, RFC 7671 5)
 export function verifyChain(input: VerifyInput): VerifyResult {
     try {
-        return verifyInner(input);
+        return verifyInner(input)
     } catch (e) {
-        let usable = 0;
+        let usable = 0
         try {
-            usable = strongestDigests(input.records).length;
+            usable = strongestDigests(input.records).length
         } catch {
             /* keep 0 */
         }
-        return { authenticated: false, usable, failure: { code: 'bad-certificate', detail: `verification error: ${errorText(e)}` } };
+        return { authenticated: false, usable, failure: { code: 'bad-certificate', detail: `verification error: ${errorText(e)}` } }
     }
 }

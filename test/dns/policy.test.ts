@@ -193,7 +193,7 @@ describe('policy engine against the real world (C4–C12)', function () {
         assert.equal(host(d, 'mx.dane.p.test').mode, 'dane')
     })
 
-    it('C4: a bogus MX RRset defers (no fall back to the domain\'s addresses)', async () => {
+    it("C4: a bogus MX RRset defers (no fall back to the domain's addresses)", async () => {
         const d = await decide('bogusmx.p.test', lookup)
         assert.equal(d.action, 'defer')
         assert.equal(d.hosts.length, 0)
@@ -256,7 +256,7 @@ describe('policy engine against the real world (C4–C12)', function () {
         assert.match(h.reason, /no usable record/)
     })
 
-    it('C8: a CNAME\'d host uses the TLSA RRset of the expanded name first; both names are reference identifiers', async () => {
+    it("C8: a CNAME'd host uses the TLSA RRset of the expanded name first; both names are reference identifiers", async () => {
         const h = host(await decide('cname1.p.test', lookup), 'mx.cname1.p.test')
         assert.equal(h.cname, 'target1.p.test')
         assert.equal(h.tlsaBase, 'target1.p.test')
@@ -264,7 +264,7 @@ describe('policy engine against the real world (C4–C12)', function () {
         assert.equal(h.tlsa.records[0].text, ee.toLowerCase())
     })
 
-    it('C8: with no TLSA at the expanded name, the original name\'s TLSA RRset is used', async () => {
+    it("C8: with no TLSA at the expanded name, the original name's TLSA RRset is used", async () => {
         const h = host(await decide('cname2.p.test', lookup), 'mx.cname2.p.test')
         assert.equal(h.tlsaBase, 'mx.cname2.p.test')
         assert.equal(h.mode, 'dane')
@@ -315,7 +315,7 @@ describe('policy engine against the real world (C4–C12)', function () {
         assert.match(h.reason, /AAAA lookup for mx\.v4\.p\.test failed \(servfail\)/)
     })
 
-    it('C8: a TLSA owner under a DNAME (a DNAME\'d _tcp label) is secure when every step is', async () => {
+    it("C8: a TLSA owner under a DNAME (a DNAME'd _tcp label) is secure when every step is", async () => {
         const h = host(await decide('dname.p.test', lookup), 'mx.dname.p.test')
         assert.equal(h.mode, 'dane')
         assert.equal(h.tlsaBase, 'mx.dname.p.test', 'the base domain is the MX host, not the DNAME target')
@@ -356,7 +356,11 @@ describe('policy engine against the real world (C4–C12)', function () {
     })
 
     it('C21: may, encrypt and none look up no TLSA and set the mode for every host', async () => {
-        for (const [policy, mode] of [['may', 'opportunistic'], ['encrypt', 'encrypt'], ['none', 'plaintext']] as const) {
+        for (const [policy, mode] of [
+            ['may', 'opportunistic'],
+            ['encrypt', 'encrypt'],
+            ['none', 'plaintext'],
+        ] as const) {
             const h = host(await decide('tlsabogus.p.test', lookup, { policy }), 'mx.tlsabogus.p.test')
             assert.equal(h.mode, mode, policy)
             assert.equal(h.tlsa.state, 'not-looked-up', policy)

@@ -132,7 +132,10 @@ describe('haraka-dane command line, against the test world', function () {
     it('C9, C25: check nostarttls.dane.test: CRITICAL, starttls-not-supported', async () => {
         const r = await check('nostarttls.dane.test')
         assert.equal(r.code, 2, r.stdout + r.stderr)
-        assert.match(firstLine(r), /^DANE CRITICAL - nostarttls\.dane\.test: mx\.nostarttls\.dane\.test \[127\.0\.0\.17\] does not offer STARTTLS.*\(starttls-not-supported\)/)
+        assert.match(
+            firstLine(r),
+            /^DANE CRITICAL - nostarttls\.dane\.test: mx\.nostarttls\.dane\.test \[127\.0\.0\.17\] does not offer STARTTLS.*\(starttls-not-supported\)/,
+        )
         assert.match(r.stdout, /STARTTLS: NOT offered/)
     })
 
@@ -164,7 +167,12 @@ describe('haraka-dane command line, against the test world', function () {
         const j = JSON.parse(r.stdout) as {
             exitCode: number
             decision: { action: string; hosts: { name: string; mode: string; tlsa: { records: { text: string; usable: boolean }[] } }[] }
-            probes: { host: string; address: string; startTlsOffered: boolean; verify: { authenticated: boolean; failure: { code: string; resultType: string } } }[]
+            probes: {
+                host: string
+                address: string
+                startTlsOffered: boolean
+                verify: { authenticated: boolean; failure: { code: string; resultType: string } }
+            }[]
             verdict: { status: string; summary: string }
         }
         assert.equal(j.exitCode, 2)

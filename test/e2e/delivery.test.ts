@@ -7,7 +7,6 @@ import { Haraka } from '../world/haraka'
 import { readDaneLog, DaneLogLine } from '../world/dane-log'
 import { startScenarioWorld, ScenarioWorld, allbadFixed, worldDaneIni } from '../world/scenarios'
 
-
 describe('end to end: Haraka + haraka-plugin-dane + the test world', function () {
     this.timeout(120000)
     let world: ScenarioWorld
@@ -70,7 +69,7 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         assert.equal(received('ta')[0].servername, 'mx.ta.dane.test')
     })
 
-    it('C8, C19: CNAME\'d MX host verified at the expanded name, SNI is the expanded name', () => {
+    it("C8, C19: CNAME'd MX host verified at the expanded name, SNI is the expanded name", () => {
         assert.equal(outcomeOf('cname.dane.test'), 'delivered')
         const got = received('cname')
         assert.equal(got.length, 1)
@@ -80,7 +79,10 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
     })
 
     const attemptsOf = (domain: string, outcome: string) => linesFor(domain).filter((l) => l.event === 'attempt' && l.outcome === outcome)
-    const decisionHost = (domain: string, mx: string) => linesFor(domain).find((l) => l.event === 'decision')!.hosts!.find((h) => h.mx_host === mx)!
+    const decisionHost = (domain: string, mx: string) =>
+        linesFor(domain)
+            .find((l) => l.event === 'decision')!
+            .hosts!.find((h) => h.mx_host === mx)!
     const stillQueued = (domain: string) => haraka.queuedIds().some((id) => id.startsWith(queueIds.get(domain)!))
 
     it('C8, C19: a secure CNAME to a host in an unsigned zone is verified with the TLSA record at the original name; SNI the original name', () => {
@@ -196,7 +198,7 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         assert.equal(failed.result_type, 'validation-failure')
     })
 
-    it('C10: without DANE, Haraka\'s own opportunistic behaviour is untouched (a TLS failure is marked and deferred)', () => {
+    it("C10: without DANE, Haraka's own opportunistic behaviour is untouched (a TLS failure is marked and deferred)", () => {
         assert.equal(outcomeOf('broken.insecure.test'), 'deferred')
         assert.ok(world.redis.noTlsMarks().includes('127.0.0.29'))
     })
@@ -219,7 +221,7 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         assert.match(failed.reason ?? '', /sent \d+ more character\(s\) after its STARTTLS reply, before the TLS handshake \(response injection\)/)
     })
 
-    it('C14: Haraka\'s own force_tls_hosts (PKIX) does not override DANE-EE on the same host', () => {
+    it("C14: Haraka's own force_tls_hosts (PKIX) does not override DANE-EE on the same host", () => {
         assert.equal(outcomeOf('ee.dane.test'), 'delivered')
         assert.doesNotMatch(haraka.log(), /Host failed TLS verification required by configuration/)
     })
@@ -228,7 +230,20 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         const marks = world.redis.noTlsMarks()
         // the mechanism is live: the insecure host with broken TLS was marked by Haraka itself
         assert.ok(marks.includes('127.0.0.29'), `marks: ${marks}`)
-        for (const daneFailed of ['127.0.0.13', '127.0.0.15', '127.0.0.16', '127.0.0.17', '127.0.0.22', '127.0.0.24', '127.0.0.26', '127.0.0.32', '127.0.0.36', '127.0.0.37', '127.0.0.38', '127.0.0.39']) {
+        for (const daneFailed of [
+            '127.0.0.13',
+            '127.0.0.15',
+            '127.0.0.16',
+            '127.0.0.17',
+            '127.0.0.22',
+            '127.0.0.24',
+            '127.0.0.26',
+            '127.0.0.32',
+            '127.0.0.36',
+            '127.0.0.37',
+            '127.0.0.38',
+            '127.0.0.39',
+        ]) {
             assert.ok(!marks.includes(daneFailed), `${daneFailed} marked: ${marks}`)
         }
     })
@@ -244,7 +259,10 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         assert.ok(world.listeners.get('nostarttls')!.connections.length >= 1, 'it was connected to')
         const failed = linesFor('nostarttls.dane.test').find((l) => l.event === 'attempt' && l.outcome === 'failed')!
         assert.equal(failed.result_type, 'starttls-not-supported')
-        assert.ok(haraka.queuedIds().some((id) => id.startsWith(queueIds.get('nostarttls.dane.test')!)), 'still queued')
+        assert.ok(
+            haraka.queuedIds().some((id) => id.startsWith(queueIds.get('nostarttls.dane.test')!)),
+            'still queued',
+        )
     })
 
     it('C11: TLSA SERVFAIL on every host → deferred without connecting', () => {
@@ -257,7 +275,7 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         assert.equal(final.outcome, 'deferred')
     })
 
-    it('C4: a bogus MX RRset defers and never falls back to the domain\'s addresses', () => {
+    it("C4: a bogus MX RRset defers and never falls back to the domain's addresses", () => {
         assert.equal(outcomeOf('bogusmx.dane.test'), 'deferred')
         const d = linesFor('bogusmx.dane.test').find((l) => l.event === 'decision')!
         assert.equal(d.action, 'defer')
@@ -288,8 +306,14 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
     it('C24: every attempt and final outcome is one JSON line with the queue id', () => {
         for (const s of world.scenarios) {
             const lines = linesFor(s.domain)
-            assert.ok(lines.some((l) => l.event === 'decision'), `${s.domain}: decision line`)
-            assert.ok(lines.some((l) => l.event === 'final'), `${s.domain}: final line`)
+            assert.ok(
+                lines.some((l) => l.event === 'decision'),
+                `${s.domain}: decision line`,
+            )
+            assert.ok(
+                lines.some((l) => l.event === 'final'),
+                `${s.domain}: final line`,
+            )
             for (const l of lines) assert.ok(l.queue_id && queueIds.get(s.domain)!.startsWith(l.queue_id.split('.')[0]), `${s.domain}: queue id on ${l.event}`)
         }
     })
@@ -298,7 +322,10 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         const qid = queueIds.get('allbad.dane.test')!
         assert.equal(outcomeOf('allbad.dane.test'), 'deferred')
         assert.equal(received('allbad1').length + received('allbad2').length, 0)
-        assert.ok(haraka.queuedIds().some((id) => id.startsWith(qid)), 'message is still in the queue')
+        assert.ok(
+            haraka.queuedIds().some((id) => id.startsWith(qid)),
+            'message is still in the queue',
+        )
         const attempts = linesFor('allbad.dane.test').filter((l) => l.event === 'attempt' && l.outcome === 'failed')
         assert.deepEqual(attempts.map((a) => a.mx_host).sort(), ['mx1.allbad.dane.test', 'mx2.allbad.dane.test'])
 

@@ -21,7 +21,8 @@ describe('faults and bounds with a real Haraka (C29, C30)', function () {
     const goodRx = new Listener({ address: GOOD, certChainPem: good.pem, keyPem: good.keyPem })
     const wrongRx = new Listener({ address: WRONG, certChainPem: wrong.pem, keyPem: wrong.keyPem })
     const harakas: Haraka[] = []
-    const ini = (log: string, extra = '') => `[resolver]\naddress=${dns.resolverAddress}\nport=${dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${log}\n${extra}`
+    const ini = (log: string, extra = '') =>
+        `[resolver]\naddress=${dns.resolverAddress}\nport=${dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${log}\n${extra}`
 
     async function deliverAll(h: Haraka, to: string[]): Promise<string[]> {
         const ids: string[] = []
@@ -47,7 +48,11 @@ describe('faults and bounds with a real Haraka (C29, C30)', function () {
                     `_25._tcp.mx1.fallback TLSA ${tlsaText(good, 3, 1, 1)}`,
                     `_25._tcp.mx2.fallback TLSA ${tlsaText(good, 3, 1, 1)}`,
                     // C30: forty MX hosts; only the first ten are looked up
-                    ...Array.from({ length: 40 }, (_, i) => [`many MX ${i} mx${i}.many`, `mx${i}.many A ${i === 0 ? GOOD : `127.0.3.${100 + i}`}`, `_25._tcp.mx${i}.many TLSA ${tlsaText(good, 3, 1, 1)}`]).flat(),
+                    ...Array.from({ length: 40 }, (_, i) => [
+                        `many MX ${i} mx${i}.many`,
+                        `mx${i}.many A ${i === 0 ? GOOD : `127.0.3.${100 + i}`}`,
+                        `_25._tcp.mx${i}.many TLSA ${tlsaText(good, 3, 1, 1)}`,
+                    ]).flat(),
                 ],
             },
         ])
@@ -73,7 +78,10 @@ describe('faults and bounds with a real Haraka (C29, C30)', function () {
         const before = goodRx.received.length
         assert.deepEqual(await deliverAll(h, ['a@ee.faults.test', 'b@fallback.faults.test', 'c@ee.faults.test']), ['delivered', 'delivered', 'delivered'])
         assert.equal(goodRx.received.length - before, 3)
-        assert.ok(goodRx.received.slice(before).every((r) => r.secure && r.servername?.startsWith('mx')), 'over TLS, to the DANE host')
+        assert.ok(
+            goodRx.received.slice(before).every((r) => r.secure && r.servername?.startsWith('mx')),
+            'over TLS, to the DANE host',
+        )
         assert.equal(wrongRx.received.length, 0, 'never to the host with the wrong key')
         const told = h.log().match(/the delivery log \/dev\/full cannot be written \(ENOSPC\)/g) ?? []
         assert.equal(told.length, 1, h.logTail())
@@ -105,12 +113,18 @@ describe('faults and bounds with a real Haraka (C29, C30)', function () {
         await sleep(1000) // both workers listening
         const to = Array.from({ length: 16 }, (_, i) => (i % 4 < 2 ? `c${i}@ee.faults.test` : `c${i}@fallback.faults.test`))
         const before = goodRx.received.length
-        assert.deepEqual(await deliverAll(h, to), to.map(() => 'delivered'))
+        assert.deepEqual(
+            await deliverAll(h, to),
+            to.map(() => 'delivered'),
+        )
         assert.equal(goodRx.received.length - before, 16)
         assert.equal(wrongRx.received.length, 0)
         const finals = readDaneLog(log).filter((l) => l.event === 'final')
         assert.equal(finals.length, 16)
-        assert.ok(finals.every((l) => l.tls === 'verified'), JSON.stringify(finals.map((l) => l.tls)))
+        assert.ok(
+            finals.every((l) => l.tls === 'verified'),
+            JSON.stringify(finals.map((l) => l.tls)),
+        )
         const pids = new Set(finals.map((l) => l.pid))
         assert.equal(pids.size, 2, `verified deliveries made by workers ${[...pids].join(', ')}`)
         const failed = readDaneLog(log).filter((l) => l.event === 'attempt' && l.outcome === 'failed')

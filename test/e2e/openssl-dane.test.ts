@@ -117,7 +117,7 @@ const cases: Case[] = [
     },
     {
         id: '3',
-        title: 'pathLenConstraint 0 on the anchor itself (2 0 1 of it), a sub-CA below: rejected, the anchor\'s pathLen applies',
+        title: "pathLenConstraint 0 on the anchor itself (2 0 1 of it), a sub-CA below: rejected, the anchor's pathLen applies",
         build: () => {
             const c = pathLenChain()
             return { chain: [c.leaf, c.subca, c.inter, c.root], rr: tlsaText(c.inter, 2, 0, 1) }
@@ -199,7 +199,7 @@ const cases: Case[] = [
     },
     {
         id: '11b',
-        title: 'intermediate extKeyUsage clientAuth only, the intermediate itself the anchor (2 1 1): rejected, the anchor\'s EKU applies',
+        title: "intermediate extKeyUsage clientAuth only, the intermediate itself the anchor (2 1 1): rejected, the anchor's EKU applies",
         build: () => {
             const c = twoLevel({ extKeyUsage: ['clientAuth'] })
             return { chain: [c.leaf, c.inter], rr: tlsaText(c.inter, 2, 1, 1) }
@@ -262,7 +262,7 @@ const cases: Case[] = [
     },
     {
         id: '16',
-        title: 'expired intermediate that is the anchor (2 0 1 of it): accepted, the anchor\'s dates are not checked',
+        title: "expired intermediate that is the anchor (2 0 1 of it): accepted, the anchor's dates are not checked",
         build: () => {
             const c = twoLevel(expired)
             return { chain: [c.leaf, c.inter], rr: tlsaText(c.inter, 2, 0, 1) }

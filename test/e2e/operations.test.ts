@@ -8,7 +8,6 @@ import { readDaneLog, DaneLogLine } from '../world/dane-log'
 import { startScenarioWorld, ScenarioWorld, worldDaneIni } from '../world/scenarios'
 import { sleep } from '../world/procs'
 
-
 describe('operating it: overrides, exceptions and configuration errors with a real Haraka', function () {
     this.timeout(120000)
     let world: ScenarioWorld

@@ -116,7 +116,11 @@ describe('the STARTTLS session guard against hostile receivers (real Haraka)', f
             if (h.insecure) {
                 zone.push(`mx2.${h.label} A ${HONEST_PLAIN}`)
             } else {
-                zone.push(`_25._tcp.mx1.${h.label} TLSA ${tlsaText(hostileCert, 3, 1, 1)}`, `mx2.${h.label} A ${HONEST}`, `_25._tcp.mx2.${h.label} TLSA ${tlsaText(honestCert, 3, 1, 1)}`)
+                zone.push(
+                    `_25._tcp.mx1.${h.label} TLSA ${tlsaText(hostileCert, 3, 1, 1)}`,
+                    `mx2.${h.label} A ${HONEST}`,
+                    `_25._tcp.mx2.${h.label} TLSA ${tlsaText(honestCert, 3, 1, 1)}`,
+                )
             }
         })
         await dns.start([
@@ -126,7 +130,10 @@ describe('the STARTTLS session guard against hostile receivers (real Haraka)', f
         for (const l of [...listeners.values(), honest, honestPlain]) await l.start()
         haraka = new Haraka({ withDane: true })
         daneLog = path.join(haraka.dir, 'dane.jsonl')
-        haraka.writeConfigFile('dane.ini', `[resolver]\naddress=${dns.resolverAddress}\nport=${dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${daneLog}\n`)
+        haraka.writeConfigFile(
+            'dane.ini',
+            `[resolver]\naddress=${dns.resolverAddress}\nport=${dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${daneLog}\n`,
+        )
         await haraka.start()
         for (const h of hostile) {
             const domain = `${h.label}.${h.insecure ? 'plainguard' : 'guard'}.test`

@@ -239,7 +239,11 @@ async function main(): Promise<number> {
 
         for (const r of results) {
             if (!(r.s.finger || fingerAll)) continue
-            const f = await pf.inNamespaceAsync('posttls-finger', ['-c', '-t', '10', '-T', '30', '-l', 'dane', '-L', 'summary,certmatch,verbose,debug', r.s.domain], 90000)
+            const f = await pf.inNamespaceAsync(
+                'posttls-finger',
+                ['-c', '-t', '10', '-T', '30', '-l', 'dane', '-L', 'summary,certmatch,verbose,debug', r.s.domain],
+                90000,
+            )
             r.finger = f.out.split('\n').filter(Boolean)
         }
 

@@ -120,9 +120,11 @@ export class PostfixInstance {
             notify_classes: '',
             ...this.opts.main,
         }
-        return Object.entries(m)
-            .map(([k, v]) => `${k} = ${v}`)
-            .join('\n') + '\n'
+        return (
+            Object.entries(m)
+                .map(([k, v]) => `${k} = ${v}`)
+                .join('\n') + '\n'
+        )
     }
 
     private masterCf(): string {
@@ -162,7 +164,18 @@ export class PostfixInstance {
     async start(): Promise<void> {
         const r = spawnSync(
             'unshare',
-            ['-m', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$1" /etc/resolv.conf && exec postfix -c "$2" start', 'sh', this.resolvConf, this.etc],
+            [
+                '-m',
+                '--propagation',
+                'private',
+                '--',
+                'sh',
+                '-c',
+                'mount --bind "$1" /etc/resolv.conf && exec postfix -c "$2" start',
+                'sh',
+                this.resolvConf,
+                this.etc,
+            ],
             { encoding: 'utf8', env: this.env, timeout: 60000 },
         )
         this.started = true

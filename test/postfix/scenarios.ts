@@ -105,7 +105,10 @@ export const scenarioTable: Maker[] = [
                 [SIGNED]: ['cu MX 10 smtp.cu', 'smtp.cu CNAME smtp.u.test.', `_25._tcp.smtp.cu TLSA ${tlsa(key, 3, 1, 1)}`],
                 [UNSIGNED]: [`smtp A ${addr(11)}`],
             },
-            probes: [['smtp.cu.s.test', 'A'], ['_25._tcp.smtp.cu.s.test', 'TLSA']],
+            probes: [
+                ['smtp.cu.s.test', 'A'],
+                ['_25._tcp.smtp.cu.s.test', 'TLSA'],
+            ],
             postfix: { args: ['-v'] }, // -v: Postfix logs its DNS lookups
             expect: { outcome: 'delivered', listener: addr(11), tls: 'Verified', sni: 'smtp.cu.s.test' },
             note: 'expectation from the issue',
@@ -168,7 +171,11 @@ export const scenarioTable: Maker[] = [
             listeners: [{ address: addr(15), chain: [key] }],
             records: { [SIGNED]: ['v4 MX 10 mx.v4', `mx.v4 A ${addr(15)}`, `_25._tcp.mx.v4 TLSA ${tlsa(key, 3, 1, 1)}`] },
             tamper: { [SIGNED]: [{ owner: 'mx.v4', type: 'NSEC', rdata: 'zz.mx.v4.s.test. A MX RRSIG NSEC' }] },
-            probes: [['mx.v4.s.test', 'AAAA'], ['mx.v4.s.test', 'A'], ['_25._tcp.mx.v4.s.test', 'TLSA']],
+            probes: [
+                ['mx.v4.s.test', 'AAAA'],
+                ['mx.v4.s.test', 'A'],
+                ['_25._tcp.mx.v4.s.test', 'TLSA'],
+            ],
             expect: { outcome: 'delivered', listener: addr(15), tls: 'Verified', sni: 'mx.v4.s.test' },
         }
     },
@@ -319,7 +326,10 @@ export const scenarioTable: Maker[] = [
             records: { [SIGNED]: ['v4all MX 10 mx.v4all', `mx.v4all A ${addr(31)}`, `_25._tcp.mx.v4all TLSA ${tlsa(key, 3, 1, 1)}`] },
             tamper: { [SIGNED]: [{ owner: 'mx.v4all', type: 'NSEC', rdata: 'zz.mx.v4all.s.test. A MX RRSIG NSEC' }] },
             postfix: { overrides: { inet_protocols: 'all' }, args: ['-v'] }, // -v: Postfix logs its DNS lookups
-            probes: [['mx.v4all.s.test', 'AAAA'], ['mx.v4all.s.test', 'A']],
+            probes: [
+                ['mx.v4all.s.test', 'AAAA'],
+                ['mx.v4all.s.test', 'A'],
+            ],
             expect: { outcome: 'delivered', listener: addr(31), tls: 'Verified', sni: 'mx.v4all.s.test' },
         }
     },
@@ -334,7 +344,10 @@ export const scenarioTable: Maker[] = [
                 [SIGNED]: ['v4aaaa MX 10 mx.v4aaaa', `mx.v4aaaa A ${addr(32)}`, 'mx.v4aaaa AAAA fd00:5::1', `_25._tcp.mx.v4aaaa TLSA ${tlsa(key, 3, 1, 1)}`],
             },
             tamper: { [SIGNED]: [{ owner: 'mx.v4aaaa', type: 'AAAA', rdata: 'fd00:5::2' }] },
-            probes: [['mx.v4aaaa.s.test', 'AAAA'], ['mx.v4aaaa.s.test', 'A']],
+            probes: [
+                ['mx.v4aaaa.s.test', 'AAAA'],
+                ['mx.v4aaaa.s.test', 'A'],
+            ],
             expect: { outcome: 'delivered', listener: addr(32), tls: 'Verified', sni: 'mx.v4aaaa.s.test' },
         }
     },

@@ -113,7 +113,12 @@ async function main(): Promise<number> {
     const dns = new DnsWorld({ nsdAddress: `${NET}.52`, resolverAddress: `${NET}.53` })
     const proxy = new DnsProxy(PROXY, 53, { address: `${NET}.53`, port: 53 })
     const harakas: Haraka[] = []
-    const faults: Record<string, number> = { 'resolver slowed past the timeout': 0, 'unbound stopped and started': 0, 'receivers stopped and started': 0, 'Haraka restarted': 0 }
+    const faults: Record<string, number> = {
+        'resolver slowed past the timeout': 0,
+        'unbound stopped and started': 0,
+        'receivers stopped and started': 0,
+        'Haraka restarted': 0,
+    }
     const sent: Sent[] = []
     const tallies: Tally[] = []
     try {
@@ -228,7 +233,8 @@ async function main(): Promise<number> {
             // everything deliverable delivered, or three minutes passed
             const deliverable = mine.filter((s) => s.kind !== 'bogus')
             const deadline = Date.now() + 180000
-            const arrived = (): Set<string> => new Set(Object.values(listeners).flatMap((l) => l.received.map((r) => /soak-token: (\S+)/.exec(r.body)?.[1] ?? '')))
+            const arrived = (): Set<string> =>
+                new Set(Object.values(listeners).flatMap((l) => l.received.map((r) => /soak-token: (\S+)/.exec(r.body)?.[1] ?? '')))
             while (Date.now() < deadline) {
                 const got = arrived()
                 if (deliverable.every((s) => got.has(s.token))) break
@@ -256,10 +262,16 @@ async function main(): Promise<number> {
     }, zero())
     const row = (name: string, t: Tally): string =>
         `${name.padEnd(16)}${[t.sent, t.deferredFirst, t.once, t.queued, t.queuedExpected, t.bounced, t.duplicates, t.corrupted, t.downgrades, t.lost].map((v) => String(v).padStart(13)).join('')}`
-    console.log(`${'round'.padEnd(16)}${['sent', 'deferred 1st', 'once', 'queued', 'of it bogus', 'bounced', 'duplicates', 'corrupted', 'downgrades', 'lost'].map((h) => h.padStart(13)).join('')}`)
+    console.log(
+        `${'round'.padEnd(16)}${['sent', 'deferred 1st', 'once', 'queued', 'of it bogus', 'bounced', 'duplicates', 'corrupted', 'downgrades', 'lost'].map((h) => h.padStart(13)).join('')}`,
+    )
     tallies.forEach((t, i) => console.log(row(`${i + 1} (nodes=${i === 0 ? 0 : 2})`, t)))
     console.log(row('all', total))
-    console.log(`faults injected: ${Object.entries(faults).map(([k, v]) => `${k} ×${v}`).join(', ')}`)
+    console.log(
+        `faults injected: ${Object.entries(faults)
+            .map(([k, v]) => `${k} ×${v}`)
+            .join(', ')}`,
+    )
     console.log(`${Math.round((Date.now() - started) / 1000)} s in all`)
     const ok = total.duplicates === 0 && total.corrupted === 0 && total.downgrades === 0 && total.lost === 0 && total.bounced === 0
     console.log(ok ? 'soak: no duplicate, no corruption, no downgrade, no bounce, nothing lost' : 'soak: FAILED')
@@ -283,8 +295,18 @@ function count(mine: Sent[], listeners: Record<string, Listener>, haraka: Haraka
         }
     }
     const queued = new Set(haraka.queuedIds())
-    const deferred = new Set(haraka.events().filter((e) => e.event === 'deferred').map((e) => e.queue_id.split('.')[0]))
-    const bounced = new Set(haraka.events().filter((e) => e.event === 'bounce').map((e) => e.queue_id.split('.')[0]))
+    const deferred = new Set(
+        haraka
+            .events()
+            .filter((e) => e.event === 'deferred')
+            .map((e) => e.queue_id.split('.')[0]),
+    )
+    const bounced = new Set(
+        haraka
+            .events()
+            .filter((e) => e.event === 'bounce')
+            .map((e) => e.queue_id.split('.')[0]),
+    )
     const finals = readDaneLog(log).filter((l) => l.event === 'final' && l.outcome === 'delivered')
     const unverified = new Set(finals.filter((l) => l.tls !== 'verified' && l.domain !== DOMAIN.insecure).map((l) => (l.queue_id ?? '').split('.')[0]))
     for (const s of mine) {

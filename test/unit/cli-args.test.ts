@@ -69,7 +69,15 @@ describe('cli: arguments', () => {
     })
 
     it('cli: unknown commands and options, missing arguments → 3 with usage on stderr, nothing on stdout', async () => {
-        for (const argv of [[], ['nope'], ['check'], ['check', 'a.test', '--frob'], ['tlsa', '--usage', '3'], ['rollover', 'a.test'], ['check', 'not a domain']]) {
+        for (const argv of [
+            [],
+            ['nope'],
+            ['check'],
+            ['check', 'a.test', '--frob'],
+            ['tlsa', '--usage', '3'],
+            ['rollover', 'a.test'],
+            ['check', 'not a domain'],
+        ]) {
             const c = capture()
             assert.equal(await main(argv, c.out), 3, argv.join(' '))
             assert.equal(c.stdout(), '')
@@ -151,9 +159,16 @@ describe('cli: check verdicts (pure)', () => {
     })
 
     it('C9: an encrypt host without STARTTLS → CRITICAL; an opportunistic one → OK with a note', () => {
-        const enc = checkVerdict(decision([host('mx.example.test', 'encrypt', [tlsaText(leaf, 1, 1, 1)], { tlsa: { state: 'secure', records: [tlsaFromText(tlsaText(leaf, 1, 1, 1))], usable: 0 } })]), {
-            'mx.example.test': [noTlsProbe()],
-        })
+        const enc = checkVerdict(
+            decision([
+                host('mx.example.test', 'encrypt', [tlsaText(leaf, 1, 1, 1)], {
+                    tlsa: { state: 'secure', records: [tlsaFromText(tlsaText(leaf, 1, 1, 1))], usable: 0 },
+                }),
+            ]),
+            {
+                'mx.example.test': [noTlsProbe()],
+            },
+        )
         assert.equal(enc.status, 'CRITICAL')
         assert.match(enc.summary, /does not offer STARTTLS; TLS is mandatory \(starttls-not-supported\)/)
         const opp = checkVerdict(decision([host('mx.example.test', 'opportunistic')], { mxSecure: false }), { 'mx.example.test': [noTlsProbe()] })
@@ -188,7 +203,9 @@ describe('cli: rollover verdicts (pure)', () => {
     const fresh = makeCertificate({ cn: 'mx.example.test', sans: ['mx.example.test'], issuer: root })
 
     it('cli: DANE-TA publishing the issuer covers a new leaf from the same CA; DANE-EE does not', () => {
-        const ta = rolloverVerdict(decision([host('mx.example.test', 'dane', [tlsaText(root, 2, 1, 1)])]), parseChain([fresh.der, root.der]), { '_25._tcp.mx.example.test': 300 })
+        const ta = rolloverVerdict(decision([host('mx.example.test', 'dane', [tlsaText(root, 2, 1, 1)])]), parseChain([fresh.der, root.der]), {
+            '_25._tcp.mx.example.test': 300,
+        })
         assert.equal(ta.exitCode, 0)
         assert.match(ta.advice[0], /2×TTL = 600 s/)
         const ee = rolloverVerdict(decision([host('mx.example.test', 'dane', [tlsaText(leaf, 3, 1, 1)])]), parseChain([fresh.der, root.der]), {})

@@ -23,7 +23,15 @@ describe('config (C1, C21–C23)', () => {
         )
         assert.deepEqual(r.errors, [])
         assert.equal(r.config!.policy, 'dane')
-        assert.deepEqual(r.config!.resolver, { address: '127.0.0.1', port: 53, timeoutMs: 2000, retries: 2, cacheSize: 10000, cacheMaxBytes: 33554432, trustNonLoopback: false })
+        assert.deepEqual(r.config!.resolver, {
+            address: '127.0.0.1',
+            port: 53,
+            timeoutMs: 2000,
+            retries: 2,
+            cacheSize: 10000,
+            cacheMaxBytes: 33554432,
+            trustNonLoopback: false,
+        })
         assert.deepEqual(r.config!.limits, { mxHosts: 10, addresses: 20 })
         assert.equal(r.config!.exceptions.size, 0)
     })
@@ -45,7 +53,10 @@ describe('config (C1, C21–C23)', () => {
     })
 
     it('C22: the exception list turns DANE enforcement into opportunistic TLS and says so', () => {
-        const cfg = ok('[domains]\nstrict.example=dane-only\nenc.example=encrypt\n', '# broken TLSA, ticket 42\nbroken.example\n.hosted.example  # all of them\nstrict.example\nenc.example\n')
+        const cfg = ok(
+            '[domains]\nstrict.example=dane-only\nenc.example=encrypt\n',
+            '# broken TLSA, ticket 42\nbroken.example\n.hosted.example  # all of them\nstrict.example\nenc.example\n',
+        )
         assert.deepEqual(policyFor(cfg, 'broken.example'), { policy: 'may', exception: true, matched: 'broken.example' })
         assert.equal(policyFor(cfg, 'a.hosted.example').exception, true)
         assert.equal(policyFor(cfg, 'hosted.example').exception, false, '.hosted.example covers subdomains only')

@@ -16,7 +16,8 @@ function testTitles(dir: string): string[] {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
         const p = path.join(dir, entry.name)
         if (entry.isDirectory()) out.push(...testTitles(p))
-        else if (entry.name.endsWith('.test.ts') && entry.name !== 'conformance.test.ts') out.push(...[...fs.readFileSync(p, 'utf8').matchAll(/\bit\(\s*(['"`])(.*?)\1/g)].map((m) => m[2]))
+        else if (entry.name.endsWith('.test.ts') && entry.name !== 'conformance.test.ts')
+            out.push(...[...fs.readFileSync(p, 'utf8').matchAll(/\bit\(\s*(['"`])(.*?)\1/g)].map((m) => m[2]))
     }
     return out
 }

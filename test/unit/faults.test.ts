@@ -12,7 +12,11 @@ describe('C29: a failing delivery log', () => {
     it('C29: writing to a full device never throws; the operator is told once, then at most once a minute, with the count', () => {
         const told: string[] = []
         let now = 1_000_000
-        const d = new SafeDestination('/dev/full', (m) => told.push(m), () => now)
+        const d = new SafeDestination(
+            '/dev/full',
+            (m) => told.push(m),
+            () => now,
+        )
         for (let i = 0; i < 5; i++) assert.equal(d.write('{"a":1}\n'), true)
         assert.equal(told.length, 1)
         assert.match(told[0], /the delivery log \/dev\/full cannot be written \(ENOSPC\); 1 line\(s\) lost so far\. Deliveries go on by policy/)
@@ -55,8 +59,10 @@ describe('C30: bounded work per destination', () => {
         return async (name: string, type: RRType): Promise<Answer> => {
             asked.push(`${name} ${type}`)
             const base = { name, type, secure: true, canonicalName: name, cnames: [], ttl: 60, rcode: 0 }
-            if (type === 'MX') return { ...base, status: 'ok', mx: Array.from({ length: n }, (_, i) => ({ preference: i, exchange: `mx${i}.hostile.example` })) }
-            if (type === 'A') return { ...base, status: 'ok', addresses: [`192.0.2.${(Number(/mx(\d+)/.exec(name)?.[1]) % 250) + 1}`, '198.51.100.1', '198.51.100.2'] }
+            if (type === 'MX')
+                return { ...base, status: 'ok', mx: Array.from({ length: n }, (_, i) => ({ preference: i, exchange: `mx${i}.hostile.example` })) }
+            if (type === 'A')
+                return { ...base, status: 'ok', addresses: [`192.0.2.${(Number(/mx(\d+)/.exec(name)?.[1]) % 250) + 1}`, '198.51.100.1', '198.51.100.2'] }
             if (type === 'TLSA') return { ...base, status: 'ok', tlsa: [Buffer.concat([Buffer.from([3, 1, 1]), Buffer.alloc(32, 1)])] }
             return { ...base, status: 'nodata' }
         }
@@ -66,21 +72,30 @@ describe('C30: bounded work per destination', () => {
         const asked: string[] = []
         const d = await decide('hostile.example', manyMx(2873, asked))
         assert.equal(d.hosts.length, 10)
-        assert.deepEqual(d.hosts.map((h) => h.name), Array.from({ length: 10 }, (_, i) => `mx${i}.hostile.example`))
+        assert.deepEqual(
+            d.hosts.map((h) => h.name),
+            Array.from({ length: 10 }, (_, i) => `mx${i}.hostile.example`),
+        )
         assert.ok(asked.length <= 1 + 10 * 3, `${asked.length} lookups`)
         assert.match(d.reason, /2863 more MX host\(s\) beyond the limit of 10 not considered/)
     })
 
     it('C30: at most the configured number of addresses in all, in MX order; a host left without any is not used', async () => {
         const d = await decide('hostile.example', manyMx(5, []), { limits: { mxHosts: 5, addresses: 4 } })
-        assert.deepEqual(d.hosts.map((h) => h.addresses.length), [3, 1, 0, 0, 0])
-        assert.deepEqual(d.hosts.map((h) => h.mode), ['dane', 'dane', 'skip', 'skip', 'skip'])
+        assert.deepEqual(
+            d.hosts.map((h) => h.addresses.length),
+            [3, 1, 0, 0, 0],
+        )
+        assert.deepEqual(
+            d.hosts.map((h) => h.mode),
+            ['dane', 'dane', 'skip', 'skip', 'skip'],
+        )
         assert.match(d.hosts[1].reason, /2 address\(es\) beyond the limit of 4 not used/)
         assert.match(d.hosts[2].reason, /the limit of 4 address\(es\) per destination was reached/)
         assert.equal(d.action, 'deliver')
     })
 
-    it('C30: one decision\'s log line stays bounded whatever the MX RRset holds', async () => {
+    it("C30: one decision's log line stays bounded whatever the MX RRset holds", async () => {
         const { decisionFields } = await import('../../lib/log')
         const d = await decide('hostile.example', manyMx(2873, []))
         const line = JSON.stringify(decisionFields(d, 'Q', 1))

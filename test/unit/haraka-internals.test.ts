@@ -8,10 +8,11 @@ import { loadHarakaInternals, installGlue, proveInternals, type HarakaInternals 
 import { dane_prove_internals } from '../../index'
 
 const harakaDir = path.dirname(require.resolve('Haraka/package.json'))
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- Haraka's own modules by path, as Haraka's haraka_require loads them
 const harakaRequire = (name: string): unknown => require(path.join(harakaDir, name))
 
 describe('Haraka internals (lib/haraka-tls)', () => {
-    it('C9: finds HMailItem, the client pool, the TLS NO-GO list and Haraka\'s own HarakaMx class', () => {
+    it("C9: finds HMailItem, the client pool, the TLS NO-GO list and Haraka's own HarakaMx class", () => {
         const h = loadHarakaInternals(harakaRequire)
         assert.match(h.version, /^3\.3\./)
         assert.equal(typeof h.HMailItem.prototype.try_deliver_host_on_socket, 'function')
@@ -29,12 +30,12 @@ describe('Haraka internals (lib/haraka-tls)', () => {
         assert.throws(() => loadHarakaInternals(broken), /Haraka internals it relies on are missing or changed: outbound\/client_pool\.get_client/)
     })
 
-    it('C9: refuses to start when Haraka\'s outbound module cannot be found at all', () => {
+    it("C9: refuses to start when Haraka's outbound module cannot be found at all", () => {
         assert.throws(() => loadHarakaInternals(() => ({ prototype: {} })), /cannot locate Haraka outbound\/hmail\.js/)
     })
 })
 
-describe('C28: fail closed when Haraka stops passing the plugin\'s objects through', () => {
+describe("C28: fail closed when Haraka stops passing the plugin's objects through", () => {
     const real = () => loadHarakaInternals(harakaRequire)
 
     it('C28: the real Haraka passes the proof by behaviour (HarakaMx keeps the object, resolve_mx_hosts passes it through)', async () => {
@@ -51,7 +52,10 @@ describe('C28: fail closed when Haraka stops passing the plugin\'s objects throu
                 Object.assign(this, o, { dane: undefined })
             }
         }
-        assert.match((await proveInternals({ ...h, HarakaMx: Copying as unknown as HarakaInternals['HarakaMx'] })) ?? '', /new HarakaMx\(mx\) no longer returns the same object/)
+        assert.match(
+            (await proveInternals({ ...h, HarakaMx: Copying as unknown as HarakaInternals['HarakaMx'] })) ?? '',
+            /new HarakaMx\(mx\) no longer returns the same object/,
+        )
         const copyingResolve: HarakaInternals['resolveMxHosts'] = async (mxs) => mxs.map((m) => ({ ...m, dane: undefined }))
         assert.match((await proveInternals({ ...h, resolveMxHosts: copyingResolve })) ?? '', /resolve_mx_hosts no longer passes an MX .* through unchanged/)
     })
@@ -98,7 +102,13 @@ describe('C28: fail closed when Haraka stops passing the plugin\'s objects throu
         assert.deepEqual(events, ['error: DANE: the MX for this message lost its DANE context; connection ended', 'destroy'])
         // a message the plugin did not route (another get_mx plugin answered) is left alone
         events.length = 0
-        fake.HMailItem.prototype.try_deliver_host_on_socket.call({ todo: { uuid: 'R', domain: 'example.org' } }, { exchange: '192.0.2.2' }, '192.0.2.2', 25, socket)
+        fake.HMailItem.prototype.try_deliver_host_on_socket.call(
+            { todo: { uuid: 'R', domain: 'example.org' } },
+            { exchange: '192.0.2.2' },
+            '192.0.2.2',
+            25,
+            socket,
+        )
         assert.deepEqual(events, [])
     })
 })

@@ -28,7 +28,7 @@ function fakePlugin(table: Record<string, Partial<Answer>>, asked: string[]) {
     }
     const noop = () => undefined
     return {
-        dane: { config: config!, resolver, logger: createLogger({ destination: "stderr", level: "silent" }), internals: { HarakaMx: FakeMx } },
+        dane: { config: config!, resolver, logger: createLogger({ destination: 'stderr', level: 'silent' }), internals: { HarakaMx: FakeMx } },
         logerror: noop,
         lognotice: noop,
         loginfo: noop,
@@ -50,7 +50,7 @@ function callHook(p: ReturnType<typeof fakePlugin>, domain: string): Promise<{ c
 const ok = (a: Partial<Answer>) => ({ status: 'ok' as const, secure: true, rcode: 0, ...a })
 
 describe('get_mx hook (index.ts)', () => {
-    it('C7, C9: OK with one HarakaMx per validated address, each carrying the host\'s DANE context', async () => {
+    it("C7, C9: OK with one HarakaMx per validated address, each carrying the host's DANE context", async () => {
         const asked: string[] = []
         const p = fakePlugin(
             {
@@ -96,7 +96,7 @@ describe('get_mx hook (index.ts)', () => {
         assert.equal(r.code, constants.denysoft)
     })
 
-    it('C4, C11: DNS slower than the plugin timeout → DENYSOFT just before Haraka\'s own timeout, with the reason', async () => {
+    it("C4, C11: DNS slower than the plugin timeout → DENYSOFT just before Haraka's own timeout, with the reason", async () => {
         const p = fakePlugin({}, []) as ReturnType<typeof fakePlugin> & { timeout: number }
         p.dane.resolver.lookup = () => new Promise<Answer>(() => undefined) // never answers
         p.timeout = 1.5

@@ -38,14 +38,23 @@ describe('policy engine, pure parts', () => {
             { preference: 10, exchange: 'b' },
         ]
         const seq = (vals: number[]) => () => vals.shift()!
-        assert.deepEqual(orderMxHosts(mx, seq([0.9, 0.1])).map((h) => h.name), ['b', 'a'])
-        assert.deepEqual(orderMxHosts(mx, seq([0.1, 0.9])).map((h) => h.name), ['a', 'b'])
+        assert.deepEqual(
+            orderMxHosts(mx, seq([0.9, 0.1])).map((h) => h.name),
+            ['b', 'a'],
+        )
+        assert.deepEqual(
+            orderMxHosts(mx, seq([0.1, 0.9])).map((h) => h.name),
+            ['a', 'b'],
+        )
     })
 
     it('C8: TLSA base domains: with secure addresses the expanded name first, then the MX name', async () => {
         const asked: string[] = []
         const none = scripted({}, asked)
-        assert.deepEqual(await tlsaBaseDomains('mx.example', { secure: true, cname: 'real.example' }, none), { kind: 'candidates', names: ['real.example', 'mx.example'] })
+        assert.deepEqual(await tlsaBaseDomains('mx.example', { secure: true, cname: 'real.example' }, none), {
+            kind: 'candidates',
+            names: ['real.example', 'mx.example'],
+        })
         assert.deepEqual(await tlsaBaseDomains('mx.example', { secure: true }, none), { kind: 'candidates', names: ['mx.example'] })
         assert.equal((await tlsaBaseDomains('mx.example', { secure: false }, none)).kind, 'none')
         assert.deepEqual(asked, [], 'no CNAME query when the addresses are secure or no CNAME was followed')
@@ -201,13 +210,21 @@ describe('policy engine, pure parts', () => {
         const d = await decide(
             'x.example',
             scripted({
-                'x.example MX': { mx: [{ preference: 0, exchange: '' }, { preference: 10, exchange: 'mx.x.example' }] },
+                'x.example MX': {
+                    mx: [
+                        { preference: 0, exchange: '' },
+                        { preference: 10, exchange: 'mx.x.example' },
+                    ],
+                },
                 'mx.x.example A': { addresses: ['192.0.2.1'], secure: false },
                 'mx.x.example AAAA': { status: 'nodata', secure: false },
             }),
         )
         assert.equal(d.action, 'deliver')
-        assert.deepEqual(d.hosts.map((h) => h.name), ['mx.x.example'])
+        assert.deepEqual(
+            d.hosts.map((h) => h.name),
+            ['mx.x.example'],
+        )
     })
 
     it('C5: an MX answer with no host names defers rather than guessing', async () => {

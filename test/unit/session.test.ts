@@ -1,7 +1,17 @@
 // Issue 10: the session guard (lib/session.ts) walked state by state with every class of input,
 // no sockets: its transition table is the specification of C9, C20, C24, C26, C27.
 import assert from 'node:assert/strict'
-import { SessionGuard, parseReplyLine, ReplyAssembler, offersStartTls, requirementOf, type Requirement, type SessionInput, type SessionState, type Verdict } from '../../lib/session'
+import {
+    SessionGuard,
+    parseReplyLine,
+    ReplyAssembler,
+    offersStartTls,
+    requirementOf,
+    type Requirement,
+    type SessionInput,
+    type SessionState,
+    type Verdict,
+} from '../../lib/session'
 
 const WHO = 'mx.example [192.0.2.1]'
 const EHLO_REPLY = ['250-mx.example\r\n', '250-STARTTLS\r\n', '250 8BITMIME\r\n']
@@ -92,7 +102,10 @@ describe('session guard: the transition table', () => {
     describe('greeting', () => {
         it('C27: a 220 greeting is taken; EHLO moves to ehlo', () => {
             const g = at('greeting')
-            assert.deepEqual(receive(g, '220-mx\r\n220 ESMTP\r\n').map((v) => v.action), ['allow', 'allow', 'allow'])
+            assert.deepEqual(
+                receive(g, '220-mx\r\n220 ESMTP\r\n').map((v) => v.action),
+                ['allow', 'allow', 'allow'],
+            )
             assert.equal(g.feed({ kind: 'write', text: 'EHLO me\r\n' }).action, 'allow')
             assert.equal(g.state, 'ehlo')
         })
@@ -107,7 +120,10 @@ describe('session guard: the transition table', () => {
             const g = at('greeting', 'opportunistic')
             const v = receive(g, '220-x\r\n'.repeat(101))
             failed(v[v.length - 1], /reply longer than 100 lines/)
-            failed(at('greeting').feed({ kind: 'chunk', text: 'x'.repeat(70 * 1024) }), /more than 65536 characters without ending a line waiting for the greeting/)
+            failed(
+                at('greeting').feed({ kind: 'chunk', text: 'x'.repeat(70 * 1024) }),
+                /more than 65536 characters without ending a line waiting for the greeting/,
+            )
         })
         it('C27: without mandatory TLS a bare code reaches Haraka as "220 " (Haraka would bounce on "220"); 4xx/5xx are Haraka\'s', () => {
             assert.deepEqual(receive(at('greeting', 'opportunistic'), '220\r\n')[1], { action: 'allow', line: '220 \r\n' })
@@ -170,7 +186,10 @@ describe('session guard: the transition table', () => {
     describe('starttls-sent', () => {
         it('C26: a 220 reply with nothing after it moves to handshaking', () => {
             const g = at('starttls-sent')
-            assert.deepEqual(receive(g, '220 go\r\n').map((v) => v.action), ['allow', 'allow'])
+            assert.deepEqual(
+                receive(g, '220 go\r\n').map((v) => v.action),
+                ['allow', 'allow'],
+            )
             assert.equal(g.state, 'handshaking')
         })
         it('C26: a whole line after the STARTTLS reply in the same chunk fails before Haraka reads the reply', () => {
@@ -185,7 +204,10 @@ describe('session guard: the transition table', () => {
         })
         it('C26: a multi-line STARTTLS reply is judged at its final line', () => {
             const g = at('starttls-sent')
-            assert.deepEqual(receive(g, '220-go\r\n220 ahead\r\n').map((v) => v.action), ['allow', 'allow', 'allow'])
+            assert.deepEqual(
+                receive(g, '220-go\r\n220 ahead\r\n').map((v) => v.action),
+                ['allow', 'allow', 'allow'],
+            )
             assert.equal(g.state, 'handshaking')
         })
         it('C27: a 3xx answer to STARTTLS fails (Haraka would defer the whole message on it)', () => {
@@ -213,14 +235,22 @@ describe('session guard: the transition table', () => {
             const g = at('handshaking')
             assert.equal(g.feed({ kind: 'handshake', ok: true }).action, 'allow')
             assert.equal(g.state, 'verified')
-            failed(at('handshaking').feed({ kind: 'handshake', ok: false, reason: 'DANE verification failed: no-match', resultType: 'validation-failure' }), /no-match/, 'validation-failure')
+            failed(
+                at('handshaking').feed({ kind: 'handshake', ok: false, reason: 'DANE verification failed: no-match', resultType: 'validation-failure' }),
+                /no-match/,
+                'validation-failure',
+            )
         })
         it('C24: a timeout, an error or a close during the handshake is a validation failure named by state', () => {
             failed(at('handshaking').feed({ kind: 'timeout' }), /timed out during the TLS handshake/, 'validation-failure')
-            failed(at('handshaking').feed({ kind: 'error', message: 'wrong version number' }), /TLS handshake with .* failed: wrong version number/, 'validation-failure')
+            failed(
+                at('handshaking').feed({ kind: 'error', message: 'wrong version number' }),
+                /TLS handshake with .* failed: wrong version number/,
+                'validation-failure',
+            )
             failed(at('handshaking').feed({ kind: 'close' }), /closed the connection during the TLS handshake/, 'validation-failure')
         })
-        it('C10: on an opportunistic host a handshake error stays Haraka\'s own (it marks the host, retries)', () => {
+        it("C10: on an opportunistic host a handshake error stays Haraka's own (it marks the host, retries)", () => {
             assert.equal(at('handshaking', 'opportunistic').feed({ kind: 'error', message: 'bad' }).action, 'allow')
         })
     })
@@ -228,14 +258,16 @@ describe('session guard: the transition table', () => {
     describe('verified', () => {
         it('C9: after TLS every command and the message body pass; replies are only checked for form', () => {
             const g = at('verified')
-            for (const text of ['EHLO me\r\n', 'MAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\n', 'DATA\r\n', 'a body line\r\n.\r\n']) assert.equal(g.feed({ kind: 'write', text }).action, 'allow')
+            for (const text of ['EHLO me\r\n', 'MAIL FROM:<a@b>\r\n', 'RCPT TO:<c@d>\r\n', 'DATA\r\n', 'a body line\r\n.\r\n'])
+                assert.equal(g.feed({ kind: 'write', text }).action, 'allow')
             assert.equal(receive(g, '550 no such user\r\n')[1].action, 'allow')
             assert.deepEqual(receive(g, '250\r\n')[1], { action: 'allow', line: '250 \r\n' })
             failed(receive(g, 'garbage\r\n')[1], /not an SMTP reply after TLS was up/)
         })
         it('C24: after TLS, lines Haraka reads as replies pass as they are ("250 queued" CR CR LF, a code change, 260): failing them after the message went would send a second copy', () => {
             const g = at('verified')
-            for (const line of ['250 queued\r\r\n', '250-ok\r\n', '251 queued\r\n', '260 ok\r\n', '250 2.0.0 ok\r\n']) assert.deepEqual(receive(g, line)[1], { action: 'allow' }, line)
+            for (const line of ['250 queued\r\r\n', '250-ok\r\n', '251 queued\r\n', '260 ok\r\n', '250 2.0.0 ok\r\n'])
+                assert.deepEqual(receive(g, line)[1], { action: 'allow' }, line)
             failed(receive(g, '25O typo\r\n')[1], /not an SMTP reply after TLS was up/)
             const long = at('verified')
             const v = receive(long, '250-x\r\n'.repeat(100))
@@ -266,7 +298,12 @@ describe('session guard: the transition table', () => {
     describe('quitting and failed', () => {
         it('C24: after QUIT, timeouts, errors, closes and late lines are the ordinary end', () => {
             const g = at('quitting', 'opportunistic')
-            for (const i of [{ kind: 'line', text: '221 bye\r\n' }, { kind: 'timeout' }, { kind: 'error', message: 'EPIPE' }, { kind: 'close' }] as SessionInput[]) {
+            for (const i of [
+                { kind: 'line', text: '221 bye\r\n' },
+                { kind: 'timeout' },
+                { kind: 'error', message: 'EPIPE' },
+                { kind: 'close' },
+            ] as SessionInput[]) {
                 assert.equal(g.feed(i).action, 'allow', JSON.stringify(i))
             }
         })

@@ -18,7 +18,17 @@ export interface DaneLogLine {
     depth?: number
     matched_name?: string
     result_type?: string
-    hosts?: { mx_host: string; addresses: string[]; address_secure: boolean; failed_families?: string[]; cname?: string; tlsa_base?: string; reference_names?: string[]; mode: string; reason: string }[]
+    hosts?: {
+        mx_host: string
+        addresses: string[]
+        address_secure: boolean
+        failed_families?: string[]
+        cname?: string
+        tlsa_base?: string
+        reference_names?: string[]
+        mode: string
+        reason: string
+    }[]
     reason?: string
     tls?: string
     errors?: { file: string; line: number; message: string }[]

@@ -7,7 +7,6 @@ import { Haraka } from './haraka'
 import { readDaneLog } from './dane-log'
 import { startScenarioWorld, ScenarioWorld, worldDaneIni } from './scenarios'
 
-
 function pad(s: string, n: number): string {
     return s.length >= n ? s : s + ' '.repeat(n - s.length)
 }
@@ -23,7 +22,9 @@ async function main(): Promise<void> {
     }
     process.on('SIGINT', () => void stopAll().then(() => process.exit(130)))
     try {
-        process.stderr.write("starting nsd + unbound with signed, unsigned and bogus zones, 17 receiving MTAs on 127.0.0.11-29:25 and redis (Haraka's TLS NO-GO list) …\n")
+        process.stderr.write(
+            "starting nsd + unbound with signed, unsigned and bogus zones, 17 receiving MTAs on 127.0.0.11-29:25 and redis (Haraka's TLS NO-GO list) …\n",
+        )
         world = await startScenarioWorld()
         haraka = new Haraka({ withDane: true })
         const daneLog = path.join(haraka.dir, 'dane.jsonl')

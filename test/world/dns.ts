@@ -63,12 +63,7 @@ export class DnsWorld {
         this.writeUnboundConf()
         this.nsd = startProcess('nsd', 'nsd', ['-d', '-c', path.join(this.dir, 'nsd.conf')], path.join(this.dir, 'nsd.log'))
         await waitForTcp(this.nsdAddress, this.port, this.nsd)
-        this.unbound = startProcess(
-            'unbound',
-            'unbound',
-            ['-d', '-c', path.join(this.dir, 'unbound.conf')],
-            path.join(this.dir, 'unbound.log'),
-        )
+        this.unbound = startProcess('unbound', 'unbound', ['-d', '-c', path.join(this.dir, 'unbound.conf')], path.join(this.dir, 'unbound.log'))
         await waitForTcp(this.resolverAddress, this.port, this.unbound)
     }
 

@@ -28,7 +28,7 @@ describe('test world: Haraka without the plugin', function () {
         await dns.stop()
     })
 
-    it('world: Haraka delivers to a world MX found through the world\'s resolver', async () => {
+    it("world: Haraka delivers to a world MX found through the world's resolver", async () => {
         const qid = await haraka.send('someone@plain.test', { subject: 'world check' })
         const ev = await haraka.waitFor(qid, ['delivered', 'deferred', 'bounce'])
         assert.equal(ev.event, 'delivered')

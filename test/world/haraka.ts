@@ -114,10 +114,10 @@ export class Haraka {
             me: 'haraka.world.test\n',
             plugins: ['relay', 'world_events', ...(this.opts.withDane ? ['dane'] : [])].join('\n') + '\n',
             'relay.ini': '[relay]\nacl=true\nforce_routing=false\nall=false\ndest_domains=false\n',
-            'relay_acl_allow': '127.0.0.0/8\n',
+            relay_acl_allow: '127.0.0.0/8\n',
             'outbound.ini': 'local_mx_ok=true\nenable_tls=true\ntemp_fail_intervals=10m*5\nconnect_timeout=5\n',
             'log.ini': '[main]\nlevel=info\ntimestamps=true\n',
-            'host_list': 'haraka.world.test\n',
+            host_list: 'haraka.world.test\n',
             ...this.opts.config,
         }
         for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(cfg, name), content)

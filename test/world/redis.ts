@@ -22,7 +22,17 @@ export class RedisWorld {
         const conf = path.join(this.dir, 'redis.conf')
         fs.writeFileSync(
             conf,
-            [`bind ${this.address}`, `port ${this.port}`, 'save ""', 'appendonly no', `dir ${this.dir}`, 'protected-mode no', 'daemonize no', 'logfile ""', ''].join('\n'),
+            [
+                `bind ${this.address}`,
+                `port ${this.port}`,
+                'save ""',
+                'appendonly no',
+                `dir ${this.dir}`,
+                'protected-mode no',
+                'daemonize no',
+                'logfile ""',
+                '',
+            ].join('\n'),
         )
         this.proc = startProcess('redis-server', 'redis-server', [conf], path.join(this.dir, 'redis.log'))
         await waitForTcp(this.address, this.port, this.proc)

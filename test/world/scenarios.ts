@@ -148,19 +148,18 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
             ['127.0.0.14', c.good],
         ]),
         // both hosts publish a record for a key they do not have; TTL 1 s so a fix is seen at once
-        allbad: twoMx('allbad', [
-            ['127.0.0.15', c.wrong],
-            ['127.0.0.16', c.wrong],
-        ], '1'),
+        allbad: twoMx(
+            'allbad',
+            [
+                ['127.0.0.15', c.wrong],
+                ['127.0.0.16', c.wrong],
+            ],
+            '1',
+        ),
         nostarttls: ['nostarttls MX 10 mx.nostarttls', 'mx.nostarttls A 127.0.0.17', `_25._tcp.mx.nostarttls TLSA ${tlsaText(c.plain, 3, 1, 1)}`],
         servfail: ['servfail MX 10 mx.servfail', 'mx.servfail A 127.0.0.18', `_25._tcp.mx.servfail TLSA ${tlsaText(c.plain, 3, 1, 1)}`],
         unusable: ['unusable MX 10 mx.unusable', 'mx.unusable A 127.0.0.20', `_25._tcp.mx.unusable TLSA ${tlsaText(c.plain, 1, 1, 1)}`],
-        cname: [
-            'cname MX 10 mx.cname',
-            'mx.cname CNAME real.hosting',
-            'real.hosting A 127.0.0.21',
-            `_25._tcp.real.hosting TLSA ${tlsaText(c.inter, 2, 1, 1)}`,
-        ],
+        cname: ['cname MX 10 mx.cname', 'mx.cname CNAME real.hosting', 'real.hosting A 127.0.0.21', `_25._tcp.real.hosting TLSA ${tlsaText(c.inter, 2, 1, 1)}`],
         handshake: twoMx('handshake', [
             ['127.0.0.22', c.plain],
             ['127.0.0.23', c.good],
@@ -207,37 +206,168 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         }
     }
     const dns = new DnsWorld()
-    await dns.start([zone(), { name: 'insecure.test', signing: 'unsigned', records: ['@ MX 10 mx', 'mx A 127.0.0.19', 'broken MX 10 mxb', 'mxb A 127.0.0.29', 'smtp A 127.0.0.32', 'nh MX 10 mx.nh.dane.test.'] }])
+    await dns.start([
+        zone(),
+        {
+            name: 'insecure.test',
+            signing: 'unsigned',
+            records: ['@ MX 10 mx', 'mx A 127.0.0.19', 'broken MX 10 mxb', 'mxb A 127.0.0.29', 'smtp A 127.0.0.32', 'nh MX 10 mx.nh.dane.test.'],
+        },
+    ])
     for (const l of listeners.values()) await l.start()
     const redis = new RedisWorld()
     await redis.start()
 
     const scenarios: Scenario[] = [
-        { domain: 'ee.dane.test', title: 'DANE-EE 3 1 1 match (self-signed, expired, wrong name: all ignored)', expect: 'delivered', deliveredTo: 'ee', tls: 'verified', sni: 'mx.ee.dane.test' },
-        { domain: 'ta.dane.test', title: 'DANE-TA 2 0 1 on a presented root, name checked', expect: 'delivered', deliveredTo: 'ta', tls: 'verified', sni: 'mx.ta.dane.test' },
-        { domain: 'fallback.dane.test', title: 'first MX presents the wrong key, second MX is right', expect: 'delivered', deliveredTo: 'fallback2', tls: 'verified' },
-        { domain: 'cname.dane.test', title: 'CNAME\'d MX host: TLSA at the expanded name, SNI the expanded name', expect: 'delivered', deliveredTo: 'cname', tls: 'verified', sni: 'real.hosting.dane.test' },
-        { domain: 'handshake.dane.test', title: 'TLS handshake fails on the first MX, second MX verifies', expect: 'delivered', deliveredTo: 'handshake2', tls: 'verified' },
-        { domain: 'tlsrefused.dane.test', title: 'first MX answers STARTTLS with 454, second MX verifies', expect: 'delivered', deliveredTo: 'second', tls: 'verified' },
-        { domain: 'injected.dane.test', title: 'plaintext injected after the STARTTLS reply on the first MX, second MX verifies', expect: 'delivered', deliveredTo: 'second', tls: 'verified' },
-        { domain: 'unusable.dane.test', title: 'only unusable TLSA (1 1 1): TLS mandatory, unauthenticated', expect: 'delivered', deliveredTo: 'unusable', tls: 'unauthenticated-tls' },
-        { domain: 'insecure.test', title: 'insecure (unsigned) domain: opportunistic TLS', expect: 'delivered', deliveredTo: 'insecure', tls: 'opportunistic-tls' },
-        { domain: 'broken.insecure.test', title: 'no DANE, and the host\'s TLS is broken: Haraka\'s own behaviour (marked "no TLS", deferred)', expect: 'deferred' },
+        {
+            domain: 'ee.dane.test',
+            title: 'DANE-EE 3 1 1 match (self-signed, expired, wrong name: all ignored)',
+            expect: 'delivered',
+            deliveredTo: 'ee',
+            tls: 'verified',
+            sni: 'mx.ee.dane.test',
+        },
+        {
+            domain: 'ta.dane.test',
+            title: 'DANE-TA 2 0 1 on a presented root, name checked',
+            expect: 'delivered',
+            deliveredTo: 'ta',
+            tls: 'verified',
+            sni: 'mx.ta.dane.test',
+        },
+        {
+            domain: 'fallback.dane.test',
+            title: 'first MX presents the wrong key, second MX is right',
+            expect: 'delivered',
+            deliveredTo: 'fallback2',
+            tls: 'verified',
+        },
+        {
+            domain: 'cname.dane.test',
+            title: "CNAME'd MX host: TLSA at the expanded name, SNI the expanded name",
+            expect: 'delivered',
+            deliveredTo: 'cname',
+            tls: 'verified',
+            sni: 'real.hosting.dane.test',
+        },
+        {
+            domain: 'handshake.dane.test',
+            title: 'TLS handshake fails on the first MX, second MX verifies',
+            expect: 'delivered',
+            deliveredTo: 'handshake2',
+            tls: 'verified',
+        },
+        {
+            domain: 'tlsrefused.dane.test',
+            title: 'first MX answers STARTTLS with 454, second MX verifies',
+            expect: 'delivered',
+            deliveredTo: 'second',
+            tls: 'verified',
+        },
+        {
+            domain: 'injected.dane.test',
+            title: 'plaintext injected after the STARTTLS reply on the first MX, second MX verifies',
+            expect: 'delivered',
+            deliveredTo: 'second',
+            tls: 'verified',
+        },
+        {
+            domain: 'unusable.dane.test',
+            title: 'only unusable TLSA (1 1 1): TLS mandatory, unauthenticated',
+            expect: 'delivered',
+            deliveredTo: 'unusable',
+            tls: 'unauthenticated-tls',
+        },
+        {
+            domain: 'insecure.test',
+            title: 'insecure (unsigned) domain: opportunistic TLS',
+            expect: 'delivered',
+            deliveredTo: 'insecure',
+            tls: 'opportunistic-tls',
+        },
+        {
+            domain: 'broken.insecure.test',
+            title: 'no DANE, and the host\'s TLS is broken: Haraka\'s own behaviour (marked "no TLS", deferred)',
+            expect: 'deferred',
+        },
         { domain: 'allbad.dane.test', title: 'every MX presents a key its TLSA does not match', expect: 'deferred' },
         { domain: 'nostarttls.dane.test', title: 'DANE host does not offer STARTTLS', expect: 'deferred' },
         { domain: 'servfail.dane.test', title: 'TLSA answer is bogus (SERVFAIL) on the only MX', expect: 'deferred' },
         { domain: 'bogusmx.dane.test', title: 'MX RRset is bogus: defer, never fall back to A', expect: 'deferred' },
-        { domain: 'cu.dane.test', title: 'secure CNAME to a host in an unsigned zone: TLSA at the original name, key matches', expect: 'delivered', deliveredTo: 'cu', tls: 'verified', sni: 'smtp.cu.dane.test' },
+        {
+            domain: 'cu.dane.test',
+            title: 'secure CNAME to a host in an unsigned zone: TLSA at the original name, key matches',
+            expect: 'delivered',
+            deliveredTo: 'cu',
+            tls: 'verified',
+            sni: 'smtp.cu.dane.test',
+        },
         { domain: 'cubad.dane.test', title: 'secure CNAME to a host in an unsigned zone: TLSA at the original name, key does not match', expect: 'deferred' },
-        { domain: 'nh.dane.test', title: 'DANE-TA leaf names only the next-hop domain; the MX RRset is secure', expect: 'delivered', deliveredTo: 'nh', tls: 'verified', sni: 'mx.nh.dane.test' },
+        {
+            domain: 'nh.dane.test',
+            title: 'DANE-TA leaf names only the next-hop domain; the MX RRset is secure',
+            expect: 'delivered',
+            deliveredTo: 'nh',
+            tls: 'verified',
+            sni: 'mx.nh.dane.test',
+        },
         { domain: 'nh.insecure.test', title: 'the same host under an insecure MX RRset: the next hop is no reference identifier', expect: 'deferred' },
-        { domain: 'v4.dane.test', title: 'the AAAA denial is bogus; the secure IPv4 answer is used, with DANE', expect: 'delivered', deliveredTo: 'v4', tls: 'verified', sni: 'mx.v4.dane.test' },
-        { domain: 'ta210.dane.test', title: 'DANE-TA 2 1 0: the root key given in DNS only, leaf and intermediate presented', expect: 'delivered', deliveredTo: 'ta210', tls: 'verified', sni: 'mx.ta210.dane.test' },
-        { domain: 'pathlen.dane.test', title: 'DANE-TA chain with a CA below a pathLenConstraint 0 intermediate: refused, second MX', expect: 'delivered', deliveredTo: 'second', tls: 'verified', sni: 'mx2.pathlen.dane.test' },
-        { domain: 'nc.dane.test', title: 'DANE-TA leaf outside its issuer\'s name constraints: refused, second MX', expect: 'delivered', deliveredTo: 'second', tls: 'verified', sni: 'mx2.nc.dane.test' },
-        { domain: 'eku.dane.test', title: 'DANE-TA leaf for TLS clients only (extendedKeyUsage clientAuth): refused, second MX', expect: 'delivered', deliveredTo: 'second', tls: 'verified', sni: 'mx2.eku.dane.test' },
-        { domain: 'crit.dane.test', title: 'DANE-TA leaf with an unknown critical extension: refused, second MX', expect: 'delivered', deliveredTo: 'second', tls: 'verified', sni: 'mx2.crit.dane.test' },
-        { domain: 'decoy.dane.test', title: 'a same-named decoy intermediate sent before the real one: the path is built through the real one', expect: 'delivered', deliveredTo: 'decoy', tls: 'verified', sni: 'mx1.decoy.dane.test' },
+        {
+            domain: 'v4.dane.test',
+            title: 'the AAAA denial is bogus; the secure IPv4 answer is used, with DANE',
+            expect: 'delivered',
+            deliveredTo: 'v4',
+            tls: 'verified',
+            sni: 'mx.v4.dane.test',
+        },
+        {
+            domain: 'ta210.dane.test',
+            title: 'DANE-TA 2 1 0: the root key given in DNS only, leaf and intermediate presented',
+            expect: 'delivered',
+            deliveredTo: 'ta210',
+            tls: 'verified',
+            sni: 'mx.ta210.dane.test',
+        },
+        {
+            domain: 'pathlen.dane.test',
+            title: 'DANE-TA chain with a CA below a pathLenConstraint 0 intermediate: refused, second MX',
+            expect: 'delivered',
+            deliveredTo: 'second',
+            tls: 'verified',
+            sni: 'mx2.pathlen.dane.test',
+        },
+        {
+            domain: 'nc.dane.test',
+            title: "DANE-TA leaf outside its issuer's name constraints: refused, second MX",
+            expect: 'delivered',
+            deliveredTo: 'second',
+            tls: 'verified',
+            sni: 'mx2.nc.dane.test',
+        },
+        {
+            domain: 'eku.dane.test',
+            title: 'DANE-TA leaf for TLS clients only (extendedKeyUsage clientAuth): refused, second MX',
+            expect: 'delivered',
+            deliveredTo: 'second',
+            tls: 'verified',
+            sni: 'mx2.eku.dane.test',
+        },
+        {
+            domain: 'crit.dane.test',
+            title: 'DANE-TA leaf with an unknown critical extension: refused, second MX',
+            expect: 'delivered',
+            deliveredTo: 'second',
+            tls: 'verified',
+            sni: 'mx2.crit.dane.test',
+        },
+        {
+            domain: 'decoy.dane.test',
+            title: 'a same-named decoy intermediate sent before the real one: the path is built through the real one',
+            expect: 'delivered',
+            deliveredTo: 'decoy',
+            tls: 'verified',
+            sni: 'mx1.decoy.dane.test',
+        },
         { domain: 'nullmx.dane.test', title: 'null MX: permanent failure', expect: 'bounced' },
     ]
 
@@ -264,9 +394,13 @@ export function worldDaneIni(world: ScenarioWorld, logFile: string, extra = ''):
 /** The corrected records for allbad.dane.test: both hosts publish the key they present. */
 export function allbadFixed(c: Record<string, TestCert>): Record<string, string[]> {
     return {
-        allbad: twoMx('allbad', [
-            ['127.0.0.15', c.allbad],
-            ['127.0.0.16', c.allbad],
-        ], '1'),
+        allbad: twoMx(
+            'allbad',
+            [
+                ['127.0.0.15', c.allbad],
+                ['127.0.0.16', c.allbad],
+            ],
+            '1',
+        ),
     }
 }

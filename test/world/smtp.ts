@@ -68,7 +68,12 @@ export class Listener {
 
     async start(): Promise<void> {
         if (this.server || this.raw) return // already listening
-        if (this.opts.starttlsReply) return this.startHostile({ ehlo: `250-mx-${this.address}\r\n250-STARTTLS\r\n250 8BITMIME\r\n`, starttls: this.opts.starttlsReply.map((l) => `${l}\r\n`).join(''), after: 'plain' })
+        if (this.opts.starttlsReply)
+            return this.startHostile({
+                ehlo: `250-mx-${this.address}\r\n250-STARTTLS\r\n250 8BITMIME\r\n`,
+                starttls: this.opts.starttlsReply.map((l) => `${l}\r\n`).join(''),
+                after: 'plain',
+            })
         if (this.opts.script) return this.startHostile(this.opts.script)
         const o = this.opts
         const options: SMTPServerOptions = {
