@@ -11,7 +11,7 @@ import net from 'node:net'
 import { X509Certificate } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { DEFAULTS } from '../lib/config'
-import { decide, type Decision, type HostDecision } from '../lib/policy'
+import { decide, type Decision, type HostDecision, serverName } from '../lib/policy'
 import { probe, type ProbeResult } from '../lib/probe'
 import { Resolver, ResolverConfigError, type Answer, type RRType } from '../lib/resolver'
 import { tlsaFromText, unusableReason, type TlsaRecord } from '../lib/tlsa'
@@ -330,7 +330,8 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
         for (const h of decision.hosts) {
             if (h.mode === 'skip' || h.mode === 'plaintext') continue
             // C19: SNI is the TLSA base domain on DANE connections, else the MX host name
-            const servername = h.mode === 'dane' && h.tlsaBase ? h.tlsaBase : h.name
+            // C19: the SNI the plugin would send (lib/policy serverName), else the host name
+            const servername = serverName(h) ?? h.name
             probes[h.name] = []
             h.addresses.forEach((address, i) => {
                 progress(`probing ${h.name} [${address}]:25 (${h.mode}, SNI ${servername})`)

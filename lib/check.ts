@@ -5,6 +5,7 @@
 // does the DNS and the probing and prints what these return.
 import { createHash, X509Certificate } from 'node:crypto'
 import type { Decision, HostDecision } from './policy'
+import type { ResultType } from './result-type'
 import { tlsaQueryName } from './policy'
 import type { ProbeResult } from './probe'
 import { strongestDigests, type TlsaRecord } from './tlsa'
@@ -24,7 +25,7 @@ export interface Problem {
     status: Status
     text: string
     /** RFC 8460 result type, when one fits (C25) */
-    resultType?: string
+    resultType?: ResultType
 }
 
 export interface CertSummary {
@@ -118,7 +119,7 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
     const where = label(host.name, probe.address)
     const chainDer = probe.tls?.chain ?? []
     const report: AddressReport = { address: probe.address, probe, chain: chainDer.map(summarizeCert), matching: [], status: 'OK', problems: [], notes: [] }
-    const add = (status: Status, text: string, resultType?: string): void => {
+    const add = (status: Status, text: string, resultType?: ResultType): void => {
         report.problems.push({ status, text, resultType })
         report.status = worst(report.status, status)
     }
@@ -156,7 +157,7 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
     const v = verifyChain({ chain, records: host.tlsa.records, referenceNames: host.referenceNames, now })
     report.verify = v
     if (!v.authenticated) {
-        const f = v.failure ?? { code: 'no-match' as const, detail: 'no TLSA record matched' }
+        const f = v.failure
         const rt = rfc8460ResultType(f.code)
         add('CRITICAL', `${where} fails DANE verification: ${f.code}: ${f.detail} (${rt})`, rt)
         return report
@@ -164,7 +165,7 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
     const effective = strongestDigests(host.tlsa.records)
     const matching = matchingRecords(chain, host.tlsa.records, host.referenceNames, now)
     report.matching = matching.map((r) => r.text)
-    const m = v.match!
+    const m = v.match
     if (m.record.usage === 3 && chain.certs[0]) {
         // C14: DANE-EE ignores dates and names; say so, since other tools will complain about them
         const leaf = chain.certs[0]
@@ -191,7 +192,7 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
 
 function hostReport(host: HostDecision, probes: ProbeResult[], now: Date | undefined): HostReport {
     const r: HostReport = { name: host.name, mode: host.mode, status: 'OK', problems: [], notes: [], addresses: [] }
-    const add = (status: Status, text: string, resultType?: string): void => {
+    const add = (status: Status, text: string, resultType?: ResultType): void => {
         r.problems.push({ status, text, resultType })
         r.status = worst(r.status, status)
     }
@@ -230,7 +231,7 @@ export function checkVerdict(decision: Decision, probes: Record<string, ProbeRes
     const hosts: HostReport[] = []
     let status: Status = 'OK'
     let okText = ''
-    const add = (s: Status, text: string, resultType?: string): void => {
+    const add = (s: Status, text: string, resultType?: ResultType): void => {
         problems.push({ status: s, text, resultType })
         status = worst(status, s)
     }
@@ -260,9 +261,11 @@ export function checkVerdict(decision: Decision, probes: Record<string, ProbeRes
             okText = `DANE does not apply: ${dnsWhy(d)}; opportunistic TLS`
         } else {
             const verified = hosts.flatMap((h) =>
-                h.addresses
-                    .filter((a) => a.verify?.authenticated)
-                    .map((a) => `${label(h.name, a.address)} verified by ${briefRecord(a.verify!.match!.record.text)} at depth ${a.verify!.match!.depth}`),
+                h.addresses.flatMap((a) =>
+                    a.verify?.authenticated
+                        ? [`${label(h.name, a.address)} verified by ${briefRecord(a.verify.match.record.text)} at depth ${a.verify.match.depth}`]
+                        : [],
+                ),
             )
             okText = verified.length ? verified.join('; ') : `${dane.length} DANE host(s)`
         }
@@ -340,13 +343,13 @@ export function renderCheck(decision: Decision, report: CheckReport): string[] {
             if (p.error) out.push(`    error at ${p.error.step}: ${p.error.message}`)
             if (a.verify) {
                 if (a.verify.authenticated) {
-                    const m = a.verify.match!
+                    const m = a.verify.match
                     out.push(
                         `    DANE: verified: ${m.record.text} at depth ${m.depth}${m.anchor ? ` (anchor ${m.anchor})` : ''}${a.verify.matchedName ? `; leaf name ${a.verify.matchedName}` : ''}`,
                     )
                     out.push(`    records matching the live chain: ${a.matching.length} of ${a.verify.usable} usable`)
                 } else {
-                    const f = a.verify.failure!
+                    const f = a.verify.failure
                     out.push(`    DANE: FAILED: ${f.code} (${rfc8460ResultType(f.code)}): ${f.detail}`)
                 }
             }
@@ -436,7 +439,7 @@ export function rolloverVerdict(decision: Decision, nextChain: ParsedChain, ttls
         const ttl = h.tlsaBase !== undefined ? ttls[tlsaQueryName(h.tlsaBase)] : undefined
         const v = verifyChain({ chain: nextChain, records: h.tlsa.records, referenceNames: h.referenceNames, now })
         if (v.authenticated) {
-            const m = v.match!
+            const m = v.match
             hosts.push({
                 name: h.name,
                 tlsaBase: h.tlsaBase,

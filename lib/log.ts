@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import pino from 'pino'
 import type { Decision, HostDecision, HostMode } from './policy'
+import type { ResultType } from './result-type'
 
 export interface LogSettings {
     destination: string // 'stdout', 'stderr' or a file path
@@ -139,7 +140,7 @@ export interface AttemptFields {
     matched?: string // the TLSA record that authenticated, presentation form
     depth?: number // 0 = leaf
     matched_name?: string // DANE-TA: the reference identifier the leaf carried (C16)
-    result_type?: string // RFC 8460 result type (C25)
+    result_type?: ResultType // RFC 8460 result type (C25)
     reason: string
     tls_ms?: number
 }
@@ -158,7 +159,7 @@ export interface FinalFields {
     tlsa_base?: string
     matched?: string
     depth?: number
-    result_type?: string
+    result_type?: ResultType
     reason: string
 }
 
@@ -212,4 +213,125 @@ export function skippedAttempts(d: Decision, queueId: string | undefined): Attem
             result_type: h.resultType,
             reason: h.reason,
         }))
+}
+
+// ---------------------------------------------------------------------------
+// The delivery log's lines, assembled from what the plugin decided and what the session did
+// ---------------------------------------------------------------------------
+
+/** Haraka's own log, where a short human line goes for every attempt. */
+export interface OperatorLog {
+    lognotice(message: string): void
+    loginfo(message: string): void
+}
+
+/** What the log needs of one MX host's context (lib/haraka-adapter MxContext). */
+export interface HostContext {
+    queueId: string
+    domain: string
+    policy: string
+    exception: boolean
+    host: string
+    mode: HostMode
+    tlsaBase?: string
+}
+
+/** What the log needs of one connection attempt (lib/haraka-adapter Attempt). */
+export interface AttemptRecord {
+    ctx: HostContext
+    address: string
+    verify?: { match?: { record: { text: string }; depth: number }; matchedName?: string }
+    failure?: { resultType?: ResultType; reason: string }
+    tlsMs?: number
+}
+
+export function contextFields(ctx: HostContext): Omit<AttemptFields, 'outcome' | 'reason'> {
+    return {
+        queue_id: ctx.queueId,
+        domain: ctx.domain,
+        policy: ctx.policy,
+        exception: ctx.exception,
+        mx_host: ctx.host,
+        tlsa_base: ctx.tlsaBase,
+        mode: ctx.mode,
+    }
+}
+
+/** C24: the TLS a delivery had, by the host's mode: DANE authenticated, TLS without authentication, or what Haraka did */
+export function tlsOutcome(mode: HostMode, secured: boolean): Outcome {
+    switch (mode) {
+        case 'dane':
+            return 'verified'
+        case 'encrypt':
+            return 'unauthenticated-tls'
+        case 'plaintext':
+            return 'plaintext'
+        default:
+            return secured ? 'opportunistic-tls' : 'opportunistic-plaintext'
+    }
+}
+
+export function attemptFields(a: AttemptRecord, outcome: Outcome): AttemptFields {
+    const m = a.verify?.match
+    return {
+        ...contextFields(a.ctx),
+        address: a.address,
+        outcome,
+        matched: m?.record.text,
+        depth: m?.depth,
+        matched_name: a.verify?.matchedName,
+        result_type: a.failure?.resultType,
+        reason: a.failure?.reason ?? (m ? `authenticated by TLSA ${m.record.text} at depth ${m.depth}` : outcome),
+        tls_ms: a.tlsMs,
+    }
+}
+
+/** C24: one JSON line per attempt, and a short human line in Haraka's own log */
+export function writeAttempt(logger: DaneLogger, operator: OperatorLog, f: AttemptFields): void {
+    const level = f.outcome === 'failed' || f.outcome === 'skipped' ? 'warn' : 'info'
+    const where = `${f.domain} ${f.mx_host}${f.address ? ` [${f.address}]` : ''}`
+    logger[level]({ event: 'attempt', ...f }, `${where}: ${f.outcome}: ${f.reason}`)
+    const human = `[${f.queue_id ?? '-'}] DANE ${where}: ${f.outcome}: ${f.reason}`
+    if (level === 'warn') operator.lognotice(human)
+    else operator.loginfo(human)
+}
+
+/** C24: the final line of a message the plugin routed */
+export function writeFinal(logger: DaneLogger, d: Decision, queueId: string, rest: Omit<FinalFields, 'queue_id' | 'domain' | 'policy' | 'exception'>): void {
+    const f: FinalFields = { queue_id: queueId, domain: d.domain, policy: d.policy, exception: d.exception, ...rest }
+    logger[f.outcome === 'delivered' ? 'info' : 'warn']({ event: 'final', ...f }, `${f.domain}: ${f.outcome}: ${f.reason}`)
+}
+
+/** The attempt and final lines of a delivered message. */
+export function writeDelivered(
+    logger: DaneLogger,
+    operator: OperatorLog,
+    d: Decision,
+    queueId: string,
+    a: AttemptRecord,
+    secured: boolean,
+    response: string,
+): void {
+    const outcome = tlsOutcome(a.ctx.mode, secured)
+    const f = attemptFields(a, outcome)
+    writeAttempt(logger, operator, f)
+    writeFinal(logger, d, queueId, {
+        outcome: 'delivered',
+        mx_host: a.ctx.host,
+        address: a.address,
+        tls: outcome,
+        tlsa_base: a.ctx.tlsaBase,
+        matched: f.matched,
+        depth: f.depth,
+        reason: `delivered to ${a.ctx.host} [${a.address}]: ${response}`,
+    })
+}
+
+/** The final line of a deferred message: the decision's reason when it deferred, else Haraka's */
+export function writeDeferred(logger: DaneLogger, d: Decision, queueId: string, a: AttemptRecord | undefined, err: unknown, delay: unknown): void {
+    writeFinal(logger, d, queueId, {
+        outcome: 'deferred',
+        result_type: d.resultType ?? a?.failure?.resultType,
+        reason: `${d.action === 'defer' ? d.reason : String(err ?? 'temporary failure')}; retry in ${delay ?? '?'} s`,
+    })
 }

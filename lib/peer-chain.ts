@@ -1,5 +1,5 @@
 // The certificate chain a TLS peer presented, as DER, for DANE verification.
-// Shared by the Haraka glue (lib/haraka-tls.ts) and the live probe of the
+// Shared by the Haraka glue (lib/haraka-adapter.ts) and the live probe of the
 // command-line tool (lib/probe.ts), so both verify exactly the same bytes.
 //
 // Why getPeerX509Certificate() and not getPeerCertificate(true): node 20's
@@ -21,15 +21,15 @@ import type { X509Certificate } from 'node:crypto'
 /** More than any real chain; the verifier considers only the first MAX_CHAIN (lib/verify.ts) anyway. */
 const MAX_WALK = 64
 
-/** DER certificates in the order the peer sent them, leaf first. Call once per connection (see above). */
-export function presentedChain(sock: TLSSocket | undefined): Buffer[] {
+/** The certificates in the order the peer sent them, leaf first, as node parsed them. Call once per connection (see above). */
+export function presentedChain(sock: TLSSocket | undefined): X509Certificate[] {
     if (!sock) return []
-    const out: Buffer[] = []
+    const out: X509Certificate[] = []
     const seen = new Set<X509Certificate>()
     let cert: X509Certificate | undefined = sock.getPeerX509Certificate()
     while (cert && !seen.has(cert) && out.length < MAX_WALK) {
         seen.add(cert)
-        out.push(cert.raw)
+        out.push(cert)
         cert = cert.issuerCertificate
     }
     return out

@@ -4,6 +4,7 @@
 // for every choice, and the delivery log prints those reasons verbatim.
 import type { Answer, RRType } from './resolver'
 import { TlsaRecord, tlsaFromRdata, usableRecords, unusableReason } from './tlsa'
+import type { ResultType } from './result-type'
 
 export type Lookup = (name: string, type: RRType) => Promise<Answer>
 
@@ -36,7 +37,7 @@ export interface HostDecision {
     mode: HostMode
     reason: string
     /** RFC 8460 result type when the host is skipped for a DNS reason (C25). */
-    resultType?: string
+    resultType?: ResultType
     /** address families whose lookup failed and which contribute no address (C7) */
     failedFamilies?: RRType[]
 }
@@ -51,7 +52,7 @@ export interface Decision {
     implicitMx: boolean
     action: Action
     reason: string
-    resultType?: string
+    resultType?: ResultType
     hosts: HostDecision[]
 }
 
@@ -129,7 +130,7 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
     if (names.length === 0) {
         return { ...base, mxSecure: mx.secure, implicitMx, action: 'defer', reason: `${domain}: MX answer held no usable host`, hosts: [] }
     }
-    const nextHop: NextHop = { domain, mxSecure: mx.secure }
+    const nextHop: NextHop = { domain, trust: mxTrust(mx.secure) }
     const limits = opts.limits ?? DEFAULT_LIMITS
     // C30: a hostile MX RRset of thousands of hosts costs at most limits.mxHosts host lookups
     const considered = names.slice(0, limits.mxHosts)
@@ -206,7 +207,7 @@ interface AddressResult {
     /** what the failed families said, for the host's reason */
     failureNote?: string
     reason: string
-    resultType?: string
+    resultType?: ResultType
 }
 
 // C7: A and AAAA of one MX host. A family whose lookup fails contributes no addresses and is
@@ -255,18 +256,38 @@ export async function tlsaBaseDomains(host: string, addr: Pick<AddressResult, 's
     return { kind: 'none', reason: `addresses insecure and the CNAME at ${host} is insecure: no TLSA lookup, opportunistic TLS` }
 }
 
-/** The next hop as RFC 7672 3.2.2 sees it: the recipient domain, and whether its MX RRset was secure. */
+/**
+ * C6, RFC 7672 2.2.1: how far the MX RRset is trusted, named as Postfix names its levels (tls.h
+ * TLS_LEV_DANE, TLS_LEV_HALF_DANE). 'dane': the MX RRset is secure, its host names are trusted, and
+ * the next-hop domain is a reference identifier. 'half-dane': it is insecure; DANE still applies host
+ * by host to MX hosts with secure address and TLSA records, but the next-hop domain never is one.
+ */
+export type MxTrust = 'dane' | 'half-dane'
+
+export function mxTrust(mxSecure: boolean): MxTrust {
+    return mxSecure ? 'dane' : 'half-dane'
+}
+
+/** The next hop as RFC 7672 3.2.2 sees it: the recipient domain, and how far its MX RRset is trusted. */
 export interface NextHop {
     domain: string
-    mxSecure: boolean
+    trust: MxTrust
 }
 
 // RFC 7672 3.2.2 (C16): the names a DANE-TA leaf may carry: the TLSA base domain, the MX host name
-// when CNAME expansion changed the base, and the next-hop domain only when the MX RRset is secure
+// when CNAME expansion changed the base, and the next-hop domain only under a secure MX RRset (C6)
 export function referenceIdentifiers(host: string, tlsaBase: string, nextHop?: NextHop): string[] {
     const names = [tlsaBase, host]
-    if (nextHop?.mxSecure) names.push(nextHop.domain)
+    if (nextHop?.trust === 'dane') names.push(nextHop.domain)
     return [...new Set(names)]
+}
+
+/**
+ * C19, RFC 7672 8.1: the SNI name of a connection the plugin makes: the TLSA base domain of a DANE
+ * host. Other hosts get none from this rule (Haraka's own choice, or the host name in the command).
+ */
+export function serverName(host: { mode: HostMode; tlsaBase?: string }): string | undefined {
+    return host.mode === 'dane' ? host.tlsaBase : undefined
 }
 
 async function decideHost(name: string, preference: number, lookup: Lookup, policy: PolicyWord, nextHop: NextHop): Promise<HostDecision> {

@@ -269,7 +269,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
             protocol: secure.getProtocol(),
             cipher: secure.getCipher()?.name ?? '',
             servername,
-            chain: presentedChain(secure),
+            chain: presentedChain(secure).map((c) => c.raw),
             handshakeMs: Date.now() - t0,
         }
         reader.switchTo(secure)

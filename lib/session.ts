@@ -1,7 +1,7 @@
 /**
  * The STARTTLS session guard: one SMTP client session to one MX address, as an explicit state
  * machine with no I/O (the model: h11, where every transition lives in one file and the protocol
- * code touches no socket). The Haraka adapter (lib/haraka-tls.ts) feeds it every raw chunk
+ * code touches no socket). The Haraka adapter (lib/haraka-adapter.ts) feeds it every raw chunk
  * received, every reply line Haraka is about to read, every command Haraka wants to write, the
  * result of the TLS handshake and the socket's timeout, error and close; it acts on the verdict.
  *
@@ -30,6 +30,8 @@
  * handed to Haraka as "250 ", which its reply pattern needs, wherever the guard accepts it.
  */
 
+import type { ResultType } from './result-type'
+
 /** What this host's policy requires of the session (from lib/policy's HostMode). */
 export type Requirement = 'authenticated' | 'encrypted' | 'opportunistic' | 'plaintext'
 
@@ -40,14 +42,14 @@ export type SessionInput =
     | { kind: 'line'; text: string } // one line Haraka's line reader is about to hand to Haraka, newline included
     | { kind: 'write'; text: string } // what Haraka wants to send
     | { kind: 'handshake'; ok: true } // the TLS handshake finished and the policy accepted the peer
-    | { kind: 'handshake'; ok: false; reason: string; resultType: string } // … or did not accept it
+    | { kind: 'handshake'; ok: false; reason: string; resultType: ResultType } // … or did not accept it
     | { kind: 'timeout' }
     | { kind: 'error'; message: string }
     | { kind: 'close' }
 
 export type Verdict =
     | { action: 'allow'; line?: string } // pass it on (a line possibly rewritten for Haraka)
-    | { action: 'fail'; reason: string; resultType?: string } // end the attempt: the next MX host is tried
+    | { action: 'fail'; reason: string; resultType?: ResultType } // end the attempt: the next MX host is tried
     | { action: 'drop' } // the attempt is over: swallow it
 
 // ---------------------------------------------------------------------------
@@ -172,7 +174,7 @@ export class SessionGuard {
     /** the EHLO reply offered STARTTLS */
     startTlsOffered = false
     /** the failure that ended the attempt, once there is one */
-    failure?: { reason: string; resultType?: string; state: SessionState }
+    failure?: { reason: string; resultType?: ResultType; state: SessionState }
     private received = 0 // characters received
     private consumed = 0 // characters handed out as lines
     private continued = 0 // continuation lines of the reply under way, after TLS
@@ -219,14 +221,14 @@ export class SessionGuard {
         }
     }
 
-    private fail(reason: string, resultType?: string): Verdict {
+    private fail(reason: string, resultType?: ResultType): Verdict {
         this.failure = { reason, resultType, state: this.state }
         this.state = 'failed'
         return { action: 'fail', reason, resultType }
     }
 
     // RFC 8460: a session that ended while TLS was being negotiated failed validation
-    private tlsResultType(): string | undefined {
+    private tlsResultType(): ResultType | undefined {
         return this.state === 'starttls-sent' || this.state === 'handshaking' ? 'validation-failure' : undefined
     }
 

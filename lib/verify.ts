@@ -27,6 +27,7 @@ import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'no
 import { certificateFields, matchesAnyReference, certificateDnsNames } from './names'
 import { keyIdentifiersMatch, validatePath, type PkixFailureCode } from './pkix'
 import { type TlsaRecord, strongestDigests, unusableReason, USAGE, MTYPE } from './tlsa'
+import type { ResultType } from './result-type'
 
 export type FailureCode =
     | PkixFailureCode
@@ -50,7 +51,7 @@ export interface ParsedChain {
 }
 
 export interface VerifyInput {
-    chain: Buffer[] | ParsedChain
+    chain: (Buffer | X509Certificate)[] | ParsedChain
     records: TlsaRecord[]
     referenceNames: string[]
     /** default true; only DANE-TA(2) matches check names */
@@ -58,15 +59,31 @@ export interface VerifyInput {
     now?: Date
 }
 
-export interface VerifyResult {
-    authenticated: boolean
-    /** number of usable records after digest agility (RFC 7671 9) */
-    usable: number
-    match?: { record: TlsaRecord; depth: number /* 0 = leaf */; anchor?: 'presented' | 'from-record' }
-    /** the reference identifier the leaf matched (DANE-TA with name checks only) */
-    matchedName?: string
-    failure?: { code: FailureCode; detail: string }
+/** The record that authenticated the peer, and where (C18). */
+export interface Match {
+    record: TlsaRecord
+    depth: number // 0 = leaf; OpenSSL's convention
+    anchor?: 'presented' | 'from-record'
 }
+
+/** A verification's outcome: authenticated with the match, or not with the failure. Never both. */
+export type VerifyResult =
+    | {
+          authenticated: true
+          /** number of usable records after digest agility (RFC 7671 9) */
+          usable: number
+          match: Match
+          /** the reference identifier the leaf matched (DANE-TA with name checks only) */
+          matchedName?: string
+          failure?: undefined
+      }
+    | {
+          authenticated: false
+          usable: number
+          failure: { code: FailureCode; detail: string }
+          match?: undefined
+          matchedName?: undefined
+      }
 
 /** Upper bound on path-building steps, against pathological cross-signed chains */
 const MAX_PATH_STEPS = 256
@@ -97,7 +114,7 @@ function recordBrief(r: TlsaRecord): string {
  * an unusable certificate above it is dropped (noted in `dropped`), since DANE-EE ignores
  * everything but the leaf (RFC 7672 3.1.1) and DANE-TA simply cannot build through it.
  */
-export function parseChain(der: Buffer[]): ParsedChain {
+export function parseChain(der: (Buffer | X509Certificate)[]): ParsedChain {
     const out: ParsedChain = { certs: [], der: [] }
     if (!Array.isArray(der)) {
         out.error = 'chain is not an array of DER certificates'
@@ -110,13 +127,10 @@ export function parseChain(der: Buffer[]): ParsedChain {
         }
         const b: unknown = der[i]
         try {
-            if (!(b instanceof Uint8Array)) throw new Error('not a byte buffer')
-            const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
-            const cert = new X509Certificate(buf)
-            // X509Certificate also accepts PEM and ignores bytes after the DER: insist on exactly one DER certificate
-            if (cert.raw.length !== buf.length || !cert.raw.equals(buf)) {
-                throw new Error(`not exactly one DER certificate (${buf.length} bytes given, certificate is ${cert.raw.length})`)
-            }
+            // a certificate node has already parsed (the chain as the TLS socket hands it over) is not parsed again:
+            // constructing an X509Certificate costs more than the DANE checks themselves
+            const cert = b instanceof X509Certificate ? b : fromDer(b)
+            const buf = cert.raw
             certificateFields(cert) // the public key DANE reads must be readable too
             // the same certificate sent twice is one certificate (path building needs each once)
             if (out.der.some((d) => d.equals(buf))) continue
@@ -133,30 +147,15 @@ export function parseChain(der: Buffer[]): ParsedChain {
     return out
 }
 
-/**
- * A ParsedChain from certificates node has already parsed (e.g. tls `getPeerX509Certificate()`
- * and its `issuerCertificate` links), to avoid parsing again: constructing an X509Certificate
- * costs far more than the DANE checks themselves. Never throws.
- */
-export function parsedChainFromX509(certs: X509Certificate[]): ParsedChain {
-    const out: ParsedChain = { certs: [], der: [] }
-    if (!Array.isArray(certs)) {
-        out.error = 'chain is not an array of certificates'
-        return out
+function fromDer(b: unknown): X509Certificate {
+    if (!(b instanceof Uint8Array)) throw new Error('not a byte buffer or certificate')
+    const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+    const cert = new X509Certificate(buf)
+    // X509Certificate also accepts PEM and ignores bytes after the DER: insist on exactly one DER certificate
+    if (cert.raw.length !== buf.length || !cert.raw.equals(buf)) {
+        throw new Error(`not exactly one DER certificate (${buf.length} bytes given, certificate is ${cert.raw.length})`)
     }
-    for (let i = 0; i < certs.length; i++) {
-        const c: unknown = certs[i]
-        try {
-            if (!(c instanceof X509Certificate)) throw new Error('not an X509Certificate')
-            certificateFields(c)
-            out.certs.push(c)
-            out.der.push(c.raw)
-        } catch (e) {
-            out.error = `certificate at position ${i}: ${errorText(e)}`
-            break
-        }
-    }
-    return out
+    return cert
 }
 
 // RFC 6698 2.1.2: selector 0 = the whole certificate, 1 = SubjectPublicKeyInfo (both DER)
@@ -180,7 +179,7 @@ export function associationData(cert: X509Certificate | Buffer, selector: number
 }
 
 // RFC 8460 4.3: TLSRPT result types
-export function rfc8460ResultType(code: FailureCode): string {
+export function rfc8460ResultType(code: FailureCode): ResultType {
     switch (code) {
         case 'name-mismatch':
             return 'certificate-host-mismatch'

@@ -1,17 +1,19 @@
 // Issue 5: the plugin finds Haraka's own internals (not a second copy) and
 // refuses to start, with a clear message, when they are not what it expects.
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import constants from 'haraka-constants'
-import { loadHarakaInternals, installGlue, proveInternals, type HarakaInternals } from '../../lib/haraka-tls'
+import { loadHarakaInternals, installGlue, proveInternals, configSource, deliveredFacts, type HarakaInternals } from '../../lib/haraka-adapter'
 import { dane_prove_internals } from '../../index'
 
 const harakaDir = path.dirname(require.resolve('Haraka/package.json'))
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- Haraka's own modules by path, as Haraka's haraka_require loads them
 const harakaRequire = (name: string): unknown => require(path.join(harakaDir, name))
 
-describe('Haraka internals (lib/haraka-tls)', () => {
+describe('Haraka internals (lib/haraka-adapter)', () => {
     it("C9: finds HMailItem, the client pool, the TLS NO-GO list and Haraka's own HarakaMx class", () => {
         const h = loadHarakaInternals(harakaRequire)
         assert.match(h.version, /^3\.3\./)
@@ -110,5 +112,27 @@ describe("C28: fail closed when Haraka stops passing the plugin's objects throug
             socket,
         )
         assert.deepEqual(events, [])
+    })
+})
+
+describe('C23: configuration files as haraka-config resolves them', () => {
+    it('C23: an empty override leaves the shipped default in force, and errors name the default; a non-empty one names the override', () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-cfg-'))
+        const shipped = path.join(dir, 'plugin', 'config')
+        const haraka = path.join(dir, 'haraka', 'config')
+        fs.mkdirSync(shipped, { recursive: true })
+        fs.mkdirSync(haraka, { recursive: true })
+        fs.writeFileSync(path.join(shipped, 'dane.ini'), '[main]\npolicy=dane\n')
+        fs.writeFileSync(path.join(haraka, 'dane.ini'), '')
+        const config = { root_path: shipped, overrides_path: haraka, get: () => ['[main]', 'policy=dane'] }
+        assert.equal(configSource(config, 'dane.ini', () => undefined).file, path.join(shipped, 'dane.ini'))
+        fs.writeFileSync(path.join(haraka, 'dane.ini'), '[main]\npolicy=may\n')
+        assert.equal(configSource(config, 'dane.ini', () => undefined).file, path.join(haraka, 'dane.ini'))
+        fs.rmSync(dir, { recursive: true, force: true })
+    })
+
+    it("C24: the delivered hook's positional parameters are read by name (response, secured)", () => {
+        assert.deepEqual(deliveredFacts(['mx', '192.0.2.1', '250 ok', 1, 25, 'SMTP', [], true, false]), { response: '250 ok', secured: true })
+        assert.deepEqual(deliveredFacts([]), { response: '', secured: false })
     })
 })

@@ -1,6 +1,6 @@
 // Issue 4: the pure parts of the policy engine, with a scripted lookup (no network).
 import assert from 'node:assert/strict'
-import { decide, orderMxHosts, tlsaBaseDomains, referenceIdentifiers, Lookup } from '../../lib/policy'
+import { decide, orderMxHosts, tlsaBaseDomains, referenceIdentifiers, mxTrust, serverName, Lookup } from '../../lib/policy'
 import type { Answer, RRType } from '../../lib/resolver'
 
 function answer(name: string, type: RRType, a: Partial<Answer>): Answer {
@@ -77,10 +77,20 @@ describe('policy engine, pure parts', () => {
     it('C16: reference identifiers: the TLSA base domain, the MX name when CNAME expansion changed it, the next hop only with a secure MX RRset', () => {
         assert.deepEqual(referenceIdentifiers('mx.example', 'mx.example'), ['mx.example'])
         assert.deepEqual(referenceIdentifiers('mx.example', 'real.example'), ['real.example', 'mx.example'])
-        assert.deepEqual(referenceIdentifiers('mx.example', 'mx.example', { domain: 'example', mxSecure: true }), ['mx.example', 'example'])
-        assert.deepEqual(referenceIdentifiers('mx.example', 'mx.example', { domain: 'example', mxSecure: false }), ['mx.example'])
+        assert.deepEqual(referenceIdentifiers('mx.example', 'mx.example', { domain: 'example', trust: 'dane' }), ['mx.example', 'example'])
+        assert.deepEqual(referenceIdentifiers('mx.example', 'mx.example', { domain: 'example', trust: 'half-dane' }), ['mx.example'])
         // implicit MX: the domain is the host; named once
-        assert.deepEqual(referenceIdentifiers('example', 'example', { domain: 'example', mxSecure: true }), ['example'])
+        assert.deepEqual(referenceIdentifiers('example', 'example', { domain: 'example', trust: 'dane' }), ['example'])
+    })
+
+    it('C6: a secure MX RRset is level dane, an insecure one half-dane (Postfix TLS_LEV_HALF_DANE)', () => {
+        assert.equal(mxTrust(true), 'dane')
+        assert.equal(mxTrust(false), 'half-dane')
+    })
+
+    it('C19: SNI is the TLSA base domain on a DANE host, and no rule of the plugin elsewhere', () => {
+        assert.equal(serverName({ mode: 'dane', tlsaBase: 'real.example' }), 'real.example')
+        for (const mode of ['encrypt', 'opportunistic', 'plaintext', 'skip'] as const) assert.equal(serverName({ mode, tlsaBase: 'real.example' }), undefined)
     })
 
     it('C4: a lookup that throws is a failure, and the decision defers', async () => {

@@ -18,14 +18,16 @@
 //
 // Every Haraka internal touched is declared in `HarakaInternals` below and
 // proved by behaviour at start-up (`proveInternals`); see the README.
+import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import type { TLSSocket } from 'node:tls'
 import type { TlsaRecord } from './tlsa'
-import type { HostMode } from './policy'
+import { serverName, type Decision, type HostMode } from './policy'
 import { verifyChain, rfc8460ResultType, VerifyResult } from './verify'
 import { presentedChain } from './peer-chain'
 import { SessionGuard, requirementOf, type SessionInput, type Verdict } from './session'
+import type { ResultType } from './result-type'
 
 export const SUPPORTED_HARAKA = /^3\.3\./
 
@@ -48,7 +50,7 @@ export interface Attempt {
     address: string
     guard: SessionGuard
     verify?: VerifyResult
-    failure?: { resultType?: string; reason: string }
+    failure?: { resultType?: ResultType; reason: string }
     tlsStarted?: number
     tlsMs?: number
 }
@@ -306,7 +308,7 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
             ? {
                   ...options,
                   // C19: SNI carries the TLSA base domain on DANE connections
-                  servername: ctx.mode === 'dane' && ctx.tlsaBase ? ctx.tlsaBase : options.servername,
+                  servername: serverName(ctx) ?? options.servername,
                   // authentication is DANE's (or, for encrypt, deliberately none): no PKIX rejection
                   rejectUnauthorized: false,
                   checkServerIdentity: () => undefined,
@@ -320,7 +322,7 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
                 const result = verifyChain({ chain: presentedChain(socket.cleartext), records: ctx.records, referenceNames: ctx.referenceNames })
                 attempt.verify = result
                 if (!result.authenticated) {
-                    const f = result.failure ?? { code: 'no-match' as const, detail: 'no TLSA record matched' }
+                    const f = result.failure
                     input = {
                         kind: 'handshake',
                         ok: false,
@@ -333,4 +335,63 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
         })
     }
     return attempt
+}
+
+// ---------------------------------------------------------------------------
+// Between the plugin's hooks and Haraka: the MX objects get_mx answers with, the delivered hook's
+// parameters, and where a configuration file came from
+// ---------------------------------------------------------------------------
+
+/** C7: one HarakaMx per validated address, Haraka's own class (get_mx_respond keeps instances), each carrying its host's context. */
+export function harakaMxList(HarakaMx: HarakaInternals['HarakaMx'], d: Decision, queueId: string): HarakaMxObject[] {
+    const out: HarakaMxObject[] = []
+    for (const h of d.hosts) {
+        if (h.mode === 'skip') continue
+        const ctx: MxContext = {
+            queueId,
+            domain: d.domain,
+            policy: d.policy,
+            exception: d.exception,
+            host: h.name,
+            mode: h.mode,
+            tlsaBase: h.tlsaBase,
+            referenceNames: h.referenceNames,
+            records: h.tlsa.records,
+        }
+        // only the addresses the resolver validated
+        for (const address of h.addresses) {
+            const mx = new HarakaMx({ exchange: address, priority: h.preference, from_dns: h.name })
+            mx.dane = ctx
+            out.push(mx)
+        }
+    }
+    return out
+}
+
+/**
+ * Haraka's delivered hook passes its facts by position (outbound/hmail.js: host, ip, response, delay,
+ * port, mode, ok_recips, secured, authenticated): the two the log needs, by name.
+ */
+export function deliveredFacts(params: unknown[]): { response: string; secured: boolean } {
+    return { response: String(params?.[2] ?? ''), secured: !!params?.[7] }
+}
+
+/** A plugin's configuration as haraka-config holds it: the shipped defaults' directory and the overrides' (Haraka's config/). */
+export interface PluginConfig {
+    get: (name: string, type: string, cb?: () => void) => unknown
+    root_path?: string
+    overrides_path?: string
+}
+
+/**
+ * C23: a configuration file's lines (re-read through haraka-config when it changes) and the file they
+ * came from, for error messages. The file follows haraka-config's own rule for `data` files: an
+ * override that is not empty replaces the shipped default; an empty one leaves the default in force.
+ */
+export function configSource(config: PluginConfig, name: string, onChange: () => void): { file: string; lines: string[] } {
+    const lines = (config.get(name, 'data', onChange) as string[] | null) ?? []
+    const override = config.overrides_path ? path.join(config.overrides_path, name) : undefined
+    const fromOverride = override !== undefined && fs.existsSync(override) && fs.readFileSync(override, 'utf8') !== ''
+    const file = fromOverride ? override : path.join(config.root_path ?? '.', name)
+    return { file, lines }
 }
