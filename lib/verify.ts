@@ -23,11 +23,14 @@
  *    and which are within their dates are tried first, and a candidate that fails is left for
  *    the next one, so a same-named decoy ahead of the real intermediate does not stop the path.
  */
-import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto'
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { certificateFields, matchesAnyReference, certificateDnsNames } from './names'
+import { parseChain, Matcher, type ParsedChain } from './chain'
 import { keyIdentifiersMatch, validatePath, type PkixFailureCode } from './pkix'
 import { type TlsaRecord, strongestDigests, unusableReason, USAGE, MTYPE } from './tlsa'
 import type { ResultType } from './result-type'
+
+export { parseChain, associationData, MAX_CHAIN, type ParsedChain } from './chain'
 
 export type FailureCode =
     | PkixFailureCode
@@ -40,15 +43,6 @@ export type FailureCode =
     | 'not-yet-valid'
     | 'bad-signature'
     | 'chain-not-built'
-
-export interface ParsedChain {
-    certs: X509Certificate[]
-    der: Buffer[]
-    /** the leaf (or the chain as a whole) is unusable */
-    error?: string
-    /** certificates above the leaf left out: unreadable, or beyond MAX_CHAIN (DANE-TA cannot use them; DANE-EE never looks) */
-    dropped?: string[]
-}
 
 export interface VerifyInput {
     chain: (Buffer | X509Certificate)[] | ParsedChain
@@ -88,8 +82,6 @@ export type VerifyResult =
 /** Upper bound on path-building steps, against pathological cross-signed chains */
 const MAX_PATH_STEPS = 256
 const MAX_DEPTH = 16
-/** Presented certificates considered at all (the leaf included); a real chain has a handful */
-export const MAX_CHAIN = 20
 /**
  * Signature verifications one DANE-TA check may spend. Without a bound a hostile server
  * (many same-named CA certificates) makes path building cost seconds of CPU in the
@@ -107,75 +99,6 @@ function subjectOf(c: X509Certificate): string {
 
 function recordBrief(r: TlsaRecord): string {
     return r.text.length > 80 ? `${r.text.slice(0, 77)}...` : r.text
-}
-
-/**
- * Parse the presented chain once per connection. Never throws. An unusable leaf sets `error`;
- * an unusable certificate above it is dropped (noted in `dropped`), since DANE-EE ignores
- * everything but the leaf (RFC 7672 3.1.1) and DANE-TA simply cannot build through it.
- */
-export function parseChain(der: (Buffer | X509Certificate)[]): ParsedChain {
-    const out: ParsedChain = { certs: [], der: [] }
-    if (!Array.isArray(der)) {
-        out.error = 'chain is not an array of DER certificates'
-        return out
-    }
-    for (let i = 0; i < der.length; i++) {
-        if (i >= MAX_CHAIN) {
-            ;(out.dropped ??= []).push(`${der.length - MAX_CHAIN} certificate(s) beyond the first ${MAX_CHAIN}`)
-            break
-        }
-        const b: unknown = der[i]
-        try {
-            // a certificate node has already parsed (the chain as the TLS socket hands it over) is not parsed again:
-            // constructing an X509Certificate costs more than the DANE checks themselves
-            const cert = b instanceof X509Certificate ? b : fromDer(b)
-            const buf = cert.raw
-            certificateFields(cert) // the public key DANE reads must be readable too
-            // the same certificate sent twice is one certificate (path building needs each once)
-            if (out.der.some((d) => d.equals(buf))) continue
-            out.certs.push(cert)
-            out.der.push(buf)
-        } catch (e) {
-            if (i === 0) {
-                out.error = `certificate at position 0 (the leaf): ${errorText(e)}`
-                break
-            }
-            ;(out.dropped ??= []).push(`certificate at position ${i}: ${errorText(e)}`)
-        }
-    }
-    return out
-}
-
-function fromDer(b: unknown): X509Certificate {
-    if (!(b instanceof Uint8Array)) throw new Error('not a byte buffer or certificate')
-    const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
-    const cert = new X509Certificate(buf)
-    // X509Certificate also accepts PEM and ignores bytes after the DER: insist on exactly one DER certificate
-    if (cert.raw.length !== buf.length || !cert.raw.equals(buf)) {
-        throw new Error(`not exactly one DER certificate (${buf.length} bytes given, certificate is ${cert.raw.length})`)
-    }
-    return cert
-}
-
-// RFC 6698 2.1.2: selector 0 = the whole certificate, 1 = SubjectPublicKeyInfo (both DER)
-function selectedContent(cert: X509Certificate | Buffer, selector: number): Buffer {
-    if (selector === 0) return Buffer.isBuffer(cert) ? cert : cert.raw
-    if (selector === 1) return certificateFields(cert).spki
-    throw new RangeError(`unknown TLSA selector ${selector}`)
-}
-
-// RFC 6698 2.1.3: matching type 0 = exact, 1 = SHA2-256, 2 = SHA2-512
-function matchingDigest(content: Buffer, mtype: number): Buffer {
-    if (mtype === 0) return content
-    if (mtype === 1) return createHash('sha256').update(content).digest()
-    if (mtype === 2) return createHash('sha512').update(content).digest()
-    throw new RangeError(`unknown TLSA matching type ${mtype}`)
-}
-
-// RFC 6698 2.1: the certificate association data a record would carry for this certificate
-export function associationData(cert: X509Certificate | Buffer, selector: number, mtype: number): Buffer {
-    return matchingDigest(selectedContent(cert, selector), mtype)
 }
 
 // RFC 8460 4.3: TLSRPT result types
@@ -215,32 +138,6 @@ type Failure = { code: FailureCode; detail: string }
 
 function better(a: Failure | undefined, b: Failure): Failure {
     return a === undefined || FAILURE_RANK[b.code] > FAILURE_RANK[a.code] ? b : a
-}
-
-/** per-call state: association data computed at most once per (certificate, selector, mtype) */
-class Matcher {
-    private readonly cache = new Map<string, Buffer>()
-    constructor(private readonly certs: X509Certificate[]) {}
-
-    data(index: number, selector: number, mtype: number): Buffer {
-        const key = `${index}/${selector}/${mtype}`
-        let v = this.cache.get(key)
-        if (v === undefined) {
-            const contentKey = `${index}/${selector}/0`
-            let content = this.cache.get(contentKey)
-            if (content === undefined) {
-                content = selectedContent(this.certs[index], selector)
-                this.cache.set(contentKey, content)
-            }
-            v = matchingDigest(content, mtype)
-            this.cache.set(key, v)
-        }
-        return v
-    }
-
-    matches(index: number, r: TlsaRecord): boolean {
-        return this.data(index, r.selector, r.mtype).equals(r.data)
-    }
 }
 
 interface ExternalAnchor {
