@@ -6,6 +6,7 @@
  */
 import * as dgram from 'node:dgram'
 import * as net from 'node:net'
+import { resolverSettingsOrThrow } from '../lib/config'
 import { Resolver } from '../lib/resolver'
 
 const RECORDS = 1000
@@ -62,7 +63,7 @@ export async function benchCache(): Promise<void> {
     })
     await new Promise<void>((res) => tcp.listen(port, '127.0.0.1', () => res()))
 
-    const resolver = new Resolver({ address: '127.0.0.1', port, timeoutMs: 2000, retries: 0, cacheSize: 10000 })
+    const resolver = new Resolver(resolverSettingsOrThrow({ address: '127.0.0.1', port, timeoutMs: 2000, retries: 0, cacheSize: 10000 }))
     const gc = (globalThis as { gc?: () => void }).gc
     gc?.()
     const before = process.memoryUsage()

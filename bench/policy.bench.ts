@@ -4,6 +4,7 @@
 // 5 MX hosts. Its DNS world uses its own addresses (127.0.2.52/53).
 import { DnsWorld } from '../test/world/dns'
 import { makeCertificate, tlsaText } from '../test/world/certs'
+import { resolverSettingsOrThrow } from '../lib/config'
 import { Resolver } from '../lib/resolver'
 import { decide } from '../lib/policy'
 
@@ -29,7 +30,7 @@ export async function benchPolicy(): Promise<void> {
             // cold plugin cache (unbound warm: the usual case once a destination has been seen by the resolver)
             const cold: number[] = []
             for (let i = 0; i < 200; i++) {
-                const r = new Resolver({ ...opts, cacheSize: 0 })
+                const r = new Resolver(resolverSettingsOrThrow({ ...opts, cacheSize: 0 }))
                 const t = process.hrtime.bigint()
                 const d = await decide(domain, (name, type) => r.lookup(name, type))
                 cold.push(Number(process.hrtime.bigint() - t) / 1e6)
@@ -41,7 +42,7 @@ export async function benchPolicy(): Promise<void> {
             const colder: number[] = []
             for (let i = 0; i < 30; i++) {
                 world.flushResolver()
-                const r = new Resolver({ ...opts, cacheSize: 0 })
+                const r = new Resolver(resolverSettingsOrThrow({ ...opts, cacheSize: 0 }))
                 const t = process.hrtime.bigint()
                 await decide(domain, (name, type) => r.lookup(name, type))
                 colder.push(Number(process.hrtime.bigint() - t) / 1e6)
@@ -49,7 +50,7 @@ export async function benchPolicy(): Promise<void> {
             }
             colder.sort((a, b) => a - b)
             // warm plugin cache
-            const warm = new Resolver({ ...opts, cacheSize: 10000 })
+            const warm = new Resolver(resolverSettingsOrThrow({ ...opts, cacheSize: 10000 }))
             await decide(domain, (name, type) => warm.lookup(name, type))
             const N = 20000
             const t0 = process.hrtime.bigint()

@@ -4,6 +4,7 @@
  */
 import * as dgram from 'node:dgram'
 import DNS from 'dns2'
+import { resolverSettingsOrThrow } from '../lib/config'
 import { Resolver } from '../lib/resolver'
 
 interface LoosePacket {
@@ -42,8 +43,8 @@ async function startFakeServer(): Promise<{ port: number; close(): Promise<void>
 export async function benchResolverCache(): Promise<void> {
     const server = await startFakeServer()
     const names = Array.from({ length: 100 }, (_, i) => `host${i}.bench.example`)
-    const resolver = new Resolver({ address: '127.0.0.1', port: server.port, timeoutMs: 1000, retries: 1, cacheSize: 1000 })
-    const wire = new Resolver({ address: '127.0.0.1', port: server.port, timeoutMs: 1000, retries: 1, cacheSize: 0 })
+    const resolver = new Resolver(resolverSettingsOrThrow({ address: '127.0.0.1', port: server.port, timeoutMs: 1000, retries: 1, cacheSize: 1000 }))
+    const wire = new Resolver(resolverSettingsOrThrow({ address: '127.0.0.1', port: server.port, timeoutMs: 1000, retries: 1, cacheSize: 0 }))
     try {
         // warm the cache
         for (const n of names) {

@@ -10,7 +10,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import { X509Certificate } from 'node:crypto'
 import { parseArgs } from 'node:util'
-import { DEFAULTS } from '../lib/config'
+import { DEFAULTS, resolverSettingsOrThrow } from '../lib/config'
 import { decide, type Decision, type HostDecision, serverName } from '../lib/policy'
 import { probe, type ProbeResult } from '../lib/probe'
 import { Resolver, ResolverConfigError, type Answer, type RRType } from '../lib/resolver'
@@ -164,14 +164,17 @@ const NET_OPTIONS = {
 function openResolver(values: Record<string, string | boolean | undefined>, timeoutMs: number): Resolver {
     const { address, port } = values.resolver !== undefined ? parseResolver(String(values.resolver)) : DEFAULTS.resolver
     try {
-        return new Resolver({
-            address,
-            port,
-            timeoutMs: Math.min(timeoutMs, 60000),
-            retries: DEFAULTS.resolver.retries,
-            cacheSize: 1000,
-            trustNonLoopback: values['trust-resolver'] === true,
-        })
+        // C1, C23: the settings go through the one check the plugin's dane.ini goes through
+        return new Resolver(
+            resolverSettingsOrThrow({
+                address,
+                port,
+                timeoutMs: Math.min(timeoutMs, 60000),
+                retries: DEFAULTS.resolver.retries,
+                cacheSize: 1000,
+                trustNonLoopback: values['trust-resolver'] === true,
+            }),
+        )
     } catch (e) {
         // C1: a non-loopback resolver is refused, as the plugin refuses it at start-up
         if (e instanceof ResolverConfigError)

@@ -2,19 +2,112 @@
 // Pure: it takes the files' lines (Haraka's config loader reads them, with
 // `data` type so that line numbers survive) and returns the configuration or
 // errors that name file and line (C23).
+//
+// It also owns the one check of the resolver settings, resolverSettings(), used
+// by the dane.ini parser and by the command alike: a Resolver is built from
+// nothing else (C1, C23).
 import net from 'node:net'
+import { DEFAULT_CACHE_MAX_BYTES } from './dns/cache'
 import { POLICY_WORDS, PolicyWord } from './policy'
-import { isLoopbackAddress } from './resolver'
+import { isLoopbackAddress, ResolverConfigError } from './resolver'
 
-export interface ResolverSettings {
+/** Resolver settings as a caller states them (dane.ini, the command line, a test): not yet checked. */
+export interface ResolverInput {
     address: string
     port: number
+    /** per attempt (one UDP exchange, or the TCP exchange after TC) */
     timeoutMs: number
+    /** extra attempts after a timeout; total attempts = 1 + retries */
     retries: number
+    /** max cache entries; 0 disables the cache */
     cacheSize: number
-    /** C30: the answer cache's bound in bytes (an answer larger than 1/16 of it is not cached) */
-    cacheMaxBytes: number
-    trustNonLoopback: boolean
+    /** C30: the answer cache's bound in bytes (estimated); default 32 MiB; an answer larger than 1/16 of it is not cached */
+    cacheMaxBytes?: number
+    /** the operator asserts a non-loopback resolver is reached over a trusted, secured path */
+    trustNonLoopback?: boolean
+}
+
+declare const checked: unique symbol
+
+/**
+ * Resolver settings that resolverSettings() accepted, the only thing a Resolver is built from (it
+ * takes them as they are). The brand exists for the type checker only: a plain object is not one.
+ */
+export type ResolverSettings = Readonly<Required<ResolverInput>> & { readonly [checked]: true }
+
+export interface ResolverSettingError {
+    field: keyof ResolverInput
+    /** 'not-loopback': C1, the address is fine but its AD bit cannot be trusted */
+    kind: 'invalid' | 'not-loopback'
+    message: string
+}
+
+type NumericSetting = 'port' | 'timeoutMs' | 'retries' | 'cacheSize' | 'cacheMaxBytes'
+
+/** Narrower ranges a source documents for its settings (dane.ini): whole numbers from min to max. */
+export type SettingRanges = Partial<Record<NumericSetting, { min: number; max: number }>>
+
+// C23: what a Resolver runs with.
+const RULES: Record<NumericSetting, { ok: (n: number) => boolean; must: string }> = {
+    port: { ok: (n) => Number.isInteger(n) && n >= 1 && n <= 65535, must: 'is not in 1..65535' },
+    timeoutMs: { ok: (n) => Number.isFinite(n) && n > 0, must: 'must be a positive number' },
+    retries: { ok: (n) => Number.isInteger(n) && n >= 0, must: 'must be a non-negative integer' },
+    cacheSize: { ok: (n) => Number.isInteger(n) && n >= 0, must: 'must be a non-negative integer' },
+    cacheMaxBytes: { ok: (n) => Number.isInteger(n) && n >= 1024, must: 'must be a whole number of at least 1024' },
+}
+
+/** C23: one resolver setting checked on its own (within `ranges` too, when given): what is wrong with it, or undefined. */
+export function resolverSettingProblem(field: 'address' | NumericSetting, value: unknown, ranges: SettingRanges = {}): string | undefined {
+    if (field === 'address') return net.isIP(String(value ?? '')) === 0 ? `resolver address "${value}" is not an IP address` : undefined
+    const n = value as number
+    if (!RULES[field].ok(n)) return `resolver ${field} "${value}" ${RULES[field].must}`
+    const range = ranges[field]
+    if (range && !(Number.isInteger(n) && n >= range.min && n <= range.max))
+        return `resolver ${field} "${value}" is not a whole number from ${range.min} to ${range.max}`
+    return undefined
+}
+
+/**
+ * C1, C23: the one check of the resolver settings. Every setting is checked (and the documented
+ * `ranges` of the source, when given), and a non-loopback address is refused unless
+ * trustNonLoopback is set (C1 / RFC 7672 §2.1.1, RFC 4035 §4.9.3: the AD bit is only as
+ * trustworthy as the path to the resolver). cacheMaxBytes defaults to 32 MiB.
+ */
+export function resolverSettings(input: ResolverInput, ranges: SettingRanges = {}): { settings: ResolverSettings } | { errors: ResolverSettingError[] } {
+    const cacheMaxBytes = input.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES
+    const values: [keyof ResolverInput & ('address' | NumericSetting), unknown][] = [
+        ['address', input.address],
+        ['port', input.port],
+        ['timeoutMs', input.timeoutMs],
+        ['retries', input.retries],
+        ['cacheSize', input.cacheSize],
+        ['cacheMaxBytes', cacheMaxBytes],
+    ]
+    const errors: ResolverSettingError[] = []
+    for (const [field, value] of values) {
+        const message = resolverSettingProblem(field, value, ranges)
+        if (message) errors.push({ field, kind: 'invalid', message })
+    }
+    const trustNonLoopback = input.trustNonLoopback === true
+    if (net.isIP(String(input.address ?? '')) !== 0 && !isLoopbackAddress(input.address) && !trustNonLoopback) {
+        errors.push({
+            field: 'address',
+            kind: 'not-loopback',
+            message:
+                `resolver ${input.address} is not loopback (127.0.0.0/8 or ::1); its AD bit cannot be trusted ` +
+                `unless the path is secured and trustNonLoopback is set`,
+        })
+    }
+    if (errors.length) return { errors }
+    const { address, port, timeoutMs, retries, cacheSize } = input
+    return { settings: Object.freeze({ address, port, timeoutMs, retries, cacheSize, cacheMaxBytes, trustNonLoopback }) as ResolverSettings }
+}
+
+/** resolverSettings() for callers with fixed settings (the defaults, tests, benchmarks): throws ResolverConfigError. */
+export function resolverSettingsOrThrow(input: ResolverInput, ranges: SettingRanges = {}): ResolverSettings {
+    const r = resolverSettings(input, ranges)
+    if ('errors' in r) throw new ResolverConfigError(r.errors.map((e) => e.message).join('; '))
+    return r.settings
 }
 
 /** C30: work per destination, as Postfix's smtp_mx_address_limit bounds it */
@@ -49,7 +142,15 @@ export interface Source {
 
 export const DEFAULTS: Omit<DaneConfig, 'domains' | 'exceptions'> = {
     policy: 'dane',
-    resolver: { address: '127.0.0.1', port: 53, timeoutMs: 2000, retries: 2, cacheSize: 10000, cacheMaxBytes: 32 * 1024 * 1024, trustNonLoopback: false },
+    resolver: resolverSettingsOrThrow({
+        address: '127.0.0.1',
+        port: 53,
+        timeoutMs: 2000,
+        retries: 2,
+        cacheSize: 10000,
+        cacheMaxBytes: DEFAULT_CACHE_MAX_BYTES,
+        trustNonLoopback: false,
+    }),
     log: { destination: 'stdout', level: 'info' },
     limits: { mxHosts: 10, addresses: 20 },
 }
@@ -72,24 +173,47 @@ function parseBool(v: string): boolean | undefined {
 }
 
 function parseIntIn(v: string, min: number, max: number): number | undefined {
-    if (!/^\d+$/.test(v)) return undefined
-    const n = parseInt(v, 10)
+    const n = parseWhole(v)
     return n >= min && n <= max ? n : undefined
+}
+
+/** digits only, else NaN */
+function parseWhole(v: string): number {
+    return /^\d+$/.test(v) ? parseInt(v, 10) : NaN
+}
+
+// C23: dane.ini's documented ranges for the resolver settings (README), narrower than what a Resolver runs with.
+const INI_RANGES = {
+    port: { min: 1, max: 65535 },
+    timeoutMs: { min: 50, max: 60000 },
+    retries: { min: 0, max: 10 },
+    cacheSize: { min: 1, max: 10_000_000 },
+    cacheMaxBytes: { min: 65536, max: 4 * 1024 * 1024 * 1024 },
+} satisfies SettingRanges
+
+// [resolver] number keys: the setting each one is, and how an error on it reads.
+const INI_RESOLVER_NUMBERS: Record<string, { field: keyof typeof INI_RANGES; what: string }> = {
+    port: { field: 'port', what: 'not a port number' },
+    timeout_ms: { field: 'timeoutMs', what: `not a whole number of milliseconds from ${INI_RANGES.timeoutMs.min} to ${INI_RANGES.timeoutMs.max}` },
+    retries: { field: 'retries', what: `not a whole number from ${INI_RANGES.retries.min} to ${INI_RANGES.retries.max}` },
+    cache_size: { field: 'cacheSize', what: `not a whole number from ${INI_RANGES.cacheSize.min} to ${INI_RANGES.cacheSize.max}` },
+    cache_max_bytes: { field: 'cacheMaxBytes', what: `not a whole number of bytes from ${INI_RANGES.cacheMaxBytes.min} to ${INI_RANGES.cacheMaxBytes.max}` },
 }
 
 /** Build the configuration; `config` is absent when any error was found. */
 export function buildConfig(ini: Source, exceptions: Source): { config?: DaneConfig; errors: ConfigError[] } {
     const errors: ConfigError[] = []
-    const cfg: DaneConfig = {
+    const cfg: Omit<DaneConfig, 'resolver'> = {
         policy: DEFAULTS.policy,
-        resolver: { ...DEFAULTS.resolver },
         log: { ...DEFAULTS.log },
         limits: { ...DEFAULTS.limits },
         domains: new Map(),
         exceptions: new Set(),
     }
+    // the [resolver] settings as written, each checked on its line by resolverSettingProblem(), all together by resolverSettings()
+    const resolver: ResolverInput = { ...DEFAULTS.resolver }
+    const resolverLines: Partial<Record<keyof ResolverInput, number>> = {}
     let section = 'main'
-    let addressLine = 0
     ini.lines.forEach((raw, i) => {
         const line = i + 1
         const err = (message: string) => errors.push({ file: ini.file, line, message })
@@ -112,38 +236,20 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
                 else bad(`unknown policy word (one of ${POLICY_WORDS.join(', ')})`)
                 return
             case 'resolver.address':
-                addressLine = line
-                if (net.isIP(value)) cfg.resolver.address = value
-                else bad('not an IP address')
+                resolverLines.address = line
+                if (resolverSettingProblem('address', value)) return bad('not an IP address')
+                resolver.address = value
                 return
-            case 'resolver.port': {
-                const n = parseIntIn(value, 1, 65535)
-                if (n === undefined) return bad('not a port number')
-                cfg.resolver.port = n
-                return
-            }
-            case 'resolver.timeout_ms': {
-                const n = parseIntIn(value, 50, 60000)
-                if (n === undefined) return bad('not a whole number of milliseconds from 50 to 60000')
-                cfg.resolver.timeoutMs = n
-                return
-            }
-            case 'resolver.retries': {
-                const n = parseIntIn(value, 0, 10)
-                if (n === undefined) return bad('not a whole number from 0 to 10')
-                cfg.resolver.retries = n
-                return
-            }
-            case 'resolver.cache_size': {
-                const n = parseIntIn(value, 1, 10_000_000)
-                if (n === undefined) return bad('not a whole number from 1 to 10000000')
-                cfg.resolver.cacheSize = n
-                return
-            }
+            case 'resolver.port':
+            case 'resolver.timeout_ms':
+            case 'resolver.retries':
+            case 'resolver.cache_size':
             case 'resolver.cache_max_bytes': {
-                const n = parseIntIn(value, 65536, 4 * 1024 * 1024 * 1024)
-                if (n === undefined) return bad('not a whole number of bytes from 65536 to 4294967296')
-                cfg.resolver.cacheMaxBytes = n
+                const { field, what } = INI_RESOLVER_NUMBERS[key]
+                const n = parseWhole(value)
+                resolverLines[field] = line
+                if (resolverSettingProblem(field, n, INI_RANGES)) return bad(what)
+                resolver[field] = n
                 return
             }
             case 'limits.mx_hosts': {
@@ -161,7 +267,7 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
             case 'resolver.trust_non_loopback': {
                 const b = parseBool(value)
                 if (b === undefined) return bad('not true or false')
-                cfg.resolver.trustNonLoopback = b
+                resolver.trustNonLoopback = b
                 return
             }
             case 'log.destination':
@@ -184,11 +290,15 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         err(`unknown setting ${section}.${key}`)
     })
     // C1: the AD bit is trusted only from a loopback resolver unless the operator says the path is secured
-    if (!isLoopback(cfg.resolver.address) && !cfg.resolver.trustNonLoopback) {
+    const checkedResolver = resolverSettings(resolver, INI_RANGES)
+    for (const e of 'errors' in checkedResolver ? checkedResolver.errors : []) {
         errors.push({
             file: ini.file,
-            line: addressLine,
-            message: `resolver.address ${cfg.resolver.address} is not a loopback address: its AD bit cannot be trusted over the network. Run a validating resolver on 127.0.0.1, or set trust_non_loopback=true if the path to it is secured (IPsec, a private link)`,
+            line: resolverLines[e.field] ?? 0,
+            message:
+                e.kind === 'not-loopback'
+                    ? `resolver.address ${resolver.address} is not a loopback address: its AD bit cannot be trusted over the network. Run a validating resolver on 127.0.0.1, or set trust_non_loopback=true if the path to it is secured (IPsec, a private link)`
+                    : e.message,
         })
     }
     exceptions.lines.forEach((raw, i) => {
@@ -201,7 +311,9 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         }
         cfg.exceptions.add(name)
     })
-    return errors.length ? { errors } : { config: cfg, errors }
+    if (errors.length || 'errors' in checkedResolver) return { errors }
+    const { policy, log, limits, domains } = cfg
+    return { config: { policy, resolver: checkedResolver.settings, log, limits, domains, exceptions: cfg.exceptions }, errors }
 }
 
 function isPolicy(v: string): v is PolicyWord {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import dgram from 'node:dgram'
 import { DnsWorld } from '../world/dns'
 import { makeCertificate, tlsaText } from '../world/certs'
+import { resolverSettingsOrThrow } from '../../lib/config'
 import { Resolver } from '../../lib/resolver'
 import { decide, Decision, HostDecision } from '../../lib/policy'
 
@@ -143,7 +144,7 @@ describe('policy engine against the real world (C4–C12)', function () {
             },
             { name: 'b.test', signing: 'bogus-ds', records: ['@ MX 10 mx.dane.p.test.'] },
         ])
-        resolver = new Resolver({ address: world.resolverAddress, port: world.port, timeoutMs: 1000, retries: 1, cacheSize: 1000 })
+        resolver = new Resolver(resolverSettingsOrThrow({ address: world.resolverAddress, port: world.port, timeoutMs: 1000, retries: 1, cacheSize: 1000 }))
     })
 
     after(async () => {
@@ -382,7 +383,7 @@ describe('policy engine against the real world (C4–C12)', function () {
     })
 
     it('C3: a decision made twice asks the resolver once (cache), and a failure is asked again', async () => {
-        const r = new Resolver({ address: world.resolverAddress, port: world.port, timeoutMs: 1000, retries: 0, cacheSize: 100 })
+        const r = new Resolver(resolverSettingsOrThrow({ address: world.resolverAddress, port: world.port, timeoutMs: 1000, retries: 0, cacheSize: 100 }))
         try {
             await decide('dane.p.test', (n, t) => r.lookup(n, t))
             const wire = r.stats().udp
@@ -398,7 +399,7 @@ describe('policy engine against the real world (C4–C12)', function () {
     })
 
     it('C2: a reply truncated over UDP is asked again over TCP, and validated all the same', async () => {
-        const r = new Resolver({ address: world.resolverAddress, port: world.port, timeoutMs: 1000, retries: 0, cacheSize: 100 })
+        const r = new Resolver(resolverSettingsOrThrow({ address: world.resolverAddress, port: world.port, timeoutMs: 1000, retries: 0, cacheSize: 100 }))
         try {
             const d = await decide('big.p.test', (n, t) => r.lookup(n, t))
             const h = host(d, 'mx.big.p.test')
@@ -412,7 +413,7 @@ describe('policy engine against the real world (C4–C12)', function () {
     })
 
     it('C1, C4: a resolver that is down → defer, never an opportunistic decision', async () => {
-        const down = new Resolver({ address: '127.0.1.99', port: 53, timeoutMs: 300, retries: 1, cacheSize: 10 })
+        const down = new Resolver(resolverSettingsOrThrow({ address: '127.0.1.99', port: 53, timeoutMs: 300, retries: 1, cacheSize: 10 }))
         try {
             const d = await decide('dane.p.test', (n, t) => down.lookup(n, t))
             assert.equal(d.action, 'defer')
@@ -427,7 +428,7 @@ describe('policy engine against the real world (C4–C12)', function () {
         let seen = 0
         silent.on('message', () => seen++)
         await new Promise<void>((r) => silent.bind(53, '127.0.1.98', () => r()))
-        const slow = new Resolver({ address: '127.0.1.98', port: 53, timeoutMs: 200, retries: 2, cacheSize: 10 })
+        const slow = new Resolver(resolverSettingsOrThrow({ address: '127.0.1.98', port: 53, timeoutMs: 200, retries: 2, cacheSize: 10 }))
         try {
             const d = await decide('dane.p.test', (n, t) => slow.lookup(n, t))
             assert.equal(d.action, 'defer')

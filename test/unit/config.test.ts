@@ -2,7 +2,18 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { buildConfig, policyFor, formatErrors, isLoopback, DaneConfig } from '../../lib/config'
+import {
+    buildConfig,
+    policyFor,
+    formatErrors,
+    isLoopback,
+    DaneConfig,
+    DEFAULTS,
+    resolverSettings,
+    resolverSettingsOrThrow,
+    ResolverInput,
+} from '../../lib/config'
+import { ResolverConfigError } from '../../lib/resolver'
 
 const ini = (text: string) => ({ file: '/etc/haraka/config/dane.ini', lines: text.split('\n') })
 const exc = (text: string) => ({ file: '/etc/haraka/config/dane.exceptions', lines: text.split('\n') })
@@ -97,6 +108,71 @@ describe('config (C1, C21–C23)', () => {
         assert.match(r.errors[0].message, /not a loopback address/)
         const cfg = ok('[resolver]\naddress=192.0.2.53\ntrust_non_loopback=true\n')
         assert.equal(cfg.resolver.address, '192.0.2.53')
+    })
+
+    it('C1: the settings check refuses a non-loopback resolver, saying why, unless trustNonLoopback', () => {
+        const input: ResolverInput = { address: '192.0.2.53', port: 53, timeoutMs: 2000, retries: 2, cacheSize: 100 }
+        const refused = resolverSettings(input)
+        assert.ok('errors' in refused)
+        assert.equal(refused.errors.length, 1)
+        assert.equal(refused.errors[0].field, 'address')
+        assert.equal(refused.errors[0].kind, 'not-loopback')
+        assert.equal(
+            refused.errors[0].message,
+            'resolver 192.0.2.53 is not loopback (127.0.0.0/8 or ::1); its AD bit cannot be trusted unless the path is secured and trustNonLoopback is set',
+        )
+        assert.throws(
+            () => resolverSettingsOrThrow(input),
+            (e: unknown) => e instanceof ResolverConfigError && /not loopback/.test(e.message),
+        )
+        for (const address of ['10.0.0.1', '2001:db8::53', '::', '128.0.0.1']) {
+            const r = resolverSettings({ ...input, address })
+            assert.ok('errors' in r && r.errors[0].kind === 'not-loopback', address)
+        }
+        const trusted = resolverSettings({ ...input, trustNonLoopback: true })
+        assert.ok('settings' in trusted)
+        assert.equal(trusted.settings.address, '192.0.2.53')
+        assert.equal(trusted.settings.trustNonLoopback, true)
+    })
+
+    it('C23: the settings check reports every bad setting, and fills in the defaults of the optional ones', () => {
+        const r = resolverSettings({ address: 'localhost', port: 0, timeoutMs: -1, retries: 1.5, cacheSize: -1, cacheMaxBytes: 100 })
+        assert.ok('errors' in r)
+        assert.deepEqual(
+            r.errors.map((e) => e.field),
+            ['address', 'port', 'timeoutMs', 'retries', 'cacheSize', 'cacheMaxBytes'],
+        )
+        assert.match(r.errors[0].message, /not an IP address/)
+        const ok = resolverSettings({ address: '::1', port: 5353, timeoutMs: 100, retries: 0, cacheSize: 0 })
+        assert.ok('settings' in ok)
+        assert.deepEqual(ok.settings, {
+            address: '::1',
+            port: 5353,
+            timeoutMs: 100,
+            retries: 0,
+            cacheSize: 0,
+            cacheMaxBytes: 33554432,
+            trustNonLoopback: false,
+        })
+        assert.ok(Object.isFrozen(ok.settings))
+        assert.ok(Object.isFrozen(DEFAULTS.resolver), 'the defaults went through the check too')
+    })
+
+    it("C23: dane.ini's own ranges are narrower than the check's, and every bad line is reported, even one repeated later", () => {
+        const r = buildConfig(ini('[resolver]\ntimeout_ms=10\ncache_size=0\ncache_max_bytes=1024\nretries=11\nport=99999\nport=53\n'), exc(''))
+        assert.equal(r.config, undefined)
+        assert.deepEqual(
+            r.errors.map((e) => `${e.line}: ${e.message}`),
+            [
+                '2: resolver.timeout_ms: not a whole number of milliseconds from 50 to 60000, got "10"',
+                '3: resolver.cache_size: not a whole number from 1 to 10000000, got "0"',
+                '4: resolver.cache_max_bytes: not a whole number of bytes from 65536 to 4294967296, got "1024"',
+                '5: resolver.retries: not a whole number from 0 to 10, got "11"',
+                '6: resolver.port: not a port number, got "99999"',
+            ],
+        )
+        const cfg = ok('[resolver]\naddress=::1\nport=5353\ntimeout_ms=50\nretries=0\ncache_size=1\ncache_max_bytes=65536\n')
+        assert.deepEqual(cfg.resolver, { address: '::1', port: 5353, timeoutMs: 50, retries: 0, cacheSize: 1, cacheMaxBytes: 65536, trustNonLoopback: false })
     })
 
     it('C1: loopback means 127.0.0.0/8 and ::1', () => {

@@ -8,7 +8,8 @@ import { strict as assert } from 'node:assert'
 import * as dgram from 'node:dgram'
 import * as net from 'node:net'
 import DNS from 'dns2'
-import { Resolver, ResolverConfigError, ResolverOptions, Answer } from '../../lib/resolver'
+import { resolverSettings, resolverSettingsOrThrow, type ResolverInput } from '../../lib/config'
+import { Resolver, ResolverConfigError, Answer } from '../../lib/resolver'
 
 // ---------------------------------------------------------------------------
 // dns2 codec, loosely typed for building test replies
@@ -241,8 +242,18 @@ describe('resolver (C1–C3)', function () {
     const server = new FakeDns()
     const resolvers: Resolver[] = []
 
-    function make(over: Partial<ResolverOptions> = {}): Resolver {
-        const r = new Resolver({ address: '127.0.0.1', port: server.port, timeoutMs: 1000, retries: 1, cacheSize: 100, ...over })
+    const settings = (over: Partial<ResolverInput> = {}): ResolverInput => ({
+        address: '127.0.0.1',
+        port: server.port,
+        timeoutMs: 1000,
+        retries: 1,
+        cacheSize: 100,
+        ...over,
+    })
+
+    /** A resolver built as the plugin and the command build one: through the settings check (lib/config.ts), which throws ResolverConfigError. */
+    function make(over: Partial<ResolverInput> = {}): Resolver {
+        const r = new Resolver(resolverSettingsOrThrow(settings(over)))
         resolvers.push(r)
         return r
     }
@@ -335,7 +346,29 @@ describe('resolver (C1–C3)', function () {
     it('C1: a non-loopback resolver is refused at construction', () => {
         for (const address of ['192.0.2.53', '10.0.0.1', '2001:db8::53', '::']) {
             assert.throws(() => make({ address, port: 53 }), ResolverConfigError, address)
+            // the refusal is the settings check's: it names C1's reason and nothing else
+            const checked = resolverSettings(settings({ address, port: 53 }))
+            assert.ok('errors' in checked, address)
+            assert.deepEqual(
+                checked.errors.map((e) => [e.field, e.kind]),
+                [['address', 'not-loopback']],
+            )
+            assert.match(checked.errors[0].message, /is not loopback \(127\.0\.0\.0\/8 or ::1\); its AD bit cannot be trusted/)
         }
+    })
+
+    it('C1: a Resolver is built only from checked settings (a plain object does not type-check)', () => {
+        // compile-time proof, never called: the constructor takes ResolverSettings, which only resolverSettings() gives
+        const unchecked = (): Resolver =>
+            // @ts-expect-error a plain object is not ResolverSettings
+            new Resolver({ address: '192.0.2.53', port: 53, timeoutMs: 1000, retries: 1, cacheSize: 100, cacheMaxBytes: 1 << 20, trustNonLoopback: false })
+        assert.equal(typeof unchecked, 'function')
+        const checked = resolverSettings(settings())
+        assert.ok('settings' in checked)
+        assert.ok(Object.isFrozen(checked.settings), 'the checked settings cannot be changed afterwards')
+        const r = new Resolver(checked.settings)
+        resolvers.push(r)
+        assert.equal(r.stats().queries, 0)
     })
 
     it('C1: a non-loopback resolver is allowed with trustNonLoopback (constructed only, never queried)', () => {
