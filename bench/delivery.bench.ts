@@ -1,51 +1,242 @@
-// End-to-end cost of the plugin: a real Haraka delivering through the test
-// world to a DANE-EE host, with haraka-plugin-dane and without it (Haraka's own
-// MX lookup and opportunistic TLS to the same host). Messages are injected one
-// SMTP session each, as fast as Haraka accepts them; the clock stops when the
-// last one is delivered. Needs root (ports 25/53 on 127.0.0.x), like the tests.
+// What the plugin costs Haraka's outbound delivery, measured so that Haraka is the bottleneck:
+//  - receivers that greet at once (bench/fast-receiver.ts, in processes of their own whose CPU is
+//    read and printed, so that one can see they are not the limit);
+//  - each round fills Haraka's queue with delivery disabled (injection is not timed), then enables
+//    delivery and times from the first delivered message to the last;
+//  - stock Haraka (its own MX lookup, opportunistic TLS) and Haraka with the plugin alternate, round
+//    by round, on the same destinations, 20 connections at a time (outbound concurrency_max);
+//  - per round: messages per second, the ratio plugin/stock, CPU seconds per 1,000 messages (the
+//    Haraka processes' user+system time over the round); peak memory of each Haraka at the end.
+// Workloads: DANE-EE (one MX, 3 1 1), DANE-TA (2 0 1 on a presented root), and first-MX-fails
+// (the first MX presents a key its TLSA record does not name; two handshakes a message); and the
+// DANE-EE workload again with nodes=2. Needs root (ports 25/53 on 127.0.6.x), like the tests.
+//
+//   npm run bench -- delivery                 (3 rounds × 1,000 messages a workload)
+//   BENCH_MESSAGES=2000 BENCH_ROUNDS=5 npm run bench -- delivery
+//   BENCH_WORKLOADS=ee,nodes=2:ee ...          (some workloads only)
+//   BENCH_PROFILE=1 ...                       (node --cpu-prof on both Harakas; the .cpuprofile files are kept)
+import { spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { DnsWorld } from '../test/world/dns'
+import { makeCertificate, tlsaText, type TestCert } from '../test/world/certs'
 import { Haraka } from '../test/world/haraka'
-import { startScenarioWorld, worldDaneIni } from '../test/world/scenarios'
 import { sleep } from '../test/world/procs'
 
-async function run(haraka: Haraka, to: string, n: number): Promise<{ perSecond: number; delivered: number }> {
-    const before = haraka.events().length
-    const t0 = process.hrtime.bigint()
-    const ids: string[] = []
-    for (let i = 0; i < n; i++) ids.push(await haraka.send(to, { subject: `bench ${i}` }))
-    for (;;) {
-        const done = haraka
-            .events()
-            .slice(before)
-            .filter((e) => e.event === 'delivered' || e.event === 'deferred' || e.event === 'bounce')
-        if (done.length >= n) {
-            const secs = Number(process.hrtime.bigint() - t0) / 1e9
-            return { perSecond: n / secs, delivered: done.filter((e) => e.event === 'delivered').length }
-        }
+const N = Number(process.env.BENCH_MESSAGES ?? 1000)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const CONCURRENCY = 20
+const NET = '127.0.6'
+const TICK = 100 // clock ticks a second (/proc/<pid>/stat)
+
+interface Receiver {
+    proc: ChildProcess
+    count(): Promise<{ messages: number; cpuUs: number }>
+}
+
+async function startReceiver(dir: string, name: string, chain: TestCert[], key: string, addresses: string[]): Promise<Receiver> {
+    const cert = path.join(dir, `${name}.pem`)
+    const keyFile = path.join(dir, `${name}.key`)
+    fs.writeFileSync(cert, chain.map((c) => c.pem).join(''))
+    fs.writeFileSync(keyFile, key)
+    const proc = spawn(process.execPath, [path.join(__dirname, 'fast-receiver.js'), cert, keyFile, ...addresses], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+    while (!out.includes('READY')) {
+        if (proc.exitCode !== null) throw new Error(`receiver ${name} exited`)
         await sleep(20)
+    }
+    return {
+        proc,
+        count: async () => {
+            const before = out.length
+            proc.kill('SIGUSR2')
+            while (!/COUNT \d+ \d+\n/.test(out.slice(before))) await sleep(10)
+            const m = /COUNT (\d+) (\d+)\n/.exec(out.slice(before))!
+            return { messages: Number(m[1]), cpuUs: Number(m[2]) }
+        },
     }
 }
 
+/** user+system CPU seconds of these processes so far */
+function cpuSeconds(pids: number[]): number {
+    let ticks = 0
+    for (const pid of pids) {
+        try {
+            const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+            ticks += Number(f[11]) + Number(f[12]) // utime, stime (fields 14 and 15)
+        } catch {
+            /* gone */
+        }
+    }
+    return ticks / TICK
+}
+
+/** peak resident memory (VmHWM) of these processes, MB */
+function peakMb(pids: number[]): number {
+    let kb = 0
+    for (const pid of pids) {
+        try {
+            kb = Math.max(kb, Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0))
+        } catch {
+            /* gone */
+        }
+    }
+    return kb / 1024
+}
+
+function outbound(disabled: boolean, nodes: number): string {
+    return `local_mx_ok=true\nenable_tls=true\ntemp_fail_intervals=1s*50\nconnect_timeout=10\nconcurrency_max=${Math.ceil(CONCURRENCY / Math.max(1, nodes))}\ndisabled=${disabled}\n`
+}
+
+async function inject(h: Haraka, to: string, n: number): Promise<string[]> {
+    const ids: string[] = []
+    let next = 0
+    await Promise.all(
+        Array.from({ length: 10 }, async () => {
+            while (next < n) {
+                const i = next++
+                ids.push(await h.send(`b${i}@${to}`, { subject: `bench ${i}` }))
+            }
+        }),
+    )
+    return ids
+}
+
+interface RoundResult {
+    perSecond: number
+    cpuPer1000: number
+    delivered: number
+}
+
+/** fill the queue with delivery disabled, enable it, time from the first delivery to the last */
+async function round(h: Haraka, nodes: number, to: string): Promise<RoundResult> {
+    const before = h.events().length
+    const ids = await inject(h, to, N)
+    await sleep(300)
+    const cpu0 = cpuSeconds(h.pids())
+    h.writeConfigFile('outbound.ini', outbound(false, nodes))
+    const deadline = Date.now() + 300000
+    let done = h.events().slice(before)
+    while (done.length < ids.length && Date.now() < deadline) {
+        await sleep(50)
+        done = h.events().slice(before)
+    }
+    const cpu1 = cpuSeconds(h.pids())
+    h.writeConfigFile('outbound.ini', outbound(true, nodes))
+    const delivered = done.filter((e) => e.event === 'delivered')
+    const times = delivered.map((e) => e.t ?? 0).sort((a, b) => a - b)
+    const span = (times[times.length - 1] - times[0]) / 1000
+    // the next round starts only once Haraka has seen delivery disabled again (haraka-config's watcher)
+    await sleep(6000)
+    return { perSecond: (delivered.length - 1) / span, cpuPer1000: ((cpu1 - cpu0) * 1000) / Math.max(1, delivered.length), delivered: delivered.length }
+}
+
 export async function benchDelivery(): Promise<void> {
-    const world = await startScenarioWorld()
-    const withDane = new Haraka({ withDane: true, port: 2530 })
-    withDane.writeConfigFile('dane.ini', worldDaneIni(world, `${withDane.dir}/dane.jsonl`))
-    const without = new Haraka({ withDane: false, port: 2531, address: '127.0.0.25', systemResolver: world.dns.resolverAddress })
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-bench-'))
+    const good = makeCertificate({ cn: 'bench-good' })
+    const wrong = makeCertificate({ cn: 'bench-wrong' })
+    const root = makeCertificate({ cn: 'Bench Root', ca: true })
+    const inter = makeCertificate({ cn: 'Bench Inter', ca: true, issuer: root })
+    const taLeaf = makeCertificate({ cn: 'mx.ta.bench.test', sans: ['mx.ta.bench.test'], issuer: inter })
+    const dns = new DnsWorld({ nsdAddress: `${NET}.52`, resolverAddress: `${NET}.53` })
+    const receivers: Receiver[] = []
+    const harakas: Haraka[] = []
     try {
-        await withDane.start()
-        await without.start()
-        const n = 300
-        console.log(`delivery: ${n} messages to ee.dane.test (DANE-EE host, STARTTLS), one SMTP session each`)
-        await run(without, 'warm@ee.dane.test', 5)
-        await run(withDane, 'warm@ee.dane.test', 5)
-        const plain = await run(without, 'bench@ee.dane.test', n)
-        const dane = await run(withDane, 'bench@ee.dane.test', n)
-        console.log(`  Haraka alone (opportunistic TLS):      ${plain.perSecond.toFixed(0)} messages/s (${plain.delivered} delivered)`)
-        console.log(`  Haraka + haraka-plugin-dane (verified): ${dane.perSecond.toFixed(0)} messages/s (${dane.delivered} delivered)`)
+        await dns.start([
+            {
+                name: 'bench.test',
+                signing: 'signed',
+                ttl: 3600,
+                records: [
+                    'ee MX 10 mx.ee',
+                    `mx.ee A ${NET}.11`,
+                    `_25._tcp.mx.ee TLSA ${tlsaText(good, 3, 1, 1)}`,
+                    'ta MX 10 mx.ta',
+                    `mx.ta A ${NET}.12`,
+                    `_25._tcp.mx.ta TLSA ${tlsaText(root, 2, 0, 1)}`,
+                    'fallback MX 10 mx1.fallback',
+                    'fallback MX 20 mx2.fallback',
+                    `mx1.fallback A ${NET}.14`,
+                    `mx2.fallback A ${NET}.13`,
+                    `_25._tcp.mx1.fallback TLSA ${tlsaText(good, 3, 1, 1)}`,
+                    `_25._tcp.mx2.fallback TLSA ${tlsaText(good, 3, 1, 1)}`,
+                ],
+            },
+        ])
+        receivers.push(await startReceiver(dir, 'good', [good], good.keyPem, [`${NET}.11`, `${NET}.13`]))
+        receivers.push(await startReceiver(dir, 'ta', [taLeaf, inter, root], taLeaf.keyPem, [`${NET}.12`]))
+        receivers.push(await startReceiver(dir, 'wrong', [wrong], wrong.keyPem, [`${NET}.14`]))
+        const profile = (who: string): string[] => (process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profiles', who)}`] : [])
+
+        const make = async (withDane: boolean, nodes: number, port: number): Promise<Haraka> => {
+            const h = new Haraka({
+                withDane,
+                port,
+                systemResolver: withDane ? undefined : dns.resolverAddress,
+                nodeArgs: profile(withDane ? 'plugin' : 'stock'),
+                config: {
+                    'smtp.ini': `listen=127.0.0.25:${port}\nnodes=${nodes}\n`,
+                    'outbound.ini': outbound(true, nodes),
+                    'log.ini': '[main]\nlevel=warn\n',
+                    'dane.ini': `[resolver]\naddress=${dns.resolverAddress}\nport=53\n[log]\ndestination=${path.join(dir, `dane-${port}.jsonl`)}\nlevel=${process.env.BENCH_LOG_LEVEL ?? 'info'}\n`,
+                },
+            })
+            harakas.push(h)
+            await h.start()
+            await sleep(nodes ? 1500 : 300)
+            return h
+        }
+
+        const receiverCpu = async (): Promise<number> => (await Promise.all(receivers.map((r) => r.count()))).reduce((n, c) => n + c.cpuUs, 0) / 1e6
+        console.log(
+            `delivery: ${N} messages a round, ${CONCURRENCY} connections, one message a connection, on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}`,
+        )
+        const only = process.env.BENCH_WORKLOADS?.split(',')
+        for (const [label, nodes, all] of [
+            ['nodes=0', 0, ['ee', 'ta', 'fallback']],
+            ['nodes=2', 2, ['ee']],
+        ] as const) {
+            const workloads = all.filter((w) => !only || only.includes(`${label}:${w}`) || only.includes(w))
+            if (workloads.length === 0) continue
+            const stock = await make(false, nodes, 2540 + nodes)
+            const dane = await make(true, nodes, 2550 + nodes)
+            for (const w of workloads) {
+                const to = `${w}.bench.test`
+                // warm both: DNS caches, TLS session code, JIT
+                await round(stock, nodes, to).catch(() => undefined)
+                await round(dane, nodes, to).catch(() => undefined)
+                console.log(`\n${label} ${w}: round  stock msg/s  plugin msg/s  ratio  stock CPU s/1000  plugin CPU s/1000  receivers CPU s`)
+                const ratios: number[] = []
+                for (let r = 1; r <= ROUNDS; r++) {
+                    const rc0 = await receiverCpu()
+                    const s = await round(stock, nodes, to)
+                    const d = await round(dane, nodes, to)
+                    const rc1 = await receiverCpu()
+                    ratios.push(d.perSecond / s.perSecond)
+                    console.log(
+                        `${' '.repeat(label.length + w.length + 2)}${String(r).padStart(6)}${s.perSecond.toFixed(0).padStart(13)}${d.perSecond.toFixed(0).padStart(14)}${(d.perSecond / s.perSecond).toFixed(2).padStart(7)}${s.cpuPer1000.toFixed(2).padStart(18)}${d.cpuPer1000.toFixed(2).padStart(19)}${(rc1 - rc0).toFixed(2).padStart(17)}` +
+                            (s.delivered !== N || d.delivered !== N ? `  (delivered ${s.delivered}/${d.delivered} of ${N})` : ''),
+                    )
+                }
+                const sorted = [...ratios].sort((a, b) => a - b)
+                console.log(
+                    `${' '.repeat(label.length + w.length + 2)}median ratio ${sorted[Math.floor(sorted.length / 2)].toFixed(2)} (min ${sorted[0].toFixed(2)}, max ${sorted[sorted.length - 1].toFixed(2)})`,
+                )
+            }
+            console.log(`${' '.repeat(label.length + 1)}peak memory: stock ${peakMb(stock.pids()).toFixed(0)} MB, plugin ${peakMb(dane.pids()).toFixed(0)} MB`)
+            await stock.stop()
+            await dane.stop()
+        }
+        if (process.env.BENCH_PROFILE) console.log(`\nCPU profiles (stock/, plugin/): ${path.join(dir, 'profiles')}`)
     } finally {
-        await withDane.stop()
-        await without.stop()
-        withDane.cleanup()
-        without.cleanup()
-        await world.stop()
+        for (const h of harakas) {
+            await h.stop().catch(() => undefined)
+            h.cleanup()
+        }
+        for (const r of receivers) r.proc.kill('SIGKILL')
+        await dns.stop()
+        if (!process.env.BENCH_PROFILE) fs.rmSync(dir, { recursive: true, force: true })
     }
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { startProcess, stopProcess, waitForTcp, Started, sleep, tail, isRunning } from './procs'
+import { startProcess, stopProcess, waitForTcp, Started, sleep, tail, isRunning, pidsMentioning } from './procs'
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..')
 
@@ -20,10 +20,14 @@ export interface HarakaOptions {
     config?: Record<string, string>
     /** When Haraka itself (not the plugin) does MX lookups, point them at this resolver. */
     systemResolver?: string
+    /** Arguments for node before Haraka's own (e.g. --cpu-prof). */
+    nodeArgs?: string[]
 }
 
 export interface OutboundEvent {
     event: 'delivered' | 'deferred' | 'bounce'
+    /** ms since the epoch, on delivered events */
+    t?: number
     queue_id: string
     domain: string
     rcpt: string[]
@@ -59,7 +63,7 @@ function base(hmail) {
 }
 exports.on_delivered = function (next, hmail, params) {
     const [host, ip, response, delay, port, mode, ok_recips, secured] = params
-    write({ event: 'delivered', ...base(hmail), host, ip, response, secured })
+    write({ event: 'delivered', ...base(hmail), host, ip, response, secured, t: Date.now() })
     next()
 }
 exports.on_deferred = function (next, hmail, params) {
@@ -83,6 +87,11 @@ export class Haraka {
         this.address = opts.address ?? '127.0.0.25'
         this.port = opts.port ?? 2525
         this.writeConfig()
+    }
+
+    /** the pids of Haraka's processes (the master and, in cluster mode, its workers) */
+    pids(): number[] {
+        return pidsMentioning(this.dir)
     }
 
     /** the Haraka process is alive */
@@ -135,7 +144,7 @@ export class Haraka {
             WORLD_HARAKA_HMAIL: require.resolve('Haraka/outbound/hmail.js'),
             WORLD_SYSTEM_RESOLVER: this.opts.systemResolver ?? '',
         }
-        this.proc = startProcess('haraka', process.execPath, [bin, '-c', this.dir], this.logFile, env)
+        this.proc = startProcess('haraka', process.execPath, [...(this.opts.nodeArgs ?? []), bin, '-c', this.dir], this.logFile, env)
         await waitForTcp(this.address, this.port, this.proc, 30000)
     }
 
@@ -157,8 +166,10 @@ export class Haraka {
     events(): OutboundEvent[] {
         const f = path.join(this.dir, 'events.jsonl')
         if (!fs.existsSync(f)) return []
-        return fs
-            .readFileSync(f, 'utf8')
+        // complete lines only: Haraka may be appending one right now
+        const text = fs.readFileSync(f, 'utf8')
+        return text
+            .slice(0, text.lastIndexOf('\n') + 1)
             .split('\n')
             .filter(Boolean)
             .map((l) => JSON.parse(l) as OutboundEvent)
