@@ -14,6 +14,7 @@
 //   npm run bench -- delivery                 (3 rounds × 1,000 messages a workload)
 //   BENCH_MESSAGES=2000 BENCH_ROUNDS=5 npm run bench -- delivery
 //   BENCH_WORKLOADS=ee,nodes=2:ee ...          (some workloads only)
+//   BENCH_POLICY=may, BENCH_LOG_LEVEL=silent   (the plugin's policy word and log level, to see where its cost lies)
 //   BENCH_PROFILE=1 ...                       (node --cpu-prof on both Harakas; the .cpuprofile files are kept)
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
@@ -168,7 +169,10 @@ export async function benchDelivery(): Promise<void> {
         receivers.push(await startReceiver(dir, 'good', [good], good.keyPem, [`${NET}.11`, `${NET}.13`]))
         receivers.push(await startReceiver(dir, 'ta', [taLeaf, inter, root], taLeaf.keyPem, [`${NET}.12`]))
         receivers.push(await startReceiver(dir, 'wrong', [wrong], wrong.keyPem, [`${NET}.14`]))
-        const profile = (who: string): string[] => (process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profiles', who)}`] : [])
+        const profile = (who: string): string[] =>
+            process.env.BENCH_PROFILE
+                ? ['-r', path.join(__dirname, 'exit-on-sigterm.js'), '--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profiles', who)}`]
+                : []
 
         const make = async (withDane: boolean, nodes: number, port: number): Promise<Haraka> => {
             const h = new Haraka({
@@ -180,7 +184,7 @@ export async function benchDelivery(): Promise<void> {
                     'smtp.ini': `listen=127.0.0.25:${port}\nnodes=${nodes}\n`,
                     'outbound.ini': outbound(true, nodes),
                     'log.ini': '[main]\nlevel=warn\n',
-                    'dane.ini': `[resolver]\naddress=${dns.resolverAddress}\nport=53\n[log]\ndestination=${path.join(dir, `dane-${port}.jsonl`)}\nlevel=${process.env.BENCH_LOG_LEVEL ?? 'info'}\n`,
+                    'dane.ini': `[resolver]\naddress=${dns.resolverAddress}\nport=53\n[log]\ndestination=${path.join(dir, `dane-${port}.jsonl`)}\nlevel=${process.env.BENCH_LOG_LEVEL ?? 'info'}\n[main]\npolicy=${process.env.BENCH_POLICY ?? 'dane'}\n`,
                 },
             })
             harakas.push(h)
