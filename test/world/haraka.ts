@@ -26,8 +26,9 @@ export interface HarakaOptions {
 
 export interface OutboundEvent {
     event: 'delivered' | 'deferred' | 'bounce'
-    /** ms since the epoch, on delivered events */
+    /** ms since the epoch, on delivered events: when it was delivered, and when its delivery began (get_mx) */
     t?: number
+    started?: number
     queue_id: string
     domain: string
     rcpt: string[]
@@ -54,6 +55,8 @@ exports.register = function () {
         const dnsConfig = harakaRequire(path.join(path.dirname(main), 'lib', 'dns_config.js'))
         dnsConfig.getDnsResolver().setServers([process.env.WORLD_SYSTEM_RESOLVER])
     }
+    // runs before any other get_mx hook (this plugin is listed first): when the delivery of a message began
+    this.register_hook('get_mx', 'on_get_mx')
     this.register_hook('delivered', 'on_delivered')
     this.register_hook('deferred', 'on_deferred')
     this.register_hook('bounce', 'on_bounce')
@@ -61,9 +64,13 @@ exports.register = function () {
 function base(hmail) {
     return { queue_id: hmail.todo.uuid, domain: hmail.todo.domain, rcpt: hmail.todo.rcpt_to.map((r) => (typeof r.address === 'function' ? r.address() : String(r.address))) }
 }
+exports.on_get_mx = function (next, hmail) {
+    hmail.world_started = Date.now()
+    next()
+}
 exports.on_delivered = function (next, hmail, params) {
     const [host, ip, response, delay, port, mode, ok_recips, secured] = params
-    write({ event: 'delivered', ...base(hmail), host, ip, response, secured, t: Date.now() })
+    write({ event: 'delivered', ...base(hmail), host, ip, response, secured, t: Date.now(), started: hmail.world_started })
     next()
 }
 exports.on_deferred = function (next, hmail, params) {
