@@ -140,10 +140,11 @@ export interface CertificateParts {
     subject: Buffer
     validity: Tlv
     spki: Tlv
-    extensions: RawExtension[]
+    /** the [3] extensions field, when the certificate has one (read by certificateExtensions) */
+    extensionsField?: Tlv
 }
 
-/** RFC 5280 4.1: splits a DER certificate into its tbsCertificate fields. Throws on a structure that is not a certificate. */
+/** RFC 5280 4.1: splits a DER certificate into its tbsCertificate fields, the one walk every reader uses. Throws on a structure that is not a certificate. */
 export function certificateParts(der: Buffer): CertificateParts {
     const top = readTlv(der, 0)
     if (top.tag !== 0x30 || top.end !== der.length) throw new Error('not a DER certificate (outer SEQUENCE)')
@@ -164,24 +165,29 @@ export function certificateParts(der: Buffer): CertificateParts {
     if (!spki || serial.tag !== 0x02 || sigAlg.tag !== 0x30 || issuer.tag !== 0x30 || validity.tag !== 0x30 || subject.tag !== 0x30 || spki.tag !== 0x30) {
         throw new Error('not a DER certificate (tbsCertificate fields)')
     }
+    // [1] issuerUniqueID and [2] subjectUniqueID may stand before [3] extensions
+    const extensionsField = f.slice(i + 6).find((t) => t.tag === 0xa3)
+    return { version, issuer: der.subarray(issuer.start, issuer.end), subject: der.subarray(subject.start, subject.end), validity, spki, extensionsField }
+}
+
+/** RFC 5280 4.1: the extensions of a certificate, strictly read (a malformed one throws). */
+export function certificateExtensions(der: Buffer, parts: CertificateParts): RawExtension[] {
     const extensions: RawExtension[] = []
-    for (const t of f.slice(i + 6)) {
-        if (t.tag !== 0xa3) continue // [1] issuerUniqueID, [2] subjectUniqueID: not extensions
-        const [list] = children(der, t)
-        if (!list || list.tag !== 0x30) throw new Error('extensions are not a SEQUENCE')
-        for (const e of children(der, list)) {
-            const parts = children(der, e)
-            const [oid] = parts
-            const value = parts[parts.length - 1]
-            if (e.tag !== 0x30 || oid?.tag !== 0x06 || value?.tag !== 0x04 || parts.length > 3) throw new Error('malformed extension')
-            let critical = false
-            if (parts.length === 3) {
-                const b = parts[1]
-                if (b.tag !== 0x01 || b.end - b.contentStart !== 1) throw new Error('malformed extension criticality')
-                critical = der[b.contentStart] !== 0
-            }
-            extensions.push({ oid: oidText(contents(der, oid)), critical, value: contents(der, value) })
+    if (!parts.extensionsField) return extensions
+    const [list] = children(der, parts.extensionsField)
+    if (!list || list.tag !== 0x30) throw new Error('extensions are not a SEQUENCE')
+    for (const e of children(der, list)) {
+        const fields = children(der, e)
+        const [oid] = fields
+        const value = fields[fields.length - 1]
+        if (e.tag !== 0x30 || oid?.tag !== 0x06 || value?.tag !== 0x04 || fields.length > 3) throw new Error('malformed extension')
+        let critical = false
+        if (fields.length === 3) {
+            const b = fields[1]
+            if (b.tag !== 0x01 || b.end - b.contentStart !== 1) throw new Error('malformed extension criticality')
+            critical = der[b.contentStart] !== 0
         }
+        extensions.push({ oid: oidText(contents(der, oid)), critical, value: contents(der, value) })
     }
-    return { version, issuer: der.subarray(issuer.start, issuer.end), subject: der.subarray(subject.start, subject.end), validity, spki, extensions }
+    return extensions
 }

@@ -15,10 +15,10 @@
  */
 import type { X509Certificate } from 'node:crypto'
 
-import { readTlv, children, contents, readTime, readString } from './der'
+import { readTlv, children, contents, readTime, readString, certificateParts, certificateExtensions } from './der'
 
 const OID_CN = Buffer.from([0x55, 0x04, 0x03]) // 2.5.4.3 id-at-commonName
-const OID_SAN = Buffer.from([0x55, 0x1d, 0x11]) // 2.5.29.17 id-ce-subjectAltName
+const OID_SAN = '2.5.29.17' // id-ce-subjectAltName
 
 export interface CertificateFields {
     /** SubjectPublicKeyInfo, the exact DER bytes of the certificate (RFC 6698 2.1.2 selector 1) */
@@ -51,20 +51,10 @@ export function certificateFields(cert: X509Certificate | Buffer): CertificateFi
     const cached = fieldsCache.get(cert)
     if (cached) return cached
     const der = Buffer.isBuffer(cert) ? cert : cert.raw
-    const top = readTlv(der, 0)
-    if (top.tag !== 0x30 || top.end !== der.length) throw new Error('not a DER certificate (outer SEQUENCE)')
-    const [tbs] = children(der, top)
-    if (!tbs || tbs.tag !== 0x30) throw new Error('not a DER certificate (tbsCertificate)')
-    const f = children(der, tbs)
-    let i = 0
-    if (f[i]?.tag === 0xa0) i++ // [0] version
-    const [serial, sigAlg, , validity, subject, spki] = f.slice(i, i + 6)
-    if (!spki || serial.tag !== 0x02 || sigAlg.tag !== 0x30 || validity.tag !== 0x30 || subject.tag !== 0x30 || spki.tag !== 0x30) {
-        throw new Error('not a DER certificate (tbsCertificate fields)')
-    }
-    const out: CertificateFields = { spki: der.subarray(spki.start, spki.end), subjectCommonNames: [], dnsNames: [] }
+    const parts = certificateParts(der)
+    const out: CertificateFields = { spki: der.subarray(parts.spki.start, parts.spki.end), subjectCommonNames: [], dnsNames: [] }
     try {
-        const [nb, na] = children(der, validity)
+        const [nb, na] = children(der, parts.validity)
         if (!nb || !na) throw new Error('bad validity')
         out.notBefore = readTime(der, nb)
         out.notAfter = readTime(der, na)
@@ -74,11 +64,12 @@ export function certificateFields(cert: X509Certificate | Buffer): CertificateFi
     }
 
     try {
-        for (const rdn of children(der, subject)) {
-            for (const atv of children(der, rdn)) {
-                const [oid, value] = children(der, atv)
-                if (oid?.tag === 0x06 && value && contents(der, oid).equals(OID_CN)) {
-                    const str = readString(der, value)
+        const subject = parts.subject
+        for (const rdn of children(subject, readTlv(subject, 0))) {
+            for (const atv of children(subject, rdn)) {
+                const [oid, value] = children(subject, atv)
+                if (oid?.tag === 0x06 && value && contents(subject, oid).equals(OID_CN)) {
+                    const str = readString(subject, value)
                     if (str !== null) out.subjectCommonNames.push(str)
                 }
             }
@@ -88,22 +79,13 @@ export function certificateFields(cert: X509Certificate | Buffer): CertificateFi
     }
 
     try {
-        for (const ext of f.slice(i + 6)) {
-            if (ext.tag !== 0xa3) continue // [3] extensions (v3)
-            const [list] = children(der, ext)
-            if (!list) continue
-            for (const e of children(der, list)) {
-                const parts = children(der, e)
-                const oid = parts[0]
-                const value = parts[parts.length - 1]
-                if (oid?.tag !== 0x06 || value?.tag !== 0x04 || !contents(der, oid).equals(OID_SAN)) continue
-                const inner = contents(der, value)
-                const names = readTlv(inner, 0)
-                for (const gn of children(inner, names)) {
-                    // GeneralName dNSName [2] IA5String, implicitly tagged (0x82); OpenSSL also reads a constructed [2] (0xa2)
-                    if (gn.tag === 0x82) out.dnsNames.push(contents(inner, gn).toString('latin1'))
-                    else if (gn.tag === 0xa2) out.dnsNamesUnreadable = 'a subjectAltName dNSName in constructed form'
-                }
+        for (const e of certificateExtensions(der, parts)) {
+            if (e.oid !== OID_SAN) continue
+            const names = readTlv(e.value, 0)
+            for (const gn of children(e.value, names)) {
+                // GeneralName dNSName [2] IA5String, implicitly tagged (0x82); OpenSSL also reads a constructed [2] (0xa2)
+                if (gn.tag === 0x82) out.dnsNames.push(contents(e.value, gn).toString('latin1'))
+                else if (gn.tag === 0xa2) out.dnsNamesUnreadable = 'a subjectAltName dNSName in constructed form'
             }
         }
     } catch (e) {

@@ -34,7 +34,7 @@
  * certificate is the anchor instead (lib/verify.ts), as OpenSSL makes it.
  */
 import type { X509Certificate } from 'node:crypto'
-import { certificateParts, children, contents, oidText, readString, readTlv, smallInteger, type RawExtension, type Tlv } from './der'
+import { certificateParts, certificateExtensions, children, contents, oidText, readString, readTlv, smallInteger, type RawExtension, type Tlv } from './der'
 import { certificateFields, isDnsIdCommonName } from './names'
 import { nameConstraintFailure, type GeneralName, type Subtrees } from './name-constraints'
 
@@ -255,7 +255,7 @@ export function pkixProfile(cert: X509Certificate): PkixProfile {
         }
         p.subjectCommonNames = certificateFields(cert).subjectCommonNames
         const seen = new Set<string>()
-        for (const e of parts.extensions) {
+        for (const e of certificateExtensions(der, parts)) {
             // RFC 5280 4.2: a certificate MUST NOT include more than one instance of an extension
             if (seen.has(e.oid)) throw new Error(`extension ${e.oid} appears twice`)
             seen.add(e.oid)
