@@ -8,7 +8,7 @@
 // nothing else (C1, C23).
 import net from 'node:net'
 import { DEFAULT_CACHE_MAX_BYTES } from './dns/cache'
-import { POLICY_WORDS, PolicyWord } from './policy'
+import { POLICY_WORDS, PolicyWord, DEFAULT_LIMITS, type DecisionLimits } from './policy'
 import { isLoopbackAddress, ResolverConfigError } from './resolver'
 
 /** Resolver settings as a caller states them (dane.ini, the command line, a test): not yet checked. */
@@ -111,12 +111,7 @@ export function resolverSettingsOrThrow(input: ResolverInput, ranges: SettingRan
 }
 
 /** C30: work per destination, as Postfix's smtp_mx_address_limit bounds it */
-export interface Limits {
-    /** MX hosts looked up per destination, lowest preference first */
-    mxHosts: number
-    /** addresses handed to Haraka per destination, in MX order */
-    addresses: number
-}
+export type Limits = DecisionLimits
 
 export interface DaneConfig {
     policy: PolicyWord
@@ -152,7 +147,7 @@ export const DEFAULTS: Omit<DaneConfig, 'domains' | 'exceptions'> = {
         trustNonLoopback: false,
     }),
     log: { destination: 'stdout', level: 'info' },
-    limits: { mxHosts: 10, addresses: 20 },
+    limits: DEFAULT_LIMITS,
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']

@@ -8,7 +8,7 @@ import net from 'node:net'
 import os from 'node:os'
 import tls from 'node:tls'
 import { presentedChain } from './peer-chain'
-import { ReplyAssembler, offersStartTls } from './session'
+import { ReplyAssembler, offersStartTls, MAX_REPLY_BYTES } from './session'
 
 export type ProbeStep = 'connect' | 'greeting' | 'ehlo' | 'starttls' | 'tls' | 'quit'
 
@@ -54,8 +54,6 @@ export interface ProbeResult {
 }
 
 const DEFAULT_TIMEOUT_MS = 10000
-// RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; be lenient, but bounded
-const MAX_REPLY_BYTES = 64 * 1024
 
 class StepError extends Error {
     constructor(

@@ -3,13 +3,3 @@
 // session's, the delivery log and the command for reporting them.
 export type ResultType =
     'starttls-not-supported' | 'certificate-host-mismatch' | 'certificate-expired' | 'validation-failure' | 'tlsa-invalid' | 'dnssec-invalid' | 'dane-required'
-
-export const RESULT_TYPES: readonly ResultType[] = [
-    'starttls-not-supported',
-    'certificate-host-mismatch',
-    'certificate-expired',
-    'validation-failure',
-    'tlsa-invalid',
-    'dnssec-invalid',
-    'dane-required',
-]

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { verifyChain, type FailureCode, type VerifyResult } from '../../lib/verify'
 import { tlsaFromText } from '../../lib/tlsa'
 import { pkixProfile, validatePath } from '../../lib/pkix'
-import { makeCertificate, tlsaText, type CertificateOptions, type TestCert } from '../world/certs'
+import { makeCertificate, tlsaText, oid, seq, type CertificateOptions, type TestCert } from '../world/certs'
 
 const NAME = 'mx.good.test'
 const DAY = 86_400_000
@@ -287,19 +287,8 @@ describe('C15: DANE-TA path validation (RFC 5280 6.1 below the matched anchor)',
     })
 
     describe('C15: certificate policies, as OpenSSL (and so Postfix) treats them', () => {
-        const policies = (oid: string) => {
-            // certificatePolicies: SEQUENCE { SEQUENCE { OID } }
-            const parts = oid.split('.').map(Number)
-            const body: number[] = [parts[0] * 40 + parts[1]]
-            for (const arc of parts.slice(2)) {
-                const b = [arc & 0x7f]
-                for (let v = Math.floor(arc / 128); v > 0; v = Math.floor(v / 128)) b.unshift(0x80 | (v & 0x7f))
-                body.push(...b)
-            }
-            const o = Buffer.from([0x06, body.length, ...body])
-            const pi = Buffer.concat([Buffer.from([0x30, o.length]), o])
-            return { oid: '2.5.29.32', critical: true, value: Buffer.concat([Buffer.from([0x30, pi.length]), pi]) }
-        }
+        // certificatePolicies: SEQUENCE { SEQUENCE { OID } }
+        const policies = (dotted: string) => ({ oid: '2.5.29.32', critical: true, value: seq(seq(oid(dotted))) })
         const requireExplicit = { oid: '2.5.29.36', critical: true, value: Buffer.from([0x30, 0x03, 0x80, 0x01, 0x00]) }
 
         it('C15: critical policy extensions are processed, not rejected; requireExplicitPolicy is not enforced (OpenSSL checks policies only when asked)', () => {

@@ -80,14 +80,14 @@ function tlv(tag: number, content: Buffer): Buffer {
     return Buffer.concat([Buffer.from([tag]), len, content])
 }
 
-const seq = (...parts: Buffer[]): Buffer => tlv(0x30, Buffer.concat(parts))
+export const seq = (...parts: Buffer[]): Buffer => tlv(0x30, Buffer.concat(parts))
 const set = (...parts: Buffer[]): Buffer => tlv(0x31, Buffer.concat(parts))
 const explicit = (n: number, inner: Buffer): Buffer => tlv(0xa0 | n, inner)
 const octets = (b: Buffer): Buffer => tlv(0x04, b)
 const bitString = (b: Buffer): Buffer => tlv(0x03, Buffer.concat([Buffer.from([0]), b]))
 const NULL = Buffer.from([0x05, 0x00])
 
-function oid(dotted: string): Buffer {
+export function oid(dotted: string): Buffer {
     const arcs = dotted.split('.').map(Number)
     const out: number[] = [arcs[0] * 40 + arcs[1]]
     for (const arc of arcs.slice(2)) {
