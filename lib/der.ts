@@ -44,6 +44,12 @@ export function contents(buf: Buffer, t: Tlv): Buffer {
     return buf.subarray(t.contentStart, t.end)
 }
 
+/** The contents of `t`, which must carry `tag`; `what` names the type in the error ("a BIT STRING"). */
+export function typedContents(buf: Buffer, t: Tlv, tag: number, what: string): Buffer {
+    if (t.tag !== tag) throw new Error(`not ${what}`)
+    return contents(buf, t)
+}
+
 // RFC 5280 4.1.2.5: UTCTime YYMMDDHHMMSSZ (YY >= 50 → 19YY), GeneralizedTime YYYYMMDDHHMMSSZ
 export function readTime(buf: Buffer, t: Tlv): Date {
     const s = contents(buf, t).toString('latin1')

@@ -34,7 +34,19 @@
  * certificate is the anchor instead (lib/verify.ts), as OpenSSL makes it.
  */
 import type { X509Certificate } from 'node:crypto'
-import { certificateParts, certificateExtensions, children, contents, oidText, readString, readTlv, smallInteger, type RawExtension, type Tlv } from './der'
+import {
+    certificateParts,
+    certificateExtensions,
+    children,
+    contents,
+    oidText,
+    readString,
+    readTlv,
+    smallInteger,
+    typedContents,
+    type RawExtension,
+    type Tlv,
+} from './der'
 import { certificateFields, isDnsIdCommonName } from './names'
 import { nameConstraintFailure, type GeneralName, type Subtrees } from './name-constraints'
 
@@ -192,18 +204,13 @@ function parseExtension(p: PkixProfile, e: RawExtension): void {
             return
         }
         case OID.keyUsage:
-            if (top.tag !== 0x03) throw new Error('not a BIT STRING')
-            p.keyUsage = Buffer.from(contents(der, top))
+            p.keyUsage = Buffer.from(typedContents(der, top, 0x03, 'a BIT STRING'))
             return
         case OID.netscapeCertType:
-            if (top.tag !== 0x03) throw new Error('not a BIT STRING')
-            p.netscapeCertType = Buffer.from(contents(der, top))
+            p.netscapeCertType = Buffer.from(typedContents(der, top, 0x03, 'a BIT STRING'))
             return
         case OID.extKeyUsage:
-            p.extKeyUsage = children(der, top).map((c) => {
-                if (c.tag !== 0x06) throw new Error('not an OBJECT IDENTIFIER')
-                return oidText(contents(der, c))
-            })
+            p.extKeyUsage = children(der, top).map((c) => oidText(typedContents(der, c, 0x06, 'an OBJECT IDENTIFIER')))
             return
         case OID.subjectAltName:
             p.altNames = children(der, top).map((c) => generalName(der, c))
@@ -225,8 +232,7 @@ function parseExtension(p: PkixProfile, e: RawExtension): void {
             return
         }
         case OID.subjectKeyIdentifier:
-            if (top.tag !== 0x04) throw new Error('not an OCTET STRING')
-            p.subjectKeyId = Buffer.from(contents(der, top))
+            p.subjectKeyId = Buffer.from(typedContents(der, top, 0x04, 'an OCTET STRING'))
             return
         case OID.authorityKeyIdentifier:
             for (const c of children(der, top)) if (c.tag === 0x80) p.authorityKeyId = Buffer.from(contents(der, c))
