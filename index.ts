@@ -175,7 +175,7 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
         return reply(constants.denysoft, `DANE: cannot look up the domain ${domainIn}`)
     }
     const { policy, exception } = policyFor(st.config, domain)
-    decide(domain, (n, t) => st.resolver.lookup(n, t), { policy, exception, limits: st.config.limits })
+    decide(domain, (n, t) => st.resolver.lookup(n, t), { policy, exception, limits: st.config.limits, memo: st.resolver })
         .then((decision) => {
             hmail.dane_decision = decision
             st.logger.info(decisionFields(decision, queueId, Date.now() - started), `${decision.domain}: ${decision.action}: ${decision.reason}`)

@@ -1,12 +1,17 @@
 // What the plugin costs Haraka's outbound delivery, measured so that Haraka is the bottleneck:
 //  - receivers that greet at once (bench/fast-receiver.ts, in processes of their own whose CPU is
 //    read and printed, so that one can see they are not the limit);
-//  - each round fills Haraka's queue with delivery disabled (injection is not timed), then enables
-//    delivery and times from the first delivered message to the last;
-//  - stock Haraka (its own MX lookup, opportunistic TLS) and Haraka with the plugin alternate, round
-//    by round, on the same destinations, 20 connections at a time (outbound concurrency_max);
+//  - both Harakas with Nagle's algorithm off on their outbound sockets (bench/no-nagle.ts): as
+//    shipped, every message waits ~44 ms for the receiver's delayed ACK, and that timer, not the
+//    MTA, bounded the benchmark;
+//  - each round fills Haraka's queue with delivery disabled (injection is not timed; the disk is
+//    synced), enables delivery, lets WARM deliveries go untimed (a Haraka idle while the other ran
+//    warms up again) and times the next N: messages a second, and the CPU over the same deliveries;
+//  - stock Haraka (its own MX lookup, opportunistic TLS) and Haraka with the plugin alternate ABBA,
+//    round by round, on the same destinations, 20 connections at a time (outbound concurrency_max);
 //  - per round: messages per second, the ratio plugin/stock, CPU seconds per 1,000 messages (the
-//    Haraka processes' user+system time over the round); peak memory of each Haraka at the end.
+//    Haraka processes' user+system time), the receivers' CPU, the median latency (get_mx to
+//    delivered); peak memory of each Haraka at the end.
 // Workloads: DANE-EE (one MX, 3 1 1), DANE-TA (2 0 1 on a presented root), and first-MX-fails
 // (the first MX presents a key its TLSA record does not name; two handshakes a message); and the
 // DANE-EE workload again with nodes=2. Needs root (ports 25/53 on 127.0.6.x), like the tests.
@@ -15,8 +20,12 @@
 //   BENCH_MESSAGES=2000 BENCH_ROUNDS=5 npm run bench -- delivery
 //   BENCH_WORKLOADS=ee,nodes=2:ee ...          (some workloads only)
 //   BENCH_POLICY=may, BENCH_LOG_LEVEL=silent   (the plugin's policy word and log level, to see where its cost lies)
-//   BENCH_PROFILE=1 ...                       (node --cpu-prof on both Harakas; the .cpuprofile files are kept)
-import { spawn, type ChildProcess } from 'node:child_process'
+//   BENCH_PROFILE=1 ...                        (node --cpu-prof on both Harakas; the .cpuprofile files are kept)
+//   BENCH_WARM=600 ...                         (deliveries not timed at the start of each round; default 200)
+//   BENCH_NAGLE=1 ...                          (Haraka as shipped: Nagle on, see bench/no-nagle.ts)
+//   BENCH_TAIL=1 ...                           (per round: memory, p99 and max latency, the 5-95% rate)
+//   BENCH_NODE_ARGS='--max-semi-space-size=32' (node options for both Harakas)
+import { execSync, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -26,6 +35,8 @@ import { Haraka } from '../test/world/haraka'
 import { sleep } from '../test/world/procs'
 
 const N = Number(process.env.BENCH_MESSAGES ?? 1000)
+/** deliveries at the start of each round that are not timed (see round()) */
+const WARM = Number(process.env.BENCH_WARM ?? Math.max(1, Math.min(200, Math.floor(N / 5))))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const CONCURRENCY = 20
 const NET = '127.0.6'
@@ -111,42 +122,90 @@ interface RoundResult {
     perSecond: number
     cpuPer1000: number
     delivered: number
+    tail: string
+    /** deferrals seen (a deferred message is retried after a second, which stretches the round) */
+    deferred: number
 }
 
-/** fill the queue with delivery disabled, enable it, time from the first delivery to the last */
-async function round(h: Haraka, nodes: number, to: string): Promise<RoundResult> {
-    const before = h.events().length
-    const ids = await inject(h, to, N)
-    await sleep(300)
-    const cpu0 = cpuSeconds(h.pids())
-    h.writeConfigFile('outbound.ini', outbound(false, nodes))
-    // the benchmark's own work while it waits must not load the machine: count lines of the events
-    // file (cheap), and parse it only once at the end
-    const file = path.join(h.dir, 'events.jsonl')
-    const lines = (): number => {
-        if (!fs.existsSync(file)) return 0
-        let n = 0
-        const b = fs.readFileSync(file)
-        for (let i = 0; i < b.length; i++) if (b[i] === 10) n++
-        return n
+/** the delivery events Haraka's test plugin appends to its file, read as they come (only the new bytes each time) */
+class EventTail {
+    private offset: number
+    private rest = ''
+    readonly events: { event: string; t?: number; started?: number }[] = []
+    constructor(private readonly file: string) {
+        this.offset = fs.existsSync(file) ? fs.statSync(file).size : 0
     }
+    read(): void {
+        if (!fs.existsSync(this.file)) return
+        const size = fs.statSync(this.file).size
+        if (size <= this.offset) return
+        const buf = Buffer.alloc(size - this.offset)
+        const fd = fs.openSync(this.file, 'r')
+        try {
+            fs.readSync(fd, buf, 0, buf.length, this.offset)
+        } finally {
+            fs.closeSync(fd)
+        }
+        this.offset = size
+        const lines = (this.rest + buf.toString('utf8')).split('\n')
+        this.rest = lines.pop() ?? ''
+        for (const l of lines) if (l) this.events.push(JSON.parse(l))
+    }
+    count(kind: string): number {
+        return this.events.filter((e) => e.event === kind).length
+    }
+}
+
+/**
+ * Fill the queue with delivery disabled, enable it, and time the steady state: the first WARM deliveries of
+ * a round are not timed (a Haraka that sat idle while the other ran has code to warm up again: bytecode
+ * flushed, optimisations dropped; untimed, that cost fell on whichever ran second in a pair, the plugin more
+ * than stock), then N deliveries are: messages a second from the WARM-th delivery to the last, and the CPU
+ * over the same deliveries.
+ */
+async function round(h: Haraka, nodes: number, to: string): Promise<RoundResult> {
+    const file = path.join(h.dir, 'events.jsonl')
+    const tail = new EventTail(file)
+    const ids = await inject(h, to, WARM + N)
+    // the queue files just written reach the disk now, not while the next round is timed (the one after this
+    // round's deletions, too): otherwise whichever Haraka ran second in a pair paid for the first's writeback
+    execSync('sync')
+    await sleep(300)
+    h.writeConfigFile('outbound.ini', outbound(false, nodes))
+    // the benchmark's own work while it waits must not load the machine: it reads only what was appended
+    let cpu0: number | undefined
+    let counted0 = 0
     const deadline = Date.now() + 300000
-    while (lines() - before < ids.length && Date.now() < deadline) await sleep(200)
-    const done = h.events().slice(before)
+    for (;;) {
+        tail.read()
+        const seen = tail.events.length
+        if (cpu0 === undefined && tail.count('delivered') >= WARM) {
+            cpu0 = cpuSeconds(h.pids())
+            counted0 = tail.count('delivered')
+        }
+        if (seen >= ids.length || Date.now() > deadline) break
+        await sleep(cpu0 === undefined ? 10 : 100)
+    }
     const cpu1 = cpuSeconds(h.pids())
+    const rss = h.pids().map((pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) >> 10)
     h.writeConfigFile('outbound.ini', outbound(true, nodes))
-    const delivered = done.filter((e) => e.event === 'delivered')
-    const times = delivered.map((e) => e.t ?? 0).sort((a, b) => a - b)
-    const span = (times[times.length - 1] - times[0]) / 1000
+    execSync('sync')
+    const all = tail.events.filter((e) => e.event === 'delivered').sort((a, b) => (a.t ?? 0) - (b.t ?? 0))
+    const deferred = tail.count('deferred')
+    const timed = all.slice(WARM)
+    const times = timed.map((e) => e.t ?? 0)
+    const span = (times[times.length - 1] - (all[WARM - 1]?.t ?? times[0])) / 1000
     // the next round starts only once Haraka has seen delivery disabled again (haraka-config's watcher)
     await sleep(6000)
-    const latencies = delivered.flatMap((e) => (e.t && e.started ? [e.t - e.started] : [])).sort((a, b) => a - b)
+    const latencies = timed.flatMap((e) => (e.t && e.started ? [e.t - e.started] : [])).sort((a, b) => a - b)
     const median = latencies.length ? latencies[Math.floor(latencies.length / 2)] : NaN
     return {
-        perSecond: (delivered.length - 1) / span,
-        cpuPer1000: ((cpu1 - cpu0) * 1000) / Math.max(1, delivered.length),
-        delivered: delivered.length,
+        perSecond: timed.length / span,
+        cpuPer1000: ((cpu1 - (cpu0 ?? cpu1)) * 1000) / Math.max(1, all.length - counted0),
+        delivered: timed.length,
+        deferred,
         latencyMs: median,
+        tail: `rss ${rss.join('+')} MB; p99 ${latencies[Math.floor(latencies.length * 0.99)]} max ${latencies[latencies.length - 1]} ms; 5-95% ${((0.9 * timed.length) / ((times[Math.floor(times.length * 0.95)] - times[Math.floor(times.length * 0.05)]) / 1000)).toFixed(0)}/s`,
     }
 }
 
@@ -185,17 +244,20 @@ export async function benchDelivery(): Promise<void> {
         receivers.push(await startReceiver(dir, 'good', [good], good.keyPem, [`${NET}.11`, `${NET}.13`]))
         receivers.push(await startReceiver(dir, 'ta', [taLeaf, inter, root], taLeaf.keyPem, [`${NET}.12`]))
         receivers.push(await startReceiver(dir, 'wrong', [wrong], wrong.keyPem, [`${NET}.14`]))
-        const profile = (who: string): string[] =>
-            process.env.BENCH_PROFILE
+        const nodeArgs = (who: string): string[] => [
+            ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+            ...(process.env.BENCH_NAGLE ? [] : ['-r', path.join(__dirname, 'no-nagle.js')]),
+            ...(process.env.BENCH_PROFILE
                 ? ['-r', path.join(__dirname, 'exit-on-sigterm.js'), '--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profiles', who)}`]
-                : []
+                : []),
+        ]
 
         const make = async (withDane: boolean, nodes: number, port: number): Promise<Haraka> => {
             const h = new Haraka({
                 withDane,
                 port,
                 systemResolver: withDane ? undefined : dns.resolverAddress,
-                nodeArgs: profile(withDane ? 'plugin' : 'stock'),
+                nodeArgs: nodeArgs(withDane ? 'plugin' : 'stock'),
                 config: {
                     'smtp.ini': `listen=127.0.0.25:${port}\nnodes=${nodes}\n`,
                     'outbound.ini': outbound(true, nodes),
@@ -211,7 +273,7 @@ export async function benchDelivery(): Promise<void> {
 
         const receiverCpu = async (): Promise<number> => (await Promise.all(receivers.map((r) => r.count()))).reduce((n, c) => n + c.cpuUs, 0) / 1e6
         console.log(
-            `delivery: ${N} messages a round, ${CONCURRENCY} connections, one message a connection, on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}`,
+            `delivery: ${N} messages a round timed (after ${WARM} untimed), ${CONCURRENCY} connections, one message a connection, on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}`,
         )
         const only = process.env.BENCH_WORKLOADS?.split(',')
         for (const [label, nodes, all] of [
@@ -244,7 +306,9 @@ export async function benchDelivery(): Promise<void> {
                     ratios.push(d.perSecond / s.perSecond)
                     console.log(
                         `${' '.repeat(label.length + w.length + 2)}${String(r).padStart(6)}${s.perSecond.toFixed(0).padStart(13)}${d.perSecond.toFixed(0).padStart(14)}${(d.perSecond / s.perSecond).toFixed(2).padStart(7)}${s.cpuPer1000.toFixed(2).padStart(18)}${d.cpuPer1000.toFixed(2).padStart(19)}${(rc1 - rc0).toFixed(2).padStart(17)}${`${s.latencyMs} / ${d.latencyMs}`.padStart(16)}` +
-                            (s.delivered !== N || d.delivered !== N ? `  (delivered ${s.delivered}/${d.delivered} of ${N})` : ''),
+                            (s.delivered !== N || d.delivered !== N ? `  (delivered ${s.delivered}/${d.delivered} of ${N})` : '') +
+                            (s.deferred || d.deferred ? `  (deferrals ${s.deferred}/${d.deferred})` : '') +
+                            (process.env.BENCH_TAIL ? `\n      stock ${s.tail}\n      plugin ${d.tail}` : ''),
                     )
                 }
                 const sorted = [...ratios].sort((a, b) => a - b)

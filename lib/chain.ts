@@ -5,6 +5,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto'
 import { certificateFields } from './names'
+import { certificateFact } from './cert-facts'
 import type { TlsaRecord } from './tlsa'
 
 export interface ParsedChain {
@@ -63,12 +64,15 @@ export function parseChain(der: (Buffer | X509Certificate)[]): ParsedChain {
 function fromDer(b: unknown): X509Certificate {
     if (!(b instanceof Uint8Array)) throw new Error('not a byte buffer or certificate')
     const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
-    const cert = new X509Certificate(buf)
-    // X509Certificate also accepts PEM and ignores bytes after the DER: insist on exactly one DER certificate
-    if (cert.raw.length !== buf.length || !cert.raw.equals(buf)) {
-        throw new Error(`not exactly one DER certificate (${buf.length} bytes given, certificate is ${cert.raw.length})`)
-    }
-    return cert
+    // parsed once per certificate bytes (lib/cert-facts): node's parse costs more than the DANE checks themselves
+    return certificateFact(buf, 'x509', (der) => {
+        const cert = new X509Certificate(der)
+        // X509Certificate also accepts PEM and ignores bytes after the DER: insist on exactly one DER certificate
+        if (cert.raw.length !== der.length || !cert.raw.equals(der)) {
+            throw new Error(`not exactly one DER certificate (${der.length} bytes given, certificate is ${cert.raw.length})`)
+        }
+        return cert
+    })
 }
 
 // RFC 6698 2.1.2: selector 0 = the whole certificate, 1 = SubjectPublicKeyInfo (both DER)
@@ -91,25 +95,12 @@ export function associationData(cert: X509Certificate | Buffer, selector: number
     return matchingDigest(selectedContent(cert, selector), mtype)
 }
 
-/** per-call state: association data computed at most once per (certificate, selector, mtype) */
+/** the association data of each certificate of one chain, computed at most once per (certificate bytes, selector, mtype) (lib/cert-facts) */
 export class Matcher {
-    private readonly cache = new Map<string, Buffer>()
     constructor(private readonly certs: X509Certificate[]) {}
 
     data(index: number, selector: number, mtype: number): Buffer {
-        const key = `${index}/${selector}/${mtype}`
-        let v = this.cache.get(key)
-        if (v === undefined) {
-            const contentKey = `${index}/${selector}/0`
-            let content = this.cache.get(contentKey)
-            if (content === undefined) {
-                content = selectedContent(this.certs[index], selector)
-                this.cache.set(contentKey, content)
-            }
-            v = matchingDigest(content, mtype)
-            this.cache.set(key, v)
-        }
-        return v
+        return certificateFact(this.certs[index], `tlsa ${selector} ${mtype}`, (der) => associationData(der, selector, mtype))
     }
 
     matches(index: number, r: TlsaRecord): boolean {

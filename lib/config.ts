@@ -340,8 +340,25 @@ export interface DomainPolicy {
     matched?: string // the entry that decided, for the log
 }
 
+/** policyFor's answers by configuration and domain: a configuration never changes once built (a reload builds another) */
+const policies = new WeakMap<DaneConfig, Map<string, DomainPolicy>>()
+const MAX_REMEMBERED_POLICIES = 10_000
+
 // C21 + C22: the policy for one destination domain
 export function policyFor(cfg: DaneConfig, domain: string): DomainPolicy {
+    let known = policies.get(cfg)
+    if (!known) policies.set(cfg, (known = new Map()))
+    let p = known.get(domain)
+    if (!p) {
+        // bounded: past the bound, start again (the answer is cheap to find; remembering it only saves that)
+        if (known.size >= MAX_REMEMBERED_POLICIES) known.clear()
+        p = Object.freeze(findPolicy(cfg, domain))
+        known.set(domain, p)
+    }
+    return p
+}
+
+function findPolicy(cfg: DaneConfig, domain: string): DomainPolicy {
     const override = mostSpecific(domain, (k) => cfg.domains.get(k))
     const policy = override ? override.value : cfg.policy
     const exc = mostSpecific(domain, (k) => (cfg.exceptions.has(k) ? true : undefined))

@@ -17,18 +17,37 @@ export type DaneLogger = pino.Logger
 /** How often, at most, a failing log destination is reported to the operator. */
 export const LOG_FAULT_REPORT_MS = 60_000
 
+/** a turn's lines past this many characters are written at once, not at the end of the turn */
+const FLUSH_CHARS = 64 * 1024
+
+/** every destination with lines not yet written: the process writes them before it exits */
+const unwritten = new Set<SafeDestination>()
+let exitHookInstalled = false
+function writeAllAtExit(): void {
+    for (const d of [...unwritten]) d.flush()
+}
+
 /**
  * C29: the delivery log's destination, which never throws. A write that fails (a full disk, a
- * file system gone read-only, a closed pipe) drops that line, and the operator is told through
+ * file system gone read-only, a closed pipe) drops those lines, and the operator is told through
  * `onFault` (Haraka's own log) at once and then at most every LOG_FAULT_REPORT_MS while it lasts;
  * the next write that succeeds says how many lines were lost. Deciding and delivering never wait
  * for it and never change because of it.
+ *
+ * The lines of one turn of the event loop are written together, in one system call at the end of
+ * that turn (sooner past FLUSH_CHARS), and whatever is left when the process exits (Haraka's
+ * shutdown, an uncaught exception) is written then: a delivery under load logs three lines, and a
+ * write call for each was the largest part of what the log cost. Only a process killed outright
+ * (SIGKILL) can lose the lines of the turn it was in.
  */
 export class SafeDestination {
     private fd: number | undefined
     private lost = 0
     private lastReport = -Infinity
     private lastError = ''
+    private pending: string[] = []
+    private pendingChars = 0
+    private scheduled = false
 
     constructor(
         readonly target: string,
@@ -36,12 +55,39 @@ export class SafeDestination {
         private readonly clock: () => number = Date.now,
     ) {}
 
+    /** pino's entry point: keep the line for the end of this turn. Never throws. */
     write(line: string): boolean {
+        this.pending.push(line)
+        this.pendingChars += line.length
+        if (this.pendingChars >= FLUSH_CHARS) {
+            this.flush()
+            return true
+        }
+        if (!this.scheduled) {
+            this.scheduled = true
+            unwritten.add(this)
+            if (!exitHookInstalled) {
+                exitHookInstalled = true
+                process.on('exit', writeAllAtExit)
+            }
+            setImmediate(() => this.flush()).unref()
+        }
+        return true
+    }
+
+    /** Write the lines kept so far, now. Never throws. */
+    flush(): void {
+        this.scheduled = false
+        unwritten.delete(this)
+        if (this.pending.length === 0) return
+        const lines = this.pending
+        this.pending = []
+        this.pendingChars = 0
         try {
             if (this.fd === undefined) this.fd = this.open()
-            writeAll(this.fd, Buffer.from(line))
+            writeAll(this.fd, Buffer.from(lines.length === 1 ? lines[0] : lines.join('')))
         } catch (e) {
-            this.lost++
+            this.lost += lines.length
             const err = e as NodeJS.ErrnoException
             this.lastError = err.code ?? err.message ?? String(e)
             // a file descriptor that went bad is opened again on the next write
@@ -53,17 +99,17 @@ export class SafeDestination {
                     `haraka-plugin-dane: the delivery log ${this.target} cannot be written (${this.lastError}); ${this.lost} line(s) lost so far. Deliveries go on by policy; this is repeated at most every ${LOG_FAULT_REPORT_MS / 1000} s while it lasts`,
                 )
             }
-            return true
+            return
         }
         if (this.lost > 0) {
             this.tell(`haraka-plugin-dane: the delivery log ${this.target} is written again; ${this.lost} line(s) were lost (${this.lastError})`)
             this.lost = 0
             this.lastReport = -Infinity
         }
-        return true
     }
 
     close(): void {
+        this.flush()
         if (this.fd !== undefined && this.fd > 2) {
             try {
                 fs.closeSync(this.fd)

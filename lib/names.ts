@@ -16,6 +16,7 @@
 import type { X509Certificate } from 'node:crypto'
 
 import { readTlv, children, contents, readTime, readString, certificateParts, certificateExtensions } from './der'
+import { certificateFact } from './cert-facts'
 
 const OID_CN = Buffer.from([0x55, 0x04, 0x03]) // 2.5.4.3 id-at-commonName
 const OID_SAN = '2.5.29.17' // id-ce-subjectAltName
@@ -39,18 +40,17 @@ export interface CertificateFields {
     dnsNamesUnreadable?: string
 }
 
-const fieldsCache = new WeakMap<object, CertificateFields>()
-
 /**
  * RFC 5280 4.1: the fields DANE needs, read from the certificate's DER.
  * Throws only when the structure up to the SubjectPublicKeyInfo is not a certificate (all that
  * DANE-EE needs); unreadable dates or subjectAltNames are reported in the result instead, so
- * that they fail only the checks that use them. Cached per object.
+ * that they fail only the checks that use them. Read once per certificate (lib/cert-facts).
  */
 export function certificateFields(cert: X509Certificate | Buffer): CertificateFields {
-    const cached = fieldsCache.get(cert)
-    if (cached) return cached
-    const der = Buffer.isBuffer(cert) ? cert : cert.raw
+    return certificateFact(cert, 'fields', readFields)
+}
+
+function readFields(der: Buffer): CertificateFields {
     const parts = certificateParts(der)
     const out: CertificateFields = { spki: der.subarray(parts.spki.start, parts.spki.end), subjectCommonNames: [], dnsNames: [] }
     try {
@@ -91,7 +91,8 @@ export function certificateFields(cert: X509Certificate | Buffer): CertificateFi
     } catch (e) {
         out.dnsNamesUnreadable = `unreadable subjectAltName: ${e instanceof Error ? e.message : String(e)}`
     }
-    fieldsCache.set(cert, out)
+    Object.freeze(out.subjectCommonNames)
+    Object.freeze(out.dnsNames)
     return out
 }
 

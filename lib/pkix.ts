@@ -48,6 +48,7 @@ import {
     type Tlv,
 } from './der'
 import { certificateFields, isDnsIdCommonName } from './names'
+import { certificateFact } from './cert-facts'
 import { nameConstraintFailure, type GeneralName, type Subtrees } from './name-constraints'
 
 export type PkixFailureCode =
@@ -126,8 +127,6 @@ export interface PkixProfile {
     /** the certificate or one of its extensions could not be read: the path fails closed */
     error?: string
 }
-
-const profileCache = new WeakMap<object, PkixProfile>()
 
 function bitSet(bits: Buffer | undefined, bit: number): boolean {
     if (!bits || bits.length < 1) return false
@@ -240,13 +239,14 @@ function parseExtension(p: PkixProfile, e: RawExtension): void {
     }
 }
 
-/** The RFC 5280 fields of one certificate, read once per certificate object. Never throws: `error` says what could not be read. */
+/** The RFC 5280 fields of one certificate, read once per certificate (lib/cert-facts). Never throws: `error` says what could not be read. */
 export function pkixProfile(cert: X509Certificate): PkixProfile {
-    const cached = profileCache.get(cert)
-    if (cached) return cached
+    return certificateFact(cert, 'pkix', (der) => readProfile(cert, der))
+}
+
+function readProfile(cert: X509Certificate, der: Buffer): PkixProfile {
     const p: PkixProfile = { version: 3, selfIssued: false, subjectRdns: [], subjectEmails: [], subjectCommonNames: [], criticalUnprocessed: [] }
     try {
-        const der = cert.raw
         const parts = certificateParts(der)
         p.version = parts.version
         p.selfIssued = parts.issuer.equals(parts.subject)
@@ -276,7 +276,6 @@ export function pkixProfile(cert: X509Certificate): PkixProfile {
     } catch (err) {
         p.error = err instanceof Error ? err.message : String(err)
     }
-    profileCache.set(cert, p)
     return p
 }
 

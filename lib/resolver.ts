@@ -38,6 +38,8 @@ export interface ResolverStats {
     timeouts: number
     /** lookups answered from the cache */
     cacheHits: number
+    /** values derived from answers (host decisions) recalled from the cache */
+    derivedHits: number
     /** lookups that joined an identical request already in flight */
     inflightShared: number
     /** datagrams/messages discarded because ID, question, class or sender did not match, or were undecodable */
@@ -74,6 +76,7 @@ export class Resolver {
         tcp: 0,
         timeouts: 0,
         cacheHits: 0,
+        derivedHits: 0,
         inflightShared: 0,
         discarded: 0,
     }
@@ -105,6 +108,20 @@ export class Resolver {
         return this.cache.answer(`${qname}/${type}`, () =>
             this.resolveOnWire(qname, type).catch((e: unknown) => failedAnswer(qname, type, `internal error: ${(e as Error)?.message ?? e}`)),
         )
+    }
+
+    /**
+     * C3, C30: keep a value derived from this resolver's answers (lib/policy's host decisions) in
+     * its cache, for `ttlS` seconds (the least TTL left of the answers it came from), counted in
+     * the cache's bounds. `key` must hold a space (no answer's key does).
+     */
+    remember(key: string, value: unknown, ttlS: number, bytes: number): void {
+        this.cache.remember(key, value, ttlS, bytes)
+    }
+
+    /** A value kept by `remember`, while it lasts. */
+    recall(key: string): unknown {
+        return this.cache.recall(key)
     }
 
     stats(): ResolverStats {

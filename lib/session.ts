@@ -296,11 +296,12 @@ export class SessionGuard {
     }
 
     private onWrite(text: string): Verdict {
-        const verb = firstWord(text)
-        if (this.state === 'handshaking') return this.fail(`Haraka wrote ${shown(verb)} to ${this.who} during the TLS handshake`, 'validation-failure')
+        if (this.state === 'handshaking')
+            return this.fail(`Haraka wrote ${shown(firstWord(text))} to ${this.who} during the TLS handshake`, 'validation-failure')
         if (this.state === 'quitting') return ALLOW
         const preTls = this.state === 'greeting' || this.state === 'ehlo' || this.state === 'starttls-sent'
         if (preTls && PRE_TLS_COMMANDS.test(text)) {
+            const verb = firstWord(text)
             if (verb === 'STARTTLS') this.state = 'starttls-sent'
             else if (verb === 'QUIT') this.state = 'quitting'
             else if (verb !== 'RSET') this.state = 'ehlo'

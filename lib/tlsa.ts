@@ -114,6 +114,18 @@ export function usableRecords(records: TlsaRecord[]): TlsaRecord[] {
 // present among the usable records is used (SHA2-512 over SHA2-256); Full(0) records are not
 // ranked and always kept. Returns usable records only, in their original order.
 export function strongestDigests(records: TlsaRecord[]): TlsaRecord[] {
+    // a frozen RRset (a host decision kept between messages, lib/policy) is ranked once
+    const frozen = Object.isFrozen(records) && records.every((r) => Object.isFrozen(r))
+    const known = frozen ? ranked.get(records) : undefined
+    if (known) return [...known]
+    const kept = rankDigests(records)
+    if (frozen) ranked.set(records, Object.freeze([...kept]))
+    return kept
+}
+
+const ranked = new WeakMap<readonly TlsaRecord[], readonly TlsaRecord[]>()
+
+function rankDigests(records: TlsaRecord[]): TlsaRecord[] {
     const usable = usableRecords(records)
     const strongest = new Map<string, number>()
     for (const r of usable) {

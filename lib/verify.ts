@@ -26,6 +26,7 @@
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { certificateFields, matchesAnyReference, certificateDnsNames } from './names'
 import { parseChain, Matcher, type ParsedChain } from './chain'
+import { certificateFact, certificateId } from './cert-facts'
 import { keyIdentifiersMatch, validatePath, type PkixFailureCode } from './pkix'
 import { type TlsaRecord, strongestDigests, unusableReason, USAGE, MTYPE } from './tlsa'
 import type { ResultType } from './result-type'
@@ -188,6 +189,20 @@ function externalAnchors(taRecords: TlsaRecord[], chain: ParsedChain, notes: str
     return out
 }
 
+/**
+ * Whether `issuer` issued `cert` by names, key identifiers and keyUsage, and whether a key signed it: facts
+ * of their bytes alone, kept across connections (lib/cert-facts) like the certificates' parsed fields. A
+ * path is still built and validated for every connection, against its records, names and time.
+ */
+function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+    return certificateFact(cert, `issued-by #${certificateId(issuer)}`, () => safeCheckIssued(cert, issuer))
+}
+
+function signedBy(cert: X509Certificate, issuer: { cert?: X509Certificate; spki?: Buffer; key: () => KeyObject }): boolean {
+    const by = issuer.cert ? `#${certificateId(issuer.cert)}` : `key ${issuer.spki?.toString('latin1')}`
+    return certificateFact(cert, `signed-by ${by}`, () => safeVerify(cert, issuer.key()))
+}
+
 function safeVerify(cert: X509Certificate, key: KeyObject): boolean {
     try {
         return cert.verify(key)
@@ -257,22 +272,28 @@ function verifyTrustAnchor(
     let exhausted = false
     // each (certificate, issuer) pair is examined once: name link, then signature within the budget
     const linkMemo = new Map<string, 'none' | 'bad-signature' | 'ok'>()
-    const link = (child: number, key: string, issuerCert: X509Certificate | undefined, issuerKey: KeyObject): 'none' | 'bad-signature' | 'ok' | 'exhausted' => {
+    const link = (
+        child: number,
+        key: string,
+        issuer: { cert?: X509Certificate; spki?: Buffer; key: () => KeyObject },
+    ): 'none' | 'bad-signature' | 'ok' | 'exhausted' => {
         const memoKey = `${child}>${key}`
         const known = linkMemo.get(memoKey)
         if (known) return known
-        if (issuerCert && !safeCheckIssued(certs[child], issuerCert)) {
+        if (issuer.cert && !issuedBy(certs[child], issuer.cert)) {
             linkMemo.set(memoKey, 'none')
             return 'none'
         }
+        // the budget counts signature checks as if each were made: a hostile chain is refused alike, kept facts or not
         if (++signatureChecks > MAX_SIGNATURE_CHECKS) {
             exhausted = true
             return 'exhausted'
         }
-        const r = safeVerify(certs[child], issuerKey) ? 'ok' : issuerCert ? 'bad-signature' : 'none'
+        const r = signedBy(certs[child], issuer) ? 'ok' : issuer.cert ? 'bad-signature' : 'none'
         linkMemo.set(memoKey, r)
         return r
     }
+    const presentedIssuer = (c: X509Certificate) => ({ cert: c, key: () => c.publicKey })
     let incomplete = false // some path ended at a certificate whose issuer was not presented
 
     // RFC 6698 2.1.1: the path below the anchor must pass RFC 5280 validation (lib/pkix), then RFC 7672 3.2 names.
@@ -343,7 +364,7 @@ function verifyTrustAnchor(
         let issuerFound = false
         for (const j of issuerCandidates(idx, path)) {
             const cand = certs[j]
-            const l = link(idx, `c${j}`, cand, cand.publicKey)
+            const l = link(idx, `c${j}`, presentedIssuer(cand))
             if (l === 'exhausted') return null
             if (l === 'none') continue
             issuerFound = true
@@ -362,8 +383,8 @@ function verifyTrustAnchor(
             // a `2 1 0` key that a presented certificate carries: where that certificate issued this one it was
             // tried above as the anchor, with its constraints (OpenSSL's answer); the bare key stands in only elsewhere
             if (ext.holders.includes(idx)) continue // the key is this certificate's own: it cannot anchor itself
-            if (ext.holders.some((j) => !path.includes(j) && link(idx, `c${j}`, certs[j], certs[j].publicKey) === 'ok')) continue
-            const l = link(idx, `x${e}`, ext.cert, ext.key)
+            if (ext.holders.some((j) => !path.includes(j) && link(idx, `c${j}`, presentedIssuer(certs[j])) === 'ok')) continue
+            const l = link(idx, `x${e}`, { cert: ext.cert, spki: ext.record.data, key: () => ext.key })
             if (l === 'exhausted') return null
             if (l === 'none') continue
             issuerFound = true

@@ -2,6 +2,11 @@
  * The answer cache (C3, C30): lru-cache bounded in entries and in bytes, each entry kept for its
  * TTL (at most an hour), failures and TTL-0 answers never kept, and identical lookups in flight
  * at the same time coalesced into one. Every caller gets a copy of its own.
+ *
+ * It also keeps values derived from its answers (lib/policy's host decisions), in the same bounds:
+ * each for no longer than the answers it came from would stay, so that a derived value is never
+ * staler than a fresh derivation from the cache would be. Their keys hold a space, which no
+ * answer's key (a DNS name, then "/TYPE") can.
  */
 import { LRUCache } from 'lru-cache'
 import { answerBytes, cloneAnswer, type Answer } from './answer'
@@ -16,13 +21,26 @@ const MAX_CACHE_TTL_S = 3600
 export interface CacheCounters {
     /** lookups answered from the cache */
     cacheHits: number
+    /** derived values recalled from the cache */
+    derivedHits: number
     /** lookups that joined an identical request already in flight */
     inflightShared: number
 }
 
+/** A value derived from cached answers, and what it is estimated to cost in memory. */
+interface Derived {
+    readonly derived: unknown
+    readonly bytes: number
+}
+type Entry = Answer | Derived
+
+function isAnswer(e: Entry | undefined): e is Answer {
+    return e !== undefined && !('derived' in e)
+}
+
 export class AnswerCache {
     /** undefined when the cache is off (0 entries); lookups are still coalesced */
-    private readonly lru: LRUCache<string, Answer> | undefined
+    private readonly lru: LRUCache<string, Entry> | undefined
     /**
      * C3: the lookups in flight, by key. Not lru-cache's fetch(): it keeps an in-flight fetch as an
      * entry of the cache itself, which changes what is cached and what is shared:
@@ -49,11 +67,11 @@ export class AnswerCache {
         // Per-entry TTLs are given at set().
         this.lru =
             entries > 0
-                ? new LRUCache<string, Answer>({
+                ? new LRUCache<string, Entry>({
                       max: entries,
                       maxSize: maxBytes,
                       maxEntrySize: Math.floor(maxBytes / 16),
-                      sizeCalculation: answerBytes,
+                      sizeCalculation: (e) => (isAnswer(e) ? answerBytes(e) : e.bytes),
                   })
                 : undefined
     }
@@ -64,7 +82,7 @@ export class AnswerCache {
      */
     answer(key: string, load: () => Promise<Answer>): Promise<Answer> {
         const cached = this.lru?.get(key)
-        if (cached) {
+        if (isAnswer(cached)) {
             this.counters.cacheHits++
             const left = Math.max(0, Math.ceil((this.lru?.getRemainingTTL(key) ?? 0) / 1000))
             return Promise.resolve(cloneAnswer(cached, true, Math.min(cached.ttl, left)))
@@ -85,6 +103,25 @@ export class AnswerCache {
         })
         this.inflight.set(key, request)
         return request.then((a) => cloneAnswer(a, false, a.ttl))
+    }
+
+    /**
+     * Keep a value derived from answers of this cache for `ttlS` seconds (at most as long as an
+     * answer is ever kept), counted in the same bounds; `key` must hold a space. Nothing is kept
+     * when the cache is off or closed, or for a TTL under one second.
+     */
+    remember(key: string, value: unknown, ttlS: number, bytes: number): void {
+        if (!key.includes(' ')) throw new RangeError(`a derived value's key must hold a space: ${key}`)
+        if (!this.lru || this.closed || !(ttlS >= 1)) return
+        this.lru.set(key, { derived: value, bytes: Math.max(1, Math.ceil(bytes)) }, { ttl: Math.min(ttlS, MAX_CACHE_TTL_S) * 1000 })
+    }
+
+    /** A derived value kept by `remember`, while it lasts. */
+    recall(key: string): unknown {
+        const e = this.lru?.get(key)
+        if (e === undefined || isAnswer(e)) return undefined
+        this.counters.derivedHits++
+        return e.derived
     }
 
     /** C30: what the cache holds now: entries and their estimated bytes. */

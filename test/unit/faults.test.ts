@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { SafeDestination, createLogger, LOG_FAULT_REPORT_MS } from '../../lib/log'
 import { decide, type Lookup } from '../../lib/policy'
 import type { Answer, RRType } from '../../lib/resolver'
@@ -17,11 +18,15 @@ describe('C29: a failing delivery log', () => {
             (m) => told.push(m),
             () => now,
         )
-        for (let i = 0; i < 5; i++) assert.equal(d.write('{"a":1}\n'), true)
+        for (let i = 0; i < 5; i++) {
+            assert.equal(d.write('{"a":1}\n'), true)
+            d.flush() // each line in a turn of its own
+        }
         assert.equal(told.length, 1)
         assert.match(told[0], /the delivery log \/dev\/full cannot be written \(ENOSPC\); 1 line\(s\) lost so far\. Deliveries go on by policy/)
         now += LOG_FAULT_REPORT_MS
         d.write('{"a":2}\n')
+        d.flush()
         assert.equal(told.length, 2)
         assert.match(told[1], /6 line\(s\) lost so far/)
     })
@@ -32,10 +37,13 @@ describe('C29: a failing delivery log', () => {
         const told: string[] = []
         const d = new SafeDestination(file, (m) => told.push(m))
         d.write('one\n')
+        d.flush()
         // the descriptor goes bad behind the logger's back (a rotation tool closing it, say)
         fs.closeSync((d as unknown as { fd: number }).fd)
         d.write('lost\n')
+        d.flush()
         d.write('two\n')
+        d.flush()
         assert.equal(fs.readFileSync(file, 'utf8'), 'one\ntwo\n')
         assert.equal(told.length, 2)
         assert.match(told[0], /cannot be written \(EBADF\)/)
@@ -44,12 +52,70 @@ describe('C29: a failing delivery log', () => {
         fs.rmSync(dir, { recursive: true, force: true })
     })
 
-    it('C29: a pino logger on /dev/full logs without throwing, and an operator callback that throws is contained', () => {
+    it('C29: a pino logger on /dev/full logs without throwing, and an operator callback that throws is contained', async () => {
+        let calls = 0
         const logger = createLogger({ destination: '/dev/full', level: 'info' }, () => {
+            calls++
             throw new Error('the operator log is broken too')
         })
         assert.doesNotThrow(() => logger.info({ event: 'decision' }, 'x'))
         assert.doesNotThrow(() => logger.error({ event: 'final' }, 'y'))
+        // the lines are written at the end of the turn: the failure, and the throwing callback, come then
+        await new Promise((resolve) => setImmediate(resolve))
+        assert.equal(calls, 1)
+    })
+
+    it('C29: the lines of one turn are written together at its end, in order, in one system call', async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-log-'))
+        const file = path.join(dir, 'dane.jsonl')
+        const d = new SafeDestination(file, () => undefined)
+        const mod = fs as { writeSync: typeof fs.writeSync }
+        const original = mod.writeSync
+        let calls = 0
+        mod.writeSync = ((...args: Parameters<typeof fs.writeSync>) => {
+            calls++
+            return original(...args)
+        }) as typeof fs.writeSync
+        try {
+            for (let i = 1; i <= 3; i++) d.write(`line ${i}\n`)
+            assert.equal(fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '', '', 'nothing written within the turn')
+            await new Promise((resolve) => setImmediate(resolve))
+            assert.equal(calls, 1)
+            assert.equal(fs.readFileSync(file, 'utf8'), 'line 1\nline 2\nline 3\n')
+            // a turn that logs more than 64 KiB writes as it goes
+            for (let i = 0; i < 100; i++) d.write(`${'x'.repeat(1023)}\n`)
+            assert.ok(fs.statSync(file).size > 64 * 1024)
+        } finally {
+            mod.writeSync = original
+            d.close()
+        }
+        assert.equal(fs.statSync(file).size, 21 + 100 * 1024, 'close writes what was left')
+        fs.rmSync(dir, { recursive: true, force: true })
+    })
+
+    it('C29: lines not yet written are written when the process exits: at process.exit and on an uncaught exception', () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-log-'))
+        const log = require.resolve('../../lib/log')
+        for (const [how, end] of [
+            ['exit', 'process.exit(0)'],
+            ['crash', "throw new Error('boom')"],
+        ]) {
+            const file = path.join(dir, `${how}.jsonl`)
+            const script = `const { createLogger } = require(${JSON.stringify(log)}); const l = createLogger({ destination: ${JSON.stringify(file)}, level: 'info' }); l.info({ event: 'decision', n: 1 }, 'one'); l.info({ event: 'final', n: 2 }, 'two'); ${end}`
+            const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' })
+            assert.equal(r.status, how === 'exit' ? 0 : 1, r.stderr)
+            const lines = fs
+                .readFileSync(file, 'utf8')
+                .trim()
+                .split('\n')
+                .map((l) => JSON.parse(l) as { n: number })
+            assert.deepEqual(
+                lines.map((l) => l.n),
+                [1, 2],
+                how,
+            )
+        }
+        fs.rmSync(dir, { recursive: true, force: true })
     })
 })
 

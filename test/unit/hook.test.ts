@@ -25,6 +25,14 @@ function fakePlugin(table: Record<string, Partial<Answer>>, asked: string[]) {
             return { name, type, status: 'nxdomain', secure: true, canonicalName: name, cnames: [], ttl: 60, rcode: 3, ...a }
         },
         close() {},
+        // the host decisions the hook keeps (lib/policy HostMemo): a map without expiry, enough for one test
+        kept: new Map<string, unknown>(),
+        remember(key: string, value: unknown) {
+            this.kept.set(key, value)
+        },
+        recall(key: string) {
+            return this.kept.get(key)
+        },
     }
     const noop = () => undefined
     return {

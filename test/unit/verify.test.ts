@@ -487,25 +487,71 @@ describe('verify: DANE authentication of a presented chain', () => {
             assert.match(parseChain(['x' as unknown as Buffer]).error ?? '', /position 0/)
         })
 
-        it('C13: association data is computed once per certificate, selector and matching type', () => {
-            const records = [...Array.from({ length: 15 }, () => rec(`2 1 1 ${randomBytes(32).toString('hex')}`)), rec(tlsaText(root, 2, 1, 1))]
+        it('C13: association data is computed once per certificate bytes, selector and matching type, across connections', () => {
+            // certificates of their own: no other test has had their digests computed
+            const r0 = makeCertificate({ cn: 'Once Root', ca: true })
+            const i0 = makeCertificate({ cn: 'Once Intermediate', ca: true, issuer: r0 })
+            const l0 = makeCertificate({ cn: 'mx.example.com', sans: ['mx.example.com'], issuer: i0 })
+            const records = [...Array.from({ length: 15 }, () => rec(`2 1 1 ${randomBytes(32).toString('hex')}`)), rec(tlsaText(r0, 2, 1, 1))]
             records.push(...Array.from({ length: 8 }, () => rec(`3 1 1 ${randomBytes(32).toString('hex')}`)))
-            const parsed = parseChain(ders(leaf, inter, root))
             const mod = nodeCrypto as { createHash: typeof nodeCrypto.createHash }
             const original = mod.createHash
             let calls = 0
-            let r: VerifyResult
-            try {
-                mod.createHash = ((alg: string, opts?: nodeCrypto.HashOptions) => {
-                    calls++
-                    return original(alg, opts)
-                }) as typeof nodeCrypto.createHash
-                r = verifyChain({ chain: parsed, records, referenceNames: REFS })
-            } finally {
-                mod.createHash = original
+            const counted = (chain: Buffer[], recs: TlsaRecord[]): VerifyResult => {
+                try {
+                    mod.createHash = ((alg: string, opts?: nodeCrypto.HashOptions) => {
+                        calls++
+                        return original(alg, opts)
+                    }) as typeof nodeCrypto.createHash
+                    return verifyChain({ chain: parseChain(chain), records: recs, referenceNames: REFS })
+                } finally {
+                    mod.createHash = original
+                }
             }
-            assertPass(r, 2)
+            assertPass(counted(ders(l0, i0, r0), records), 2)
             assert.equal(calls, 3, 'one SHA-256 of each of the three SPKIs, however many records')
+            // a second connection presents the same bytes (new buffers, new certificate objects): nothing is hashed again,
+            // and it is still verified against its own records: here ones that name none of its keys
+            const copies = ders(l0, i0, r0).map((b) => Buffer.from(b))
+            assertPass(counted(copies, records), 2)
+            assert.equal(calls, 3, 'the same certificates again: no new digest')
+            const other = [rec(`3 1 1 ${randomBytes(32).toString('hex')}`), rec(`2 1 1 ${randomBytes(32).toString('hex')}`)]
+            assert.equal(counted(copies, other).authenticated, false)
+            assert.equal(calls, 3)
+            // the same bytes under a different matching type are a different fact: computed once more
+            assertPass(counted(copies, [rec(tlsaText(l0, 3, 1, 2))]), 0)
+            assert.equal(calls, 4)
+        })
+
+        it('C15: a signature and an issuer link are facts of the bytes, kept across connections; every path is still validated', () => {
+            const r0 = makeCertificate({ cn: 'Sig Root', ca: true })
+            const i0 = makeCertificate({ cn: 'Sig Intermediate', ca: true, issuer: r0 })
+            const l0 = makeCertificate({ cn: 'mx.example.com', sans: ['mx.example.com'], issuer: i0 })
+            const proto = nodeCrypto.X509Certificate.prototype as { verify: (k: nodeCrypto.KeyObject) => boolean }
+            const original = proto.verify
+            let checks = 0
+            const counted = (chain: Buffer[], refs = REFS, now?: Date): VerifyResult => {
+                proto.verify = function (this: nodeCrypto.X509Certificate, k: nodeCrypto.KeyObject) {
+                    checks++
+                    return original.call(this, k)
+                }
+                try {
+                    return verifyChain({ chain: parseChain(chain), records: [rec(tlsaText(r0, 2, 0, 1))], referenceNames: refs, now })
+                } finally {
+                    proto.verify = original
+                }
+            }
+            assertPass(counted(ders(l0, i0, r0)), 2)
+            const first = checks
+            assert.ok(first >= 2, `the two links were checked (${first})`)
+            assertPass(counted(ders(l0, i0, r0).map((b) => Buffer.from(b))), 2)
+            assert.equal(checks, first, 'the same certificates again: no signature checked again')
+            // the path is validated afresh: other reference names, another time
+            assert.equal(counted(ders(l0, i0, r0), ['other.example']).failure?.code, 'name-mismatch')
+            assert.equal(counted(ders(l0, i0, r0), REFS, new Date(Date.now() + 20 * 365 * 86400_000)).authenticated, false)
+            // other bytes are other facts: a leaf whose signature is broken still fails
+            assert.equal(counted(ders(withBadSignature(l0), i0, r0)).failure?.code, 'bad-signature')
+            assert.equal(checks, first + 1)
         })
 
         it('C13: associationData follows selector and matching type', () => {

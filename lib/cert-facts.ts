@@ -1,0 +1,79 @@
+/**
+ * What is read or computed from one certificate's DER (its parsed fields, its RFC 5280 profile, the
+ * association data a TLSA record would carry for it), kept across connections by the certificate's
+ * exact bytes. A receiver presents the same certificates to every connection, and reading them was
+ * most of what verifying a DANE-EE peer cost. Only facts of the bytes are kept: every connection is
+ * still verified against its own TLSA records, reference names and time (lib/verify).
+ *
+ * C30: bounded, at most MAX_CERTIFICATES certificates and MAX_BYTES estimated bytes; the least
+ * recently used go first. A fact whose computation throws is not kept.
+ */
+import { X509Certificate } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+
+export const MAX_CERTIFICATES = 1000
+export const MAX_BYTES = 16 * 1024 * 1024
+
+interface Facts {
+    /** the certificate's DER, a copy of its own */
+    der: Buffer
+    /** names these exact bytes while they are kept (never reused: a certificate kept again gets a new one) */
+    id: number
+    values: Map<string, unknown>
+}
+let lastId = 0
+
+const byBytes = new LRUCache<string, Facts>({
+    max: MAX_CERTIFICATES,
+    maxSize: MAX_BYTES,
+    // the DER, and what is read from it (fields, profile, digests): a few times its size
+    sizeCalculation: (f) => 1024 + 4 * f.der.length,
+})
+/** the facts of a certificate object already looked up (a connection asks several times; the object cannot change) */
+const byObject = new WeakMap<X509Certificate, Facts>()
+
+function factsOf(cert: X509Certificate | Buffer): Facts {
+    // a Buffer can change under its owner: it is looked up by its bytes every time, and copied when kept
+    if (Buffer.isBuffer(cert)) return factsOfBytes(cert, true)
+    const known = byObject.get(cert)
+    if (known) return known
+    const f = factsOfBytes(cert.raw, false) // X509Certificate.raw is a fresh copy already
+    byObject.set(cert, f)
+    return f
+}
+
+function factsOfBytes(der: Buffer, copy: boolean): Facts {
+    const key = der.toString('latin1')
+    let f = byBytes.get(key)
+    if (!f) {
+        f = { der: copy ? Buffer.from(der) : der, id: ++lastId, values: new Map() }
+        byBytes.set(key, f)
+    }
+    return f
+}
+
+/**
+ * The fact `kind` of this certificate: computed from its DER once, then shared by every connection
+ * that presents the same bytes. The value must not be changed by its users (it is frozen).
+ */
+export function certificateFact<T>(cert: X509Certificate | Buffer, kind: string, compute: (der: Buffer) => T): T {
+    const f = factsOf(cert)
+    if (f.values.has(kind)) return f.values.get(kind) as T
+    const v = compute(f.der)
+    // plain values are frozen; a Buffer cannot be, and node's X509Certificate keeps state of its own
+    f.values.set(kind, typeof v === 'object' && v !== null && !Buffer.isBuffer(v) && !(v instanceof X509Certificate) ? Object.freeze(v) : v)
+    return v
+}
+
+/**
+ * A number for this certificate's exact bytes, for facts about a pair of certificates (lib/verify: does
+ * one issue, or sign, the other). Two certificates get the same number only if their bytes are equal.
+ */
+export function certificateId(cert: X509Certificate | Buffer): number {
+    return factsOf(cert).id
+}
+
+/** C30: certificates whose facts are kept now, and their estimated bytes. */
+export function certificateFactsUsage(): { certificates: number; bytes: number } {
+    return { certificates: byBytes.size, bytes: byBytes.calculatedSize }
+}

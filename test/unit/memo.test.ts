@@ -1,0 +1,174 @@
+// What is kept between messages so that a warm delivery costs little: host decisions derived from
+// cached DNS answers (lib/policy through lib/dns/cache), never staler than the answers (C3) and
+// within the cache's bounds (C30). No network: a scripted lookup and the real cache.
+import assert from 'node:assert/strict'
+import { decide, type Lookup } from '../../lib/policy'
+import { AnswerCache } from '../../lib/dns/cache'
+import type { Answer, RRType } from '../../lib/resolver'
+import { certificateFact, certificateFactsUsage, MAX_BYTES, MAX_CERTIFICATES } from '../../lib/cert-facts'
+
+function answer(name: string, type: RRType, a: Partial<Answer>): Answer {
+    return { name, type, status: 'ok', secure: true, canonicalName: name, cnames: [], ttl: 300, rcode: 0, ...a }
+}
+const TLSA = Buffer.concat([Buffer.from([3, 1, 1]), Buffer.alloc(32, 7)])
+
+/** "name TYPE" → partial answer; anything else a secure NXDOMAIN. Records what was asked. */
+function scripted(table: Record<string, Partial<Answer>>, asked: string[]): Lookup {
+    return async (name, type) => {
+        asked.push(`${name} ${type}`)
+        const a = table[`${name} ${type}`]
+        return a ? answer(name, type, a) : answer(name, type, { status: 'nxdomain' })
+    }
+}
+
+/** a memo that records what it was asked to keep, backed by the real cache */
+function recordingMemo(cache: AnswerCache, kept: { key: string; ttl: number }[]) {
+    return {
+        remember: (key: string, value: unknown, ttlS: number, bytes: number) => {
+            kept.push({ key, ttl: ttlS })
+            cache.remember(key, value, ttlS, bytes)
+        },
+        recall: (key: string) => cache.recall(key),
+    }
+}
+
+const counters = () => ({ cacheHits: 0, derivedHits: 0, inflightShared: 0 })
+
+const WORLD: Record<string, Partial<Answer>> = {
+    'x.example MX': {
+        mx: [
+            { preference: 10, exchange: 'a.x.example' },
+            { preference: 10, exchange: 'b.x.example' },
+        ],
+    },
+    'a.x.example A': { addresses: ['192.0.2.1'], ttl: 120 },
+    'a.x.example AAAA': { status: 'nodata', ttl: 90 },
+    '_25._tcp.a.x.example TLSA': { tlsa: [TLSA], ttl: 600 },
+    'b.x.example A': { addresses: ['192.0.2.2'] },
+    'b.x.example AAAA': { status: 'nodata' },
+    '_25._tcp.b.x.example TLSA': { tlsa: [TLSA] },
+}
+
+describe('host decisions kept between messages (C3, C30)', () => {
+    it('C3: a second decision asks only the MX RRset; it equals a fresh one, and each host is kept for the least TTL left of its answers, less a second', async () => {
+        const c = counters()
+        const cache = new AnswerCache(100, 1 << 20, c)
+        const kept: { key: string; ttl: number }[] = []
+        const memo = recordingMemo(cache, kept)
+        const asked: string[] = []
+        const lookup = scripted(WORLD, asked)
+        const first = await decide('x.example', lookup, { memo, random: () => 0.5 })
+        assert.equal(first.action, 'deliver')
+        assert.deepEqual(
+            kept.map((k) => [k.key.split(' ').slice(-2).join(' '), k.ttl]),
+            [
+                ['a.x.example 10', 89],
+                ['b.x.example 10', 299],
+            ],
+        )
+        asked.length = 0
+        const again = await decide('x.example', lookup, { memo, random: () => 0.5 })
+        assert.deepEqual(asked, ['x.example MX'])
+        assert.equal(c.derivedHits, 2)
+        const fresh = await decide('x.example', scripted(WORLD, []), { random: () => 0.5 })
+        assert.deepEqual(again, fresh)
+        assert.ok(Object.isFrozen(again.hosts[0]) && Object.isFrozen(again.hosts[0].tlsa.records), 'a kept decision is shared, so it cannot be changed')
+    })
+
+    it('C3: the MX order is shuffled afresh for every message, kept hosts or not (RFC 5321 5.1)', async () => {
+        const cache = new AnswerCache(100, 1 << 20, counters())
+        const lookup = scripted(WORLD, [])
+        const seq = (vals: number[]) => () => vals.shift() ?? 0.5
+        const one = await decide('x.example', lookup, { memo: cache, random: seq([0.1, 0.9]) })
+        const two = await decide('x.example', lookup, { memo: cache, random: seq([0.9, 0.1]) })
+        assert.deepEqual(
+            one.hosts.map((h) => h.name),
+            ['a.x.example', 'b.x.example'],
+        )
+        assert.deepEqual(
+            two.hosts.map((h) => h.name),
+            ['b.x.example', 'a.x.example'],
+        )
+    })
+
+    it('C3: a host whose lookups saw a failure, or an answer with a second or less left, is not kept', async () => {
+        const cache = new AnswerCache(100, 1 << 20, counters())
+        const kept: { key: string; ttl: number }[] = []
+        const world = {
+            ...WORLD,
+            'a.x.example AAAA': { status: 'failed' as const, secure: false, reason: 'servfail' },
+            'b.x.example A': { addresses: ['192.0.2.2'], ttl: 1 },
+        }
+        const d = await decide('x.example', scripted(world, []), { memo: recordingMemo(cache, kept), random: () => 0.5 })
+        assert.equal(d.action, 'deliver', 'a failed AAAA leaves the A addresses (C7)')
+        assert.deepEqual(kept, [])
+    })
+
+    it('C3: the policy word and the next hop are part of what is kept: another domain or policy decides afresh', async () => {
+        const cache = new AnswerCache(100, 1 << 20, counters())
+        const asked: string[] = []
+        const world = { ...WORLD, 'y.example MX': { mx: [{ preference: 10, exchange: 'a.x.example' }], secure: false } }
+        const lookup = scripted(world, asked)
+        await decide('x.example', lookup, { memo: cache })
+        asked.length = 0
+        const y = await decide('y.example', lookup, { memo: cache })
+        assert.ok(asked.includes('a.x.example A'), 'another next hop: the host is decided again')
+        assert.deepEqual(y.hosts[0].referenceNames, ['a.x.example'], 'an insecure MX RRset: the next-hop domain is no reference identifier (C16)')
+        asked.length = 0
+        const may = await decide('x.example', lookup, { memo: cache, policy: 'may' })
+        assert.ok(asked.includes('a.x.example A'))
+        assert.equal(may.hosts[0].mode, 'opportunistic')
+    })
+
+    it('C30: kept host decisions count in the cache bound in bytes; one with under a second left is not kept', async () => {
+        const c = counters()
+        const cache = new AnswerCache(1000, 64 * 1024, c)
+        for (let i = 0; i < 500; i++) cache.remember(`host k${i}`, { i }, 60, 1024)
+        const u = cache.usage()
+        assert.ok(u.bytes <= 64 * 1024, `bytes ${u.bytes}`)
+        assert.ok(u.entries < 100, `entries ${u.entries}`)
+        assert.equal(cache.recall('host k0'), undefined, 'the oldest went first')
+        assert.deepEqual(cache.recall('host k499'), { i: 499 })
+        assert.throws(() => cache.remember('nospace', 1, 60, 10), RangeError)
+        cache.remember('host short', 1, 0.5, 10)
+        assert.equal(cache.recall('host short'), undefined, 'under a second: not kept')
+        const off = new AnswerCache(0, 1 << 20, counters())
+        off.remember('host k', 1, 60, 10)
+        assert.equal(off.recall('host k'), undefined, 'a cache that is off keeps nothing')
+    })
+})
+
+describe('certificate facts kept between connections (C13, C30)', () => {
+    it('C13: a fact is computed once per certificate bytes, whatever object carries them, and a failing computation is not kept', () => {
+        let runs = 0
+        const der = Buffer.from('not really a certificate, but bytes all the same')
+        const f = (b: Buffer) => certificateFact(b, 'length', (d) => (runs++, { n: d.length }))
+        assert.deepEqual(f(der), { n: der.length })
+        assert.deepEqual(f(Buffer.from(der)), { n: der.length })
+        assert.equal(runs, 1)
+        const copy = Buffer.from(der)
+        const first = f(copy)
+        copy[0] ^= 0xff // a caller changing its buffer afterwards changes nothing kept
+        assert.equal(f(Buffer.from(der)), first)
+        assert.throws(
+            () =>
+                certificateFact(der, 'boom', () => {
+                    throw new Error('unreadable')
+                }),
+            /unreadable/,
+        )
+        assert.equal(
+            certificateFact(der, 'boom', () => 'read after all'),
+            'read after all',
+        )
+    })
+
+    it('C30: at most MAX_CERTIFICATES certificates and MAX_BYTES bytes are kept', () => {
+        for (let i = 0; i < MAX_CERTIFICATES + 200; i++) certificateFact(Buffer.from(`certificate ${i}`.padEnd(2000, '.')), 'x', () => i)
+        const u = certificateFactsUsage()
+        assert.ok(u.certificates <= MAX_CERTIFICATES, `${u.certificates}`)
+        assert.ok(u.bytes <= MAX_BYTES, `${u.bytes}`)
+        for (let i = 0; i < 300; i++) certificateFact(Buffer.alloc(1024 * 1024, i), 'x', () => i)
+        assert.ok(certificateFactsUsage().bytes <= MAX_BYTES)
+    })
+})
