@@ -5,8 +5,9 @@
  * most of what verifying a DANE-EE peer cost. Only facts of the bytes are kept: every connection is
  * still verified against its own TLSA records, reference names and time (lib/verify).
  *
- * C30: bounded, at most MAX_CERTIFICATES certificates and MAX_BYTES estimated bytes; the least
- * recently used go first. A fact whose computation throws is not kept.
+ * C30: bounded, at most MAX_CERTIFICATES certificates and MAX_BYTES estimated bytes (each keeps a fixed
+ * set of facts), and MAX_PAIR_FACTS facts about pairs; the least recently used go first. A fact whose
+ * computation throws is not kept.
  */
 import { X509Certificate } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
@@ -37,7 +38,8 @@ function factsOf(cert: X509Certificate | Buffer): Facts {
     if (Buffer.isBuffer(cert)) return factsOfBytes(cert, true)
     const known = byObject.get(cert)
     if (known) return known
-    const f = factsOfBytes(cert.raw, false) // X509Certificate.raw is a fresh copy already
+    // X509Certificate.raw is the object's own Buffer (node keeps it; nothing here ever writes to it)
+    const f = factsOfBytes(cert.raw, false)
     byObject.set(cert, f)
     return f
 }
@@ -66,14 +68,32 @@ export function certificateFact<T>(cert: X509Certificate | Buffer, kind: string,
 }
 
 /**
- * A number for this certificate's exact bytes, for facts about a pair of certificates (lib/verify: does
- * one issue, or sign, the other). Two certificates get the same number only if their bytes are equal.
+ * A number for these exact bytes (a certificate, or a bare public key), for facts about a pair. Two
+ * objects get the same number only if their bytes are equal.
  */
 export function certificateId(cert: X509Certificate | Buffer): number {
     return factsOf(cert).id
 }
 
-/** C30: certificates whose facts are kept now, and their estimated bytes. */
-export function certificateFactsUsage(): { certificates: number; bytes: number } {
-    return { certificates: byBytes.size, bytes: byBytes.calculatedSize }
+/** C30: facts about a pair (does one certificate issue, or its key sign, another), bounded on their own */
+export const MAX_PAIR_FACTS = 20_000
+const pairs = new LRUCache<string, boolean>({ max: MAX_PAIR_FACTS })
+
+/**
+ * A yes-or-no fact about two byte strings (lib/verify: `issued-by`, `signed-by`), kept by their ids in a
+ * cache of its own, so that a hostile peer pairing one certificate with ever new keys cannot grow what is
+ * kept for that certificate.
+ */
+export function pairFact(kind: string, child: X509Certificate | Buffer, other: X509Certificate | Buffer, compute: () => boolean): boolean {
+    const key = `${kind} ${certificateId(child)}>${certificateId(other)}`
+    const known = pairs.get(key)
+    if (known !== undefined) return known
+    const v = compute()
+    pairs.set(key, v)
+    return v
+}
+
+/** C30: certificates whose facts are kept now, their estimated bytes, and the pair facts kept. */
+export function certificateFactsUsage(): { certificates: number; bytes: number; pairs: number } {
+    return { certificates: byBytes.size, bytes: byBytes.calculatedSize, pairs: pairs.size }
 }

@@ -36,9 +36,10 @@ function writeAllAtExit(): void {
  *
  * The lines of one turn of the event loop are written together, in one system call at the end of
  * that turn (sooner past FLUSH_CHARS), and whatever is left when the process exits (Haraka's
- * shutdown, an uncaught exception) is written then: a delivery under load logs three lines, and a
- * write call for each was the largest part of what the log cost. Only a process killed outright
- * (SIGKILL) can lose the lines of the turn it was in.
+ * shutdown on SIGINT, an uncaught exception) is written then: a delivery under load logs three lines,
+ * and a write call for each was the largest part of what the log cost. A process ended by a signal it
+ * does not handle (SIGKILL; SIGTERM, which Haraka 3.3 handles only as PID 1) can lose the lines of the
+ * turn it was in.
  */
 export class SafeDestination {
     private fd: number | undefined

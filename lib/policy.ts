@@ -314,9 +314,9 @@ export function serverName(host: { mode: HostMode; tlsaBase?: string }): string 
 
 /**
  * One MX host's decision, from the memo when the answers it came from are all still cached. A host
- * decision is a function of its answers, the policy word and the next hop alone, so one kept for the
- * least TTL left of those answers (less a second, for the cache's rounding up) is the decision a
- * fresh derivation would make. A decision that saw a failed lookup, or an answer about to expire, is
+ * decision is a function of its answers, the policy word and the next hop alone, so one kept until the
+ * first of those answers expires (counted from its arrival, less a second for the cache's rounding up)
+ * is the decision a fresh derivation would make. A decision that saw a failed lookup, or an answer about to expire, is
  * not kept. The MX RRset's order, its shuffle and the limits are applied afresh for every message.
  */
 async function hostDecision(
@@ -334,16 +334,18 @@ async function hostDecision(
     // not read here: the decision's own lookup of the same name, if the rules make one, joins it or finds it cached
     if (ahead) void ahead(tlsaQueryName(h.name), 'TLSA')
     if (!memo) return decideHost(h.name, h.preference, lookup, policy, nextHop)
-    let ttl = Infinity
+    // when the first of the answers used expires, counted from each answer's arrival (the stages run one after another)
+    let expires = Infinity
     let failed = false
     const tracked: Lookup = async (n, t) => {
         const a = await lookup(n, t)
         if (a.status === 'failed') failed = true
-        ttl = Math.min(ttl, a.ttl)
+        expires = Math.min(expires, Date.now() + a.ttl * 1000)
         return a
     }
     const host = await decideHost(h.name, h.preference, tracked, policy, nextHop)
-    if (!failed && Number.isFinite(ttl) && ttl - 1 >= 1) memo.remember(key, frozenHost(host), ttl - 1, hostDecisionBytes(host))
+    const left = (expires - Date.now()) / 1000 - 1
+    if (!failed && Number.isFinite(left) && left >= 1) memo.remember(key, frozenHost(host), Math.floor(left), hostDecisionBytes(host))
     return host
 }
 

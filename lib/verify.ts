@@ -26,7 +26,7 @@
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { certificateFields, matchesAnyReference, certificateDnsNames } from './names'
 import { parseChain, Matcher, type ParsedChain } from './chain'
-import { certificateFact, certificateId } from './cert-facts'
+import { pairFact } from './cert-facts'
 import { keyIdentifiersMatch, validatePath, type PkixFailureCode } from './pkix'
 import { type TlsaRecord, strongestDigests, unusableReason, USAGE, MTYPE } from './tlsa'
 import type { ResultType } from './result-type'
@@ -195,12 +195,13 @@ function externalAnchors(taRecords: TlsaRecord[], chain: ParsedChain, notes: str
  * path is still built and validated for every connection, against its records, names and time.
  */
 function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
-    return certificateFact(cert, `issued-by #${certificateId(issuer)}`, () => safeCheckIssued(cert, issuer))
+    return pairFact('issued-by', cert, issuer, () => safeCheckIssued(cert, issuer))
 }
 
 function signedBy(cert: X509Certificate, issuer: { cert?: X509Certificate; spki?: Buffer; key: () => KeyObject }): boolean {
-    const by = issuer.cert ? `#${certificateId(issuer.cert)}` : `key ${issuer.spki?.toString('latin1')}`
-    return certificateFact(cert, `signed-by ${by}`, () => safeVerify(cert, issuer.key()))
+    const by = issuer.cert ?? issuer.spki
+    if (!by) return safeVerify(cert, issuer.key())
+    return pairFact('signed-by', cert, by, () => safeVerify(cert, issuer.key()))
 }
 
 function safeVerify(cert: X509Certificate, key: KeyObject): boolean {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { decide, type Lookup } from '../../lib/policy'
 import { AnswerCache } from '../../lib/dns/cache'
 import type { Answer, RRType } from '../../lib/resolver'
-import { certificateFact, certificateFactsUsage, MAX_BYTES, MAX_CERTIFICATES } from '../../lib/cert-facts'
+import { certificateFact, certificateFactsUsage, pairFact, MAX_BYTES, MAX_CERTIFICATES, MAX_PAIR_FACTS } from '../../lib/cert-facts'
 
 function answer(name: string, type: RRType, a: Partial<Answer>): Answer {
     return { name, type, status: 'ok', secure: true, canonicalName: name, cnames: [], ttl: 300, rcode: 0, ...a }
@@ -59,13 +59,13 @@ describe('host decisions kept between messages (C3, C30)', () => {
         const lookup = scripted(WORLD, asked)
         const first = await decide('x.example', lookup, { memo, random: () => 0.5 })
         assert.equal(first.action, 'deliver')
+        // the least TTL (AAAA, 90 s) less a second, less the milliseconds the decision took
         assert.deepEqual(
-            kept.map((k) => [k.key.split(' ').slice(-2).join(' '), k.ttl]),
-            [
-                ['a.x.example 10', 89],
-                ['b.x.example 10', 299],
-            ],
+            kept.map((k) => k.key.split(' ').slice(-2).join(' ')),
+            ['a.x.example 10', 'b.x.example 10'],
         )
+        assert.ok(kept[0].ttl >= 88 && kept[0].ttl <= 89, `${kept[0].ttl}`)
+        assert.ok(kept[1].ttl >= 298 && kept[1].ttl <= 299, `${kept[1].ttl}`)
         asked.length = 0
         const again = await decide('x.example', lookup, { memo, random: () => 0.5 })
         assert.deepEqual(asked, ['x.example MX'])
@@ -74,6 +74,36 @@ describe('host decisions kept between messages (C3, C30)', () => {
         assert.deepEqual(again, fresh)
         assert.ok(Object.isFrozen(again.hosts[0]) && Object.isFrozen(again.hosts[0].tlsa.records), 'a kept decision is shared, so it cannot be changed')
     })
+
+    it('C3: through the real cache, a host decision never outlives its first answer: a slow later stage shortens it, past the TTL nothing is kept', async () => {
+        const cache = new AnswerCache(100, 1 << 20, counters())
+        const kept: { key: string; ttl: number }[] = []
+        const memo = recordingMemo(cache, kept)
+        const world: Record<string, Partial<Answer>> = {
+            ...WORLD,
+            'x.example MX': { mx: [{ preference: 10, exchange: 'a.x.example' }] },
+            'a.x.example A': { addresses: ['192.0.2.1'], ttl: 4 },
+        }
+        const slow = new Set(['_25._tcp.a.x.example TLSA'])
+        const raw = scripted(world, [])
+        // every lookup goes through the cache, as the resolver's do; the TLSA answer takes 1.5 s to come
+        const lookup: Lookup = (n, t) =>
+            cache.answer(`${n}/${t}`, async () => {
+                if (slow.has(`${n} ${t}`)) await new Promise((r) => setTimeout(r, 1500))
+                return raw(n, t)
+            })
+        const d = await decide('x.example', lookup, { memo })
+        assert.equal(d.hosts[0].mode, 'dane')
+        // the A answer (4 s) arrived 1.5 s before the decision was made: kept 4 - 1.5 - 1 = 1.5 s, rounded down
+        assert.equal(kept.length, 1)
+        assert.equal(kept[0].ttl, 1)
+        // the same through answers already cached with 2 s left: under two seconds left after the margin, nothing kept
+        await new Promise((r) => setTimeout(r, 2100))
+        kept.length = 0
+        slow.clear()
+        await decide('x.example', lookup, { memo })
+        assert.deepEqual(kept, [], 'the A answer had under 2 s left: not kept')
+    }).timeout(10000)
 
     it('C3: the MX order is shuffled afresh for every message, kept hosts or not (RFC 5321 5.1)', async () => {
         const cache = new AnswerCache(100, 1 << 20, counters())
@@ -146,10 +176,20 @@ describe('certificate facts kept between connections (C13, C30)', () => {
         assert.deepEqual(f(der), { n: der.length })
         assert.deepEqual(f(Buffer.from(der)), { n: der.length })
         assert.equal(runs, 1)
-        const copy = Buffer.from(der)
-        const first = f(copy)
-        copy[0] ^= 0xff // a caller changing its buffer afterwards changes nothing kept
-        assert.equal(f(Buffer.from(der)), first)
+        // kept from a caller's buffer: a caller changing its buffer afterwards changes nothing kept
+        const fresh = Buffer.from('other bytes, seen here first')
+        const kept = certificateFact(fresh, 'first byte', (d) => ({ b: d[0] }))
+        fresh[0] ^= 0xff
+        assert.equal(
+            certificateFact(Buffer.from('other bytes, seen here first'), 'first byte', () => ({ b: -1 })),
+            kept,
+        )
+        assert.deepEqual(kept, { b: 'o'.charCodeAt(0) })
+        assert.notEqual(
+            certificateFact(fresh, 'first byte', (d) => ({ b: d[0] })),
+            kept,
+            'the changed bytes are other bytes',
+        )
         assert.throws(
             () =>
                 certificateFact(der, 'boom', () => {
@@ -170,5 +210,18 @@ describe('certificate facts kept between connections (C13, C30)', () => {
         assert.ok(u.bytes <= MAX_BYTES, `${u.bytes}`)
         for (let i = 0; i < 300; i++) certificateFact(Buffer.alloc(1024 * 1024, i), 'x', () => i)
         assert.ok(certificateFactsUsage().bytes <= MAX_BYTES)
+    })
+
+    it('C30: facts about pairs are bounded on their own: one certificate paired with ever new keys keeps at most MAX_PAIR_FACTS', () => {
+        const leaf = Buffer.from('one leaf, always the same')
+        let runs = 0
+        for (let i = 0; i < MAX_PAIR_FACTS + 500; i++) pairFact('signed-by', leaf, Buffer.from(`key ${i}`), () => (runs++, false))
+        assert.equal(runs, MAX_PAIR_FACTS + 500)
+        assert.ok(certificateFactsUsage().pairs <= MAX_PAIR_FACTS)
+        assert.equal(
+            pairFact('signed-by', leaf, Buffer.from(`key ${MAX_PAIR_FACTS + 499}`), () => true),
+            false,
+            'the most recent pair is still known',
+        )
     })
 })
