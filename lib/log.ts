@@ -48,7 +48,6 @@ export class SafeDestination {
     private lastError = ''
     private pending: string[] = []
     private pendingChars = 0
-    private scheduled = false
 
     constructor(
         readonly target: string,
@@ -64,8 +63,8 @@ export class SafeDestination {
             this.flush()
             return true
         }
-        if (!this.scheduled) {
-            this.scheduled = true
+        // a destination in `unwritten` has its flush scheduled already
+        if (!unwritten.has(this)) {
             unwritten.add(this)
             if (!exitHookInstalled) {
                 exitHookInstalled = true
@@ -78,7 +77,6 @@ export class SafeDestination {
 
     /** Write the lines kept so far, now. Never throws. */
     flush(): void {
-        this.scheduled = false
         unwritten.delete(this)
         if (this.pending.length === 0) return
         const lines = this.pending
@@ -86,7 +84,7 @@ export class SafeDestination {
         this.pendingChars = 0
         try {
             if (this.fd === undefined) this.fd = this.open()
-            writeAll(this.fd, Buffer.from(lines.length === 1 ? lines[0] : lines.join('')))
+            writeAll(this.fd, Buffer.from(lines.join('')))
         } catch (e) {
             this.lost += lines.length
             const err = e as NodeJS.ErrnoException
