@@ -7,8 +7,8 @@
 //  - each round fills Haraka's queue with delivery disabled (injection is not timed; the disk is
 //    synced), enables delivery, lets WARM deliveries go untimed (a Haraka idle while the other ran
 //    warms up again) and times the next N: messages a second, and the CPU over the same deliveries;
-//  - stock Haraka (its own MX lookup, opportunistic TLS) and Haraka with the plugin alternate ABBA,
-//    round by round, on the same destinations, 20 connections at a time (outbound concurrency_max);
+//  - stock Haraka (its own MX lookup, opportunistic TLS) and Haraka with the plugin alternate strictly
+//    (stock, plugin, stock, plugin: each timed run follows exactly one run of the other), on the same destinations, 20 connections at a time (outbound concurrency_max);
 //  - per round: messages per second, the ratio plugin/stock, CPU seconds per 1,000 messages (the
 //    Haraka processes' user+system time), the receivers' CPU, the median latency (get_mx to
 //    delivered); peak memory of each Haraka at the end.
@@ -16,7 +16,7 @@
 // (the first MX presents a key its TLSA record does not name; two handshakes a message); and the
 // DANE-EE workload again with nodes=2. Needs root (ports 25/53 on 127.0.6.x), like the tests.
 //
-//   npm run bench -- delivery                 (3 rounds × 1,000 messages a workload)
+//   npm run bench -- delivery                 (5 rounds × 1,000 messages a workload, about 20 minutes)
 //   BENCH_MESSAGES=2000 BENCH_ROUNDS=5 npm run bench -- delivery
 //   BENCH_WORKLOADS=ee,nodes=2:ee ...          (some workloads only)
 //   BENCH_POLICY=may, BENCH_LOG_LEVEL=silent   (the plugin's policy word and log level, to see where its cost lies)
@@ -25,6 +25,9 @@
 //   BENCH_NAGLE=1 ...                          (Haraka as shipped: Nagle on, see bench/no-nagle.ts)
 //   BENCH_TAIL=1 ...                           (per round: memory, p99 and max latency, the 5-95% rate)
 //   BENCH_NODE_ARGS='--max-semi-space-size=32' (node options for both Harakas)
+//   BENCH_BASELINE=minimal ...                 (the stock side gets a get_mx plugin that answers the same MX
+//                                              addresses from a table: Haraka's cost of a get_mx plugin, and
+//                                              the plugin's own above it)
 import { execSync, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -37,10 +40,36 @@ import { sleep } from '../test/world/procs'
 const N = Number(process.env.BENCH_MESSAGES ?? 1000)
 /** deliveries at the start of each round that are not timed (see round()) */
 const WARM = Number(process.env.BENCH_WARM ?? Math.max(1, Math.min(200, Math.floor(N / 5))))
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const CONCURRENCY = 20
 const NET = '127.0.6'
 const TICK = 100 // clock ticks a second (/proc/<pid>/stat)
+
+/**
+ * BENCH_BASELINE=minimal: the least a get_mx plugin can do, answer each workload's MX addresses from a
+ * table (no DNS, no log, no TLS policy), given to the stock Haraka. Against it, the ratio and CPU columns
+ * show the plugin's own cost; stock against it shows what Haraka's hook path costs or saves.
+ */
+const MINIMAL_MX: Record<string, [number, string][]> = {
+    'ee.bench.test': [[10, `${NET}.11`]],
+    'ta.bench.test': [[10, `${NET}.12`]],
+    'fallback.bench.test': [
+        [10, `${NET}.14`],
+        [20, `${NET}.13`],
+    ],
+}
+const MINIMAL_MX_PLUGIN = `'use strict'
+const { HarakaMx } = require(${JSON.stringify(require.resolve('haraka-net-utils', { paths: [path.dirname(require.resolve('Haraka/package.json'))] }))})
+const table = ${JSON.stringify(MINIMAL_MX)}
+exports.register = function () {
+    this.register_hook('get_mx', 'answer')
+}
+exports.answer = function (next, hmail, domain) {
+    const mx = table[domain]
+    if (!mx) return next()
+    next(OK, mx.map(([priority, exchange]) => new HarakaMx({ exchange, priority, from_dns: domain })))
+}
+`
 
 interface Receiver {
     proc: ChildProcess
@@ -72,11 +101,15 @@ async function startReceiver(dir: string, name: string, chain: TestCert[], key: 
 }
 
 /** user+system CPU seconds of these processes so far */
-function cpuSeconds(pids: number[]): number {
+/** user+system CPU of these processes (all their threads), or of their main threads only (JavaScript's) */
+function cpuSeconds(pids: number[], mainThread = false): number {
     let ticks = 0
     for (const pid of pids) {
         try {
-            const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+            const f = fs
+                .readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')
+                .split(') ')[1]
+                .split(' ')
             ticks += Number(f[11]) + Number(f[12]) // utime, stime (fields 14 and 15)
         } catch {
             /* gone */
@@ -121,6 +154,8 @@ interface RoundResult {
     latencyMs: number
     perSecond: number
     cpuPer1000: number
+    /** the same for the main threads alone: JavaScript, Haraka's and the plugin's, runs there and nowhere else */
+    jsCpuPer1000: number
     delivered: number
     tail: string
     /** deferrals seen (a deferred message is retried after a second, which stretches the round) */
@@ -174,6 +209,7 @@ async function round(h: Haraka, nodes: number, to: string): Promise<RoundResult>
     h.writeConfigFile('outbound.ini', outbound(false, nodes))
     // the benchmark's own work while it waits must not load the machine: it reads only what was appended
     let cpu0: number | undefined
+    let js0 = 0
     let counted0 = 0
     const deadline = Date.now() + 300000
     for (;;) {
@@ -181,12 +217,14 @@ async function round(h: Haraka, nodes: number, to: string): Promise<RoundResult>
         const seen = tail.events.length
         if (cpu0 === undefined && tail.count('delivered') >= WARM) {
             cpu0 = cpuSeconds(h.pids())
+            js0 = cpuSeconds(h.pids(), true)
             counted0 = tail.count('delivered')
         }
         if (seen >= ids.length || Date.now() > deadline) break
         await sleep(cpu0 === undefined ? 10 : 100)
     }
     const cpu1 = cpuSeconds(h.pids())
+    const js1 = cpuSeconds(h.pids(), true)
     const rss = h.pids().map((pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) >> 10)
     h.writeConfigFile('outbound.ini', outbound(true, nodes))
     execSync('sync')
@@ -202,6 +240,7 @@ async function round(h: Haraka, nodes: number, to: string): Promise<RoundResult>
     return {
         perSecond: timed.length / span,
         cpuPer1000: ((cpu1 - (cpu0 ?? cpu1)) * 1000) / Math.max(1, all.length - counted0),
+        jsCpuPer1000: ((js1 - (cpu0 === undefined ? js1 : js0)) * 1000) / Math.max(1, all.length - counted0),
         delivered: timed.length,
         deferred,
         latencyMs: median,
@@ -241,6 +280,7 @@ export async function benchDelivery(): Promise<void> {
                 ],
             },
         ])
+        const minimal = process.env.BENCH_BASELINE === 'minimal'
         receivers.push(await startReceiver(dir, 'good', [good], good.keyPem, [`${NET}.11`, `${NET}.13`]))
         receivers.push(await startReceiver(dir, 'ta', [taLeaf, inter, root], taLeaf.keyPem, [`${NET}.12`]))
         receivers.push(await startReceiver(dir, 'wrong', [wrong], wrong.keyPem, [`${NET}.14`]))
@@ -265,6 +305,10 @@ export async function benchDelivery(): Promise<void> {
                     'dane.ini': `[resolver]\naddress=${dns.resolverAddress}\nport=53\n[log]\ndestination=${path.join(dir, `dane-${port}.jsonl`)}\nlevel=${process.env.BENCH_LOG_LEVEL ?? 'info'}\n[main]\npolicy=${process.env.BENCH_POLICY ?? 'dane'}\n`,
                 },
             })
+            if (minimal && !withDane) {
+                fs.writeFileSync(path.join(h.dir, 'plugins', 'minimal_mx.js'), MINIMAL_MX_PLUGIN)
+                h.writeConfigFile('plugins', 'relay\nworld_events\nminimal_mx\n')
+            }
             harakas.push(h)
             await h.start()
             await sleep(nodes ? 1500 : 300)
@@ -272,6 +316,7 @@ export async function benchDelivery(): Promise<void> {
         }
 
         const receiverCpu = async (): Promise<number> => (await Promise.all(receivers.map((r) => r.count()))).reduce((n, c) => n + c.cpuUs, 0) / 1e6
+        if (minimal) console.log('BENCH_BASELINE=minimal: "stock" is Haraka with a get_mx plugin that answers the same MX addresses from a table')
         console.log(
             `delivery: ${N} messages a round timed (after ${WARM} untimed), ${CONCURRENCY} connections, one message a connection, on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}`,
         )
@@ -289,31 +334,37 @@ export async function benchDelivery(): Promise<void> {
                 // warm both: DNS caches, TLS session code, JIT
                 await round(stock, nodes, to).catch(() => undefined)
                 await round(dane, nodes, to).catch(() => undefined)
-                console.log(`\n${label} ${w}: round  stock msg/s  plugin msg/s  ratio  stock CPU s/1000  plugin CPU s/1000  receivers CPU s  latency ms s / p`)
+                console.log(
+                    `\n${label} ${w}: round  stock msg/s  plugin msg/s  ratio  stock CPU s/1000 (JS)  plugin CPU s/1000 (JS)  receivers CPU s  latency ms s / p`,
+                )
                 const ratios: number[] = []
+                const extraUs: number[] = []
+                const extraJsUs: number[] = []
                 for (let r = 1; r <= ROUNDS; r++) {
                     const rc0 = await receiverCpu()
-                    // ABBA: odd rounds stock first, even rounds the plugin first, so that drift favours neither
-                    let s: RoundResult, d: RoundResult
-                    if (r % 2) {
-                        s = await round(stock, nodes, to)
-                        d = await round(dane, nodes, to)
-                    } else {
-                        d = await round(dane, nodes, to)
-                        s = await round(stock, nodes, to)
-                    }
+                    // strictly alternating, stock then plugin: every timed run follows one run of the other
+                    // Haraka (the warm-up above included), so each starts from the same idle time. ABBA gave
+                    // one Haraka two runs in a row and the other two idle runs, and the one that had sat
+                    // idle through two runs was the slow one of that round (the plugin down to 0.74 of
+                    // stock, stock by 5-10 %)
+                    const s = await round(stock, nodes, to)
+                    const d = await round(dane, nodes, to)
                     const rc1 = await receiverCpu()
                     ratios.push(d.perSecond / s.perSecond)
+                    extraUs.push(d.cpuPer1000 - s.cpuPer1000) // s per 1,000 messages = ms a message; ×1000 below
+                    extraJsUs.push(d.jsCpuPer1000 - s.jsCpuPer1000)
                     console.log(
-                        `${' '.repeat(label.length + w.length + 2)}${String(r).padStart(6)}${s.perSecond.toFixed(0).padStart(13)}${d.perSecond.toFixed(0).padStart(14)}${(d.perSecond / s.perSecond).toFixed(2).padStart(7)}${s.cpuPer1000.toFixed(2).padStart(18)}${d.cpuPer1000.toFixed(2).padStart(19)}${(rc1 - rc0).toFixed(2).padStart(17)}${`${s.latencyMs} / ${d.latencyMs}`.padStart(16)}` +
+                        `${' '.repeat(label.length + w.length + 2)}${String(r).padStart(6)}${s.perSecond.toFixed(0).padStart(13)}${d.perSecond.toFixed(0).padStart(14)}${(d.perSecond / s.perSecond).toFixed(2).padStart(7)}${`${s.cpuPer1000.toFixed(2)} (${s.jsCpuPer1000.toFixed(2)})`.padStart(23)}${`${d.cpuPer1000.toFixed(2)} (${d.jsCpuPer1000.toFixed(2)})`.padStart(24)}${(rc1 - rc0).toFixed(2).padStart(17)}${`${s.latencyMs} / ${d.latencyMs}`.padStart(16)}` +
                             (s.delivered !== N || d.delivered !== N ? `  (delivered ${s.delivered}/${d.delivered} of ${N})` : '') +
                             (s.deferred || d.deferred ? `  (deferrals ${s.deferred}/${d.deferred})` : '') +
                             (process.env.BENCH_TAIL ? `\n      stock ${s.tail}\n      plugin ${d.tail}` : ''),
                     )
                 }
+                const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
                 const sorted = [...ratios].sort((a, b) => a - b)
+                const us = (ms: number): string => `${ms >= 0 ? '+' : ''}${(ms * 1000).toFixed(0)} µs`
                 console.log(
-                    `${' '.repeat(label.length + w.length + 2)}median ratio ${sorted[Math.floor(sorted.length / 2)].toFixed(2)} (min ${sorted[0].toFixed(2)}, max ${sorted[sorted.length - 1].toFixed(2)})`,
+                    `${' '.repeat(label.length + w.length + 2)}median ratio ${median(ratios).toFixed(2)} (min ${sorted[0].toFixed(2)}, max ${sorted[sorted.length - 1].toFixed(2)}); the plugin's CPU a message above stock's: median ${us(median(extraUs))}, JS thread ${us(median(extraJsUs))}`,
                 )
             }
             console.log(`${' '.repeat(label.length + 1)}peak memory: stock ${peakMb(stock.pids()).toFixed(0)} MB, plugin ${peakMb(dane.pids()).toFixed(0)} MB`)
