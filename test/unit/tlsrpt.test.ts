@@ -1,0 +1,225 @@
+// TLS reporting (RFC 8460), the pure parts and the journal: which TXT record is a policy (section 3),
+// what an attempt counts as (section 4.3, Postfix's rule of one result per TLS session), the report's
+// JSON (section 4.4) and file name (5.1), and results kept across a restart, counted once.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { parseTlsrptRecords, reportUri } from '../../lib/tlsrpt/policy-record'
+import { sessionResult, type AttemptFacts, type SessionResult } from '../../lib/tlsrpt/result'
+import { buildReport, dayRange, reportFilename, reportId, utcDay } from '../../lib/tlsrpt/report'
+import { JournalStore } from '../../lib/tlsrpt/journal'
+
+const EE = '3 1 1 aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899'
+const EE2 = '3 1 1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'
+const REPORTER = { organizationName: 'Example Sender', contactInfo: 'tls-reports@sender.example' }
+const NOON = Date.parse('2026-11-24T12:00:00Z')
+
+function facts(f: Partial<AttemptFacts>): AttemptFacts {
+    return {
+        id: 'id-1',
+        at: NOON,
+        recipientDomain: 'dest.example',
+        host: 'mx.dest.example',
+        mode: 'dane',
+        tlsaBase: 'mx.dest.example',
+        tlsaRecords: [EE],
+        usableRecords: 1,
+        address: '192.0.2.25',
+        localAddress: '198.51.100.1',
+        outcome: 'verified',
+        ...f,
+    }
+}
+
+describe('TLSRPT (RFC 8460)', () => {
+    describe('the _smtp._tls record (section 3)', () => {
+        it('reads one record with several destinations, spaces around the delimiters, and unknown fields ignored', () => {
+            const r = parseTlsrptRecords(['v=TLSRPTv1 ; rua=mailto:tls@dest.example , https://report.dest.example/v1/tlsrpt ; ext_1=x;'])
+            assert.equal(r.kind, 'policy')
+            if (r.kind !== 'policy') return
+            assert.deepEqual(
+                r.policy.rua.map((u) => u.uri),
+                ['mailto:tls@dest.example', 'https://report.dest.example/v1/tlsrpt'],
+            )
+            assert.equal(r.policy.rua[0].scheme === 'mailto' && r.policy.rua[0].address, 'tls@dest.example')
+        })
+        it('discards records that do not begin with v=TLSRPTv1; and needs exactly one left', () => {
+            assert.equal(parseTlsrptRecords(['v=spf1 -all', 'v=TLSRPTv1;rua=mailto:a@b.example']).kind, 'policy')
+            const two = parseTlsrptRecords(['v=TLSRPTv1;rua=mailto:a@b.example', 'v=TLSRPTv1;rua=mailto:c@d.example'])
+            assert.equal(two.kind, 'none')
+            assert.match(two.kind === 'none' ? two.reason : '', /2 records/)
+            // the version is case-sensitive and needs its delimiter
+            assert.equal(parseTlsrptRecords(['v=tlsrptv1;rua=mailto:a@b.example']).kind, 'none')
+            assert.equal(parseTlsrptRecords(['v=TLSRPTv1rua=mailto:a@b.example']).kind, 'none')
+            assert.equal(parseTlsrptRecords([]).kind, 'none')
+        })
+        it('treats a malformed record as no policy, and a record with no usable destination too', () => {
+            for (const bad of ['v=TLSRPTv1;', 'v=TLSRPTv1;rua=', 'v=TLSRPTv1;rua=mailto:a@b.example;junk', 'v=TLSRPTv1;rua=mailto:a@b.example;x=a b'])
+                assert.equal(parseTlsrptRecords([bad]).kind, 'none', bad)
+            // the record sys4's reporter crashed on: an address without a scheme
+            const noScheme = parseTlsrptRecords(['v=TLSRPTv1; rua=postmaster@dest.example'])
+            assert.equal(noScheme.kind, 'none')
+            assert.match(noScheme.kind === 'none' ? noScheme.reason : '', /no destination/)
+        })
+        it('keeps the usable destinations beside one it cannot use', () => {
+            const r = parseTlsrptRecords(['v=TLSRPTv1;rua=ftp://x.example/r,mailto:tls@dest.example'])
+            assert.equal(r.kind, 'policy')
+            if (r.kind !== 'policy') return
+            assert.deepEqual(
+                r.policy.rua.map((u) => u.uri),
+                ['mailto:tls@dest.example'],
+            )
+            assert.match(r.policy.ignored[0], /ftp/)
+        })
+        it('takes a percent-encoded mailto address and refuses one that is not a single address', () => {
+            const u = reportUri('mailto:tls%2Breports@dest.example')
+            assert.ok(typeof u !== 'string' && u.scheme === 'mailto' && u.address === 'tls+reports@dest.example')
+            assert.equal(typeof reportUri('mailto:a@b.example%0ABcc:c@d.example'), 'string')
+            assert.equal(typeof reportUri('mailto:a@b.example%2Cc@d.example'), 'string')
+            assert.equal(typeof reportUri('https://user:pw@r.example/'), 'string')
+        })
+    })
+
+    describe('what an attempt counts as (section 4.3)', () => {
+        it('a verified DANE session is a success under the tlsa policy of its TLSA base domain', () => {
+            const r = sessionResult(facts({ tlsaRecords: [EE2, EE], usableRecords: 2 }))!
+            assert.equal(r.ok, true)
+            assert.deepEqual(r.policy, { type: 'tlsa', strings: [EE2, EE].sort(), domain: 'mx.dest.example', mxHosts: ['mx.dest.example'] })
+        })
+        it('a usable record beside an unusable one is recoverable: a success, not a failure', () => {
+            const r = sessionResult(facts({ tlsaRecords: [EE, '4 1 1 00'], usableRecords: 1 }))!
+            assert.equal(r.ok, true)
+        })
+        it('every record unusable is tlsa-invalid, even when the message went out over TLS', () => {
+            const r = sessionResult(facts({ mode: 'encrypt', tlsaRecords: ['4 1 1 00'], usableRecords: 0, outcome: 'unauthenticated-tls' }))!
+            assert.equal(r.ok, false)
+            assert.equal(r.failure?.resultType, 'tlsa-invalid')
+            assert.equal(r.failure?.failureReasonCode, 'all-TLSA-records-unusable')
+            assert.equal(r.policy.type, 'tlsa')
+        })
+        it('a failed DANE session carries the failure details', () => {
+            const r = sessionResult(facts({ outcome: 'failed', resultType: 'validation-failure', reasonCode: 'no-match', helo: 'mx.dest.example' }))!
+            assert.equal(r.ok, false)
+            assert.deepEqual(r.failure, {
+                resultType: 'validation-failure',
+                sendingMtaIp: '198.51.100.1',
+                receivingMxHostname: 'mx.dest.example',
+                receivingMxHelo: 'mx.dest.example',
+                receivingIp: '192.0.2.25',
+                failureReasonCode: 'no-match',
+            })
+        })
+        it('a host skipped for a bogus TLSA lookup is dnssec-invalid; dane-only without TLSA is dane-required', () => {
+            const bogus = sessionResult(facts({ outcome: 'skipped', resultType: 'dnssec-invalid', tlsaRecords: [], usableRecords: 0, address: undefined }))!
+            assert.equal(bogus.failure?.resultType, 'dnssec-invalid')
+            assert.equal(bogus.policy.type, 'tlsa')
+            const required = sessionResult(facts({ outcome: 'skipped', mode: 'skip', resultType: 'dane-required', tlsaRecords: [], usableRecords: 0 }))!
+            assert.equal(required.failure?.resultType, 'dane-required')
+            assert.deepEqual(required.policy, { type: 'no-policy-found', strings: [], domain: 'dest.example', mxHosts: [] })
+        })
+        it('no TLS session, no result: plaintext without a policy, a connection lost with no TLS reason, other skips', () => {
+            assert.equal(sessionResult(facts({ mode: 'opportunistic', tlsaRecords: [], usableRecords: 0, outcome: 'opportunistic-plaintext' })), null)
+            assert.equal(sessionResult(facts({ outcome: 'failed' })), null)
+            assert.equal(sessionResult(facts({ outcome: 'skipped', mode: 'skip' })), null)
+        })
+        it('opportunistic TLS without a policy is a no-policy-found success for the recipient domain', () => {
+            const r = sessionResult(facts({ mode: 'opportunistic', tlsaRecords: [], usableRecords: 0, outcome: 'opportunistic-tls' }))!
+            assert.equal(r.ok, true)
+            assert.deepEqual(r.policy, { type: 'no-policy-found', strings: [], domain: 'dest.example', mxHosts: [] })
+        })
+    })
+
+    describe('the report (sections 4.4 and 5.1)', () => {
+        const results: SessionResult[] = [
+            sessionResult(facts({ id: 'a' }))!,
+            sessionResult(facts({ id: 'b' }))!,
+            sessionResult(facts({ id: 'c', outcome: 'failed', resultType: 'validation-failure', reasonCode: 'no-match' }))!,
+            sessionResult(facts({ id: 'd', outcome: 'failed', resultType: 'validation-failure', reasonCode: 'no-match' }))!,
+            sessionResult(
+                facts({ id: 'e', mode: 'opportunistic', host: 'mx2.dest.example', tlsaRecords: [], usableRecords: 0, outcome: 'opportunistic-tls' }),
+            )!,
+            // the same result again, another domain, another day: not counted
+            sessionResult(facts({ id: 'a' }))!,
+            sessionResult(facts({ id: 'f', recipientDomain: 'other.example' }))!,
+            sessionResult(facts({ id: 'g', at: NOON + 86400000 }))!,
+        ]
+        it('has exactly the RFC 8460 4.4 fields and counts, whatever order the results came in', () => {
+            const report = buildReport('2026-11-24', 'dest.example', results, REPORTER)
+            assert.deepEqual(report, {
+                'organization-name': 'Example Sender',
+                'date-range': { 'start-datetime': '2026-11-24T00:00:00Z', 'end-datetime': '2026-11-24T23:59:59Z' },
+                'contact-info': 'tls-reports@sender.example',
+                'report-id': '2026-11-24.dest.example@sender.example',
+                policies: [
+                    {
+                        policy: { 'policy-type': 'no-policy-found', 'policy-string': [], 'policy-domain': 'dest.example', 'mx-host': [] },
+                        summary: { 'total-successful-session-count': 1, 'total-failure-session-count': 0 },
+                    },
+                    {
+                        policy: { 'policy-type': 'tlsa', 'policy-string': [EE], 'policy-domain': 'mx.dest.example', 'mx-host': ['mx.dest.example'] },
+                        summary: { 'total-successful-session-count': 2, 'total-failure-session-count': 2 },
+                        'failure-details': [
+                            {
+                                'result-type': 'validation-failure',
+                                'sending-mta-ip': '198.51.100.1',
+                                'receiving-mx-hostname': 'mx.dest.example',
+                                'receiving-ip': '192.0.2.25',
+                                'failed-session-count': 2,
+                                'failure-reason-code': 'no-match',
+                            },
+                        ],
+                    },
+                ],
+            })
+            assert.deepEqual(buildReport('2026-11-24', 'dest.example', [...results].reverse(), REPORTER), report)
+        })
+        it('is null for a domain with nothing that day', () => {
+            assert.equal(buildReport('2026-11-23', 'dest.example', results, REPORTER), null)
+        })
+        it('names the file sender!policy-domain!begin!end.json.gz over one full UTC day, and has a msg-id report-id', () => {
+            assert.equal(reportFilename('2026-11-24', 'dest.example', REPORTER), 'sender.example!dest.example!1795478400!1795564799.json.gz')
+            assert.equal(dayRange('2026-11-24').endS - dayRange('2026-11-24').startS, 86399)
+            assert.match(`<${reportId('2026-11-24', 'dest.example', REPORTER)}>`, /^<[^<>@\s]+@[^<>@\s]+>$/)
+            assert.throws(() => dayRange('2026-13-45'), /not a day/)
+            assert.equal(utcDay(Date.parse('2026-11-24T23:59:59.999Z')), '2026-11-24')
+        })
+    })
+
+    describe('the journal', () => {
+        let dir: string
+        beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-tlsrpt-'))))
+        afterEach(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+        it('keeps results across a restart, counts a result written twice once, and skips a torn last line', () => {
+            const a = new JournalStore(dir)
+            const r1 = sessionResult(facts({ id: 'one' }))!
+            const r2 = sessionResult(facts({ id: 'two', outcome: 'failed', resultType: 'certificate-expired' }))!
+            a.add(r1)
+            a.add(r2)
+            a.close()
+            // another process (a restarted Haraka, a second node) appends to the same day
+            const b = new JournalStore(dir)
+            b.add(r1)
+            fs.appendFileSync(b.fileOf('2026-11-24'), '{"id":"torn","at":17')
+            assert.deepEqual(
+                b.results('2026-11-24').map((r) => r.id),
+                ['one', 'two'],
+            )
+            assert.deepEqual(b.days(), ['2026-11-24'])
+            const report = buildReport('2026-11-24', 'dest.example', b.results('2026-11-24'), REPORTER)!
+            assert.equal(report.policies[0].summary['total-successful-session-count'], 1)
+            assert.equal(report.policies[0].summary['total-failure-session-count'], 1)
+            b.close()
+        })
+        it('never throws when it cannot write, and says so', () => {
+            const blocker = path.join(dir, 'file')
+            fs.writeFileSync(blocker, '')
+            const faults: string[] = []
+            const j = new JournalStore(path.join(blocker, 'sub'), (m) => faults.push(m))
+            j.add(sessionResult(facts({}))!)
+            assert.equal(faults.length, 1)
+            assert.match(faults[0], /not kept/)
+        })
+    })
+})
