@@ -4,6 +4,8 @@
 //   the decision    lib/policy through lib/resolver              → dane_get_mx
 //   the session     lib/session through lib/haraka-adapter      (installed by register)
 //   the log         lib/log                                      → dane_delivered, dane_deferred, dane_bounce
+//   TLS reports     lib/tlsrpt (RFC 8460 results, kept per day)  → recordTlsrpt, from the same places as the log
+import path from 'node:path'
 import { domainToASCII } from 'node:url'
 import constants from 'haraka-constants'
 import { buildConfig, DaneConfig, formatErrors, policyFor } from './lib/config'
@@ -21,7 +23,11 @@ import {
     writeFinal,
     writeDelivered,
     writeDeferred,
+    tlsOutcome,
 } from './lib/log'
+import { JournalStore } from './lib/tlsrpt/journal'
+import { resultOfAttempt, resultOfSkippedHost } from './lib/tlsrpt/from-attempt'
+import type { SessionResult } from './lib/tlsrpt/result'
 import {
     installGlue,
     loadHarakaInternals,
@@ -58,6 +64,25 @@ interface State {
     resolver: Resolver
     logger: DaneLogger
     internals: HarakaInternals
+    /** where TLS report results are kept, when [tlsrpt] enabled=true */
+    tlsrpt?: JournalStore
+}
+
+/** RFC 8460: keep one attempt's TLS result for its domain's daily report. Never throws. */
+function recordTlsrpt(plugin: DanePlugin, result: () => SessionResult | null): void {
+    const store = plugin.dane?.tlsrpt
+    if (!store) return
+    try {
+        const r = result()
+        if (r) store.add(r)
+    } catch (e) {
+        plugin.logerror(`haraka-plugin-dane: TLS report result not recorded: ${(e as Error)?.message ?? e}`)
+    }
+}
+
+/** [tlsrpt] directory: relative to Haraka's directory (haraka -c DIR) */
+function tlsrptDirectory(dir: string): string {
+    return path.resolve(process.env.HARAKA ?? process.cwd(), dir)
 }
 
 export function register(this: DanePlugin): void {
@@ -65,7 +90,10 @@ export function register(this: DanePlugin): void {
     const internals = loadHarakaInternals((name) => this.haraka_require(name))
     this.dane!.internals = internals
     installGlue(internals, {
-        onAttemptFailed: (_hmail, attempt) => writeAttempt(this.dane!.logger, this, attemptFields(attempt, 'failed')),
+        onAttemptFailed: (_hmail, attempt) => {
+            writeAttempt(this.dane!.logger, this, attemptFields(attempt, 'failed'))
+            recordTlsrpt(this, () => resultOfAttempt(attempt, 'failed'))
+        },
         onConnectFailed: (ctx, address, err) =>
             writeAttempt(this.dane!.logger, this, {
                 ...contextFields(ctx),
@@ -131,12 +159,20 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
     const sameLog = old && JSON.stringify(old.config.log) === JSON.stringify(cfg.log)
     if (old && !sameResolver) old.resolver.close()
     if (old && !sameLog) closeLogger(old.logger)
+    const tlsrptDir = cfg.tlsrpt.enabled ? tlsrptDirectory(cfg.tlsrpt.directory) : undefined
+    if (old?.tlsrpt && old.tlsrpt.dir !== tlsrptDir) old.tlsrpt.close()
     this.dane = {
         config: cfg,
         resolver: sameResolver ? old.resolver : new Resolver(cfg.resolver),
         // C29: a log destination that fails is reported in Haraka's log, never thrown into a hook
         logger: sameLog ? old.logger : createLogger(cfg.log, (message) => this.logerror(message)),
         internals: old?.internals as HarakaInternals,
+        tlsrpt:
+            tlsrptDir === undefined
+                ? undefined
+                : old?.tlsrpt?.dir === tlsrptDir
+                  ? old.tlsrpt
+                  : new JournalStore(tlsrptDir, (message) => this.logerror(message)),
     }
     if (!startup) this.lognotice('configuration reloaded')
 }
@@ -180,6 +216,7 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
             hmail.dane_decision = decision
             st.logger.info(decisionFields(decision, queueId, Date.now() - started), `${decision.domain}: ${decision.action}: ${decision.reason}`)
             for (const a of skippedAttempts(decision, queueId)) writeAttempt(st.logger, this, a)
+            for (const h of decision.hosts) if (h.mode === 'skip') recordTlsrpt(this, () => resultOfSkippedHost(decision.domain, h))
             if (decision.action === 'defer') return reply(constants.denysoft, `DANE: ${decision.reason}`)
             if (decision.action === 'bounce') return reply(constants.deny, decision.reason)
             reply(constants.ok, harakaMxList(st.internals.HarakaMx, decision, queueId))
@@ -204,6 +241,7 @@ export function dane_delivered(this: DanePlugin, next: Next, hmail: HMail, param
     if (d && a) {
         const { secured, response } = deliveredFacts(params)
         writeDelivered(this.dane!.logger, this, d, hmail.todo.uuid, a, secured, response)
+        recordTlsrpt(this, () => resultOfAttempt(a, tlsOutcome(a.ctx.mode, secured)))
     }
     next()
 }

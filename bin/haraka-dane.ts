@@ -10,7 +10,11 @@ import fs from 'node:fs'
 import net from 'node:net'
 import { X509Certificate } from 'node:crypto'
 import { parseArgs } from 'node:util'
-import { DEFAULTS, resolverSettingsOrThrow } from '../lib/config'
+import path from 'node:path'
+import { buildConfig, DEFAULTS, formatErrors, resolverSettingsOrThrow } from '../lib/config'
+import { JournalStore } from '../lib/tlsrpt/journal'
+import { buildReport, dayRange, domainsWithResults, reportFilename, utcDay } from '../lib/tlsrpt/report'
+import { parseTlsrptRecords, tlsrptRecordName } from '../lib/tlsrpt/policy-record'
 import { decide, type Decision, type HostDecision, serverName } from '../lib/policy'
 import { probe, type ProbeResult } from '../lib/probe'
 import { Resolver, ResolverConfigError, type Answer, type RRType } from '../lib/resolver'
@@ -27,6 +31,7 @@ Commands:
   check <domain>                 decide DANE for the domain's MX hosts and probe them live (Nagios exit codes)
   tlsa <cert.pem|chain.pem>      print TLSA records for a certificate or chain
   rollover <domain> --next PEM   confirm the published TLSA records already match a new certificate
+  tlsrpt show                    print the TLS reports (RFC 8460) a day's results make, and where they would go
 
 Run '${PROG} <command> --help' for a command's options.
 Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage, unreadable input, resolver unreachable).
@@ -72,6 +77,24 @@ the file holds it.
   --selector S            0 (whole certificate) or 1 (SubjectPublicKeyInfo, default)
   --mtype M               0 (full), 1 (SHA-256, default) or 2 (SHA-512)
   RFC 7218 names are accepted too (dane-ee, dane-ta, cert, spki, full, sha2-256, sha2-512).
+`
+
+const USAGE_TLSRPT = `Usage: ${PROG} tlsrpt show --haraka DIR [--date YYYY-MM-DD|today|yesterday] [--domain DOMAIN] [--json]
+                     [--resolver ADDR[:PORT]] [--trust-resolver] [--timeout MS] [-q]
+
+Builds, from the results the plugin kept ([tlsrpt] in DIR/config/dane.ini, the journal under DIR),
+the RFC 8460 report of each recipient domain for one UTC day (default: yesterday, the day whose
+reports go out next), looks up the domain's _smtp._tls TXT record through the validating resolver
+(dane.ini's [resolver] unless --resolver is given) and prints where the report would go and the
+report itself, exactly as it would be sent (before gzip).
+
+  --haraka DIR            Haraka's directory (as in haraka -c DIR)
+  --date DAY              the UTC day: YYYY-MM-DD, today or yesterday (default yesterday)
+  --domain DOMAIN         one recipient domain only
+  --json                  one JSON array: [{domain, destinations|not_sent, filename, report}]
+${RESOLVER_HELP}
+
+Exit codes: 0 printed (also when there is nothing to report), 3 bad usage, unreadable configuration.
 `
 
 const USAGE_ROLLOVER = `Usage: ${PROG} rollover <domain> --next <cert.pem|chain.pem> [--json] [--resolver ADDR[:PORT]] [--trust-resolver] [--timeout MS] [-q]
@@ -462,10 +485,89 @@ async function cmdRollover(args: string[], out: Out): Promise<number> {
 // Entry point
 // ---------------------------------------------------------------------------
 
+function parseDay(v: string | undefined, now = Date.now()): string {
+    if (v === undefined || v === 'yesterday') return utcDay(now - 86400000)
+    if (v === 'today') return utcDay(now)
+    try {
+        dayRange(v)
+    } catch {
+        throw new UsageError(`--date: "${v}" is not a day (YYYY-MM-DD, today, yesterday)`)
+    }
+    return v
+}
+
+async function cmdTlsrpt(args: string[], out: Out): Promise<number> {
+    const [sub, ...rest] = args
+    if (sub === '--help' || sub === '-h') {
+        out.stdout(USAGE_TLSRPT)
+        return 0
+    }
+    if (sub !== 'show') throw new UsageError(sub === undefined ? 'missing subcommand (show)' : `unknown subcommand "${sub}" (show)`)
+    const { values, positionals } = parse(rest, { ...NET_OPTIONS, haraka: { type: 'string' }, date: { type: 'string' }, domain: { type: 'string' } })
+    if (values.help) {
+        out.stdout(USAGE_TLSRPT)
+        return 0
+    }
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+    if (typeof values.haraka !== 'string') throw new UsageError('missing --haraka DIR')
+    const day = parseDay(values.date as string | undefined)
+    const only = values.domain === undefined ? undefined : parseDomain(String(values.domain), '--domain')
+    const iniFile = path.join(values.haraka, 'config', 'dane.ini')
+    let lines: string[]
+    try {
+        lines = fs.readFileSync(iniFile, 'utf8').split(/\r?\n/)
+    } catch (e) {
+        throw new UsageError(`cannot read ${iniFile}: ${(e as Error).message}`, false)
+    }
+    const built = buildConfig({ file: iniFile, lines }, { file: 'dane.exceptions', lines: [] })
+    if (!built.config) throw new UsageError(`configuration error:\n${formatErrors(built.errors)}`, false)
+    const cfg = built.config
+    if (!cfg.tlsrpt.enabled) out.stderr(`${PROG} tlsrpt: note: [tlsrpt] enabled is not true in ${iniFile}; showing what was kept anyway\n`)
+    const reporter = {
+        organizationName: cfg.tlsrpt.organizationName || '(tlsrpt.organization_name not set)',
+        contactInfo: cfg.tlsrpt.contactInfo || 'unset@invalid',
+    }
+    const journal = new JournalStore(path.resolve(values.haraka, cfg.tlsrpt.directory))
+    const results = journal.results(day)
+    const domains = domainsWithResults(day, results).filter((d) => only === undefined || d === only)
+    const resolver = values.resolver !== undefined ? openResolver(values, parseTimeout(values.timeout as string | undefined)) : new Resolver(cfg.resolver)
+    const shown: Record<string, unknown>[] = []
+    try {
+        for (const domain of domains) {
+            const report = buildReport(day, domain, results, reporter)
+            if (!report) continue
+            const txt = await resolver.lookup(tlsrptRecordName(domain), 'TXT')
+            const where = tlsrptDestinations(txt)
+            shown.push({ domain, ...where, filename: reportFilename(day, domain, reporter), report })
+        }
+    } finally {
+        resolver.close()
+    }
+    if (values.json) {
+        out.stdout(`${JSON.stringify(shown, null, 2)}\n`)
+        return 0
+    }
+    if (shown.length === 0) out.stdout(`no TLS report results for ${only ?? 'any domain'} on ${day} in ${journal.dir}\n`)
+    for (const s of shown) {
+        out.stdout(`${s.domain}: ${s.destinations ? `would be sent to ${(s.destinations as string[]).join(', ')}` : `not sent: ${s.not_sent}`}\n`)
+        out.stdout(`  ${s.filename}\n${JSON.stringify(s.report, null, 2)}\n\n`)
+    }
+    return 0
+}
+
+/** RFC 8460 3 through the validating resolver: where a domain's reports go, or why they do not. */
+function tlsrptDestinations(txt: Answer): { destinations: string[] } | { not_sent: string } {
+    if (txt.status === 'failed') return { not_sent: `TXT lookup for ${txt.name} failed (${txt.reason ?? 'unknown'}); tried again when sending` }
+    if (txt.status !== 'ok') return { not_sent: `no TLSRPT record (${txt.name}: ${txt.status})` }
+    const parsed = parseTlsrptRecords(txt.txt ?? [])
+    return parsed.kind === 'policy' ? { destinations: parsed.policy.rua.map((u) => u.uri) } : { not_sent: parsed.reason }
+}
+
 const COMMANDS: Record<string, { usage: string; run: (args: string[], out: Out) => number | Promise<number> }> = {
     check: { usage: USAGE_CHECK, run: cmdCheck },
     tlsa: { usage: USAGE_TLSA, run: cmdTlsa },
     rollover: { usage: USAGE_ROLLOVER, run: cmdRollover },
+    tlsrpt: { usage: USAGE_TLSRPT, run: cmdTlsrpt },
 }
 
 /** Runs one command line (argv without node and the script); returns the exit code. Never throws. */

@@ -122,6 +122,18 @@ export interface DaneConfig {
     domains: Map<string, PolicyWord>
     /** The danefail-style exception list, same name syntax (C22). */
     exceptions: Set<string>
+    /** TLS reporting (RFC 8460): results kept for the daily reports */
+    tlsrpt: TlsrptSettings
+}
+
+export interface TlsrptSettings {
+    enabled: boolean
+    /** RFC 8460 4.4 organization-name */
+    organizationName: string
+    /** RFC 8460 4.4 contact-info, an addr-spec; its domain is the TLS-Report-Submitter */
+    contactInfo: string
+    /** where the journal is kept; relative to Haraka's directory; default "dane-tlsrpt" */
+    directory: string
 }
 
 export interface ConfigError {
@@ -148,12 +160,16 @@ export const DEFAULTS: Omit<DaneConfig, 'domains' | 'exceptions'> = {
     }),
     log: { destination: 'stdout', level: 'info' },
     limits: DEFAULT_LIMITS,
+    tlsrpt: { enabled: false, organizationName: '', contactInfo: '', directory: 'dane-tlsrpt' },
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 // RFC 1035 2.3.1 (with RFC 1123 digits), case-insensitive, optional leading dot for "subdomains of"
 const DOMAIN_RE = /^\.?(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/
+
+// RFC 5321 4.1.2 addr-spec, the common dot-atom form
+const ADDR_SPEC = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/
 
 export function normalizeDomain(d: string): string {
     return d.trim().toLowerCase().replace(/\.$/, '')
@@ -202,6 +218,7 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         policy: DEFAULTS.policy,
         log: { ...DEFAULTS.log },
         limits: { ...DEFAULTS.limits },
+        tlsrpt: { ...DEFAULTS.tlsrpt },
         domains: new Map(),
         exceptions: new Set(),
     }
@@ -209,6 +226,7 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
     const resolver: ResolverInput = { ...DEFAULTS.resolver }
     const resolverLines: Partial<Record<keyof ResolverInput, number>> = {}
     let section = 'main'
+    let tlsrptLine = 0
     ini.lines.forEach((raw, i) => {
         const line = i + 1
         const err = (message: string) => errors.push({ file: ini.file, line, message })
@@ -217,7 +235,7 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         const sec = /^\[([^\]]+)\]$/.exec(text)
         if (sec) {
             section = sec[1].trim().toLowerCase()
-            if (!['main', 'resolver', 'log', 'limits', 'domains'].includes(section)) err(`unknown section [${section}]`)
+            if (!['main', 'resolver', 'log', 'limits', 'domains', 'tlsrpt'].includes(section)) err(`unknown section [${section}]`)
             return
         }
         const kv = /^([^=]+?)\s*=\s*(.*?)\s*$/.exec(text)
@@ -273,6 +291,25 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
                 if (!LOG_LEVELS.includes(value)) return bad(`unknown level (one of ${LOG_LEVELS.join(', ')})`)
                 cfg.log.level = value
                 return
+            case 'tlsrpt.enabled': {
+                const b = parseBool(value)
+                if (b === undefined) return bad('not true or false')
+                cfg.tlsrpt.enabled = b
+                tlsrptLine = line
+                return
+            }
+            case 'tlsrpt.organization_name':
+                if (!value || [...value].some((c) => c.charCodeAt(0) < 32)) return bad('empty or not one line of text')
+                cfg.tlsrpt.organizationName = value
+                return
+            case 'tlsrpt.contact_info':
+                if (!ADDR_SPEC.test(value)) return bad('not one mail address (local@domain)')
+                cfg.tlsrpt.contactInfo = value
+                return
+            case 'tlsrpt.directory':
+                if (!value) return bad('empty')
+                cfg.tlsrpt.directory = value
+                return
         }
         if (section === 'domains') {
             const name = normalizeDomain(kv[1])
@@ -306,9 +343,15 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         }
         cfg.exceptions.add(name)
     })
+    // RFC 8460 4.4: a report names who sent it and how to reach them; there is no sensible default for either
+    if (cfg.tlsrpt.enabled) {
+        if (!cfg.tlsrpt.organizationName) errors.push({ file: ini.file, line: tlsrptLine, message: 'tlsrpt.enabled=true needs tlsrpt.organization_name' })
+        if (!cfg.tlsrpt.contactInfo)
+            errors.push({ file: ini.file, line: tlsrptLine, message: 'tlsrpt.enabled=true needs tlsrpt.contact_info (a mail address)' })
+    }
     if (errors.length || 'errors' in checkedResolver) return { errors }
-    const { policy, log, limits, domains } = cfg
-    return { config: { policy, resolver: checkedResolver.settings, log, limits, domains, exceptions: cfg.exceptions }, errors }
+    const { policy, log, limits, domains, tlsrpt } = cfg
+    return { config: { policy, resolver: checkedResolver.settings, log, limits, domains, exceptions: cfg.exceptions, tlsrpt }, errors }
 }
 
 function isPolicy(v: string): v is PolicyWord {

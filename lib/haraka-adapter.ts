@@ -53,6 +53,8 @@ export interface Attempt {
     failure?: { resultType?: ResultType; reason: string }
     tlsStarted?: number
     tlsMs?: number
+    /** this end's address (RFC 8460 sending-mta-ip), when the socket tells it */
+    localAddress?: string
 }
 
 export interface GlueEvents {
@@ -82,6 +84,9 @@ export interface HarakaSocket {
     upgrade: (options: Record<string, unknown>, cb?: (...args: unknown[]) => void) => void
     cleartext?: TLSSocket
     destroy?: () => void
+    /** tls_socket copies these from the TCP socket it wraps, when that socket has them */
+    localAddress?: string
+    targetsocket?: { localAddress?: string }
 }
 
 /** An MX as Haraka carries it (haraka-net-utils HarakaMx), with the plugin's mark. */
@@ -263,6 +268,7 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
             }
             case 'line': {
                 if (typeof args[0] !== 'string') break
+                if (attempt.localAddress === undefined) attempt.localAddress = socket.targetsocket?.localAddress ?? socket.localAddress ?? ''
                 const v = judge({ kind: 'line', text: args[0] })
                 if (v.action !== 'allow') return true
                 if (v.line !== undefined) args[0] = v.line

@@ -173,6 +173,8 @@ export class SessionGuard {
     state: SessionState = 'greeting'
     /** the EHLO reply offered STARTTLS */
     startTlsOffered = false
+    /** the name on the first line of the server's EHLO reply, once seen (RFC 8460 receiving-mx-helo) */
+    helo?: string
     /** the failure that ended the attempt, once there is one */
     failure?: { reason: string; resultType?: ResultType; state: SessionState }
     private received = 0 // characters received
@@ -265,6 +267,8 @@ export class SessionGuard {
             if (l.code >= 300) return this.fail(`${this.who} answered ${sent} with ${shown(text, 120)} before TLS`, resultType)
         }
         let out = text
+        // RFC 8460 4.4 receiving-mx-helo: the name the server gives on the first line of its EHLO reply
+        if (before === 'ehlo' && this.helo === undefined && l.code === 250) this.helo = (/^\s*(\S+)/.exec(l.text)?.[1] ?? '').slice(0, 255)
         if (before === 'ehlo' && offersStartTls(l.text)) {
             this.startTlsOffered = true
             // policy none: Haraka must not see the offer

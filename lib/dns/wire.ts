@@ -71,7 +71,7 @@ interface Dns2Codec {
 export const Packet = DNS.Packet as unknown as Dns2Codec
 
 // RFC 1035 §3.2.2, RFC 3596, RFC 6698 §7.1: type codes.
-export const TYPE_CODE: Record<RRType, number> = { A: 1, CNAME: 5, MX: 15, AAAA: 28, TLSA: 52 }
+export const TYPE_CODE: Record<RRType, number> = { A: 1, CNAME: 5, MX: 15, TXT: 16, AAAA: 28, TLSA: 52 }
 export const TYPE_SOA = 6
 export const TYPE_OPT = 41
 export const CLASS_IN = 1

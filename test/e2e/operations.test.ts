@@ -2,10 +2,9 @@
 // per-domain overrides (C21), the exception list (C22), configuration errors at
 // start-up and on reload (C23), the RFC 8460 result types in the log (C25).
 import assert from 'node:assert/strict'
-import path from 'node:path'
 import { Haraka } from '../world/haraka'
 import { readDaneLog, DaneLogLine } from '../world/dane-log'
-import { startScenarioWorld, ScenarioWorld, worldDaneIni } from '../world/scenarios'
+import { ScenarioWorld, worldDaneIni, worldWithHaraka } from '../world/scenarios'
 import { sleep } from '../world/procs'
 
 describe('operating it: overrides, exceptions and configuration errors with a real Haraka', function () {
@@ -34,13 +33,9 @@ describe('operating it: overrides, exceptions and configuration errors with a re
     }
 
     before(async () => {
-        world = await startScenarioWorld()
-        haraka = new Haraka({ withDane: true })
-        daneLog = path.join(haraka.dir, 'dane.jsonl')
-        haraka.writeConfigFile(
-            'dane.ini',
-            worldDaneIni(world, daneLog, '[domains]\ninsecure.test=dane-only\nee.dane.test=none\nfallback.dane.test=encrypt\n.unusable.dane.test=dane-only\n'),
-        )
+        ;({ world, haraka, daneLog } = await worldWithHaraka(
+            '[domains]\ninsecure.test=dane-only\nee.dane.test=none\nfallback.dane.test=encrypt\n.unusable.dane.test=dane-only\n',
+        ))
         haraka.writeConfigFile('dane.exceptions', '# TLSA known broken, ticket 7\nallbad.dane.test\n')
         await haraka.start()
     })

@@ -45,6 +45,34 @@ describe('config (C1, C21–C23)', () => {
         })
         assert.deepEqual(r.config!.limits, { mxHosts: 10, addresses: 20 })
         assert.equal(r.config!.exceptions.size, 0)
+        assert.deepEqual(r.config!.tlsrpt, { enabled: false, organizationName: '', contactInfo: '', directory: 'dane-tlsrpt' })
+    })
+
+    it('C23: [tlsrpt] (RFC 8460): on with who reports; on without them, or with a bad address, is an error on its line', () => {
+        assert.deepEqual(ok('[tlsrpt]\nenabled=true\norganization_name=Example Ops\ncontact_info=tls@example.net\ndirectory=/var/lib/dane').tlsrpt, {
+            enabled: true,
+            organizationName: 'Example Ops',
+            contactInfo: 'tls@example.net',
+            directory: '/var/lib/dane',
+        })
+        const missing = buildConfig(ini('[tlsrpt]\n\nenabled=yes'), exc(''))
+        assert.equal(missing.config, undefined)
+        assert.deepEqual(
+            missing.errors.map((e) => [e.line, e.message]),
+            [
+                [3, 'tlsrpt.enabled=true needs tlsrpt.organization_name'],
+                [3, 'tlsrpt.enabled=true needs tlsrpt.contact_info (a mail address)'],
+            ],
+        )
+        const bad = buildConfig(ini('[tlsrpt]\nenabled=true\norganization_name=X\ncontact_info=not an address\nenabled=maybe'), exc(''))
+        assert.deepEqual(
+            bad.errors.map((e) => [e.line, e.message]),
+            [
+                [4, 'tlsrpt.contact_info: not one mail address (local@domain), got "not an address"'],
+                [5, 'tlsrpt.enabled: not true or false, got "maybe"'],
+                [2, 'tlsrpt.enabled=true needs tlsrpt.contact_info (a mail address)'],
+            ],
+        )
     })
 
     it('C21: per-domain overrides: exact names and .parent entries, the most specific wins', () => {

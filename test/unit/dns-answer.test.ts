@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert'
 import { interpret, type Answer, type RRType } from '../../lib/dns/answer'
 import { MalformedReply, classifyReply } from '../../lib/dns/wire'
 
-const T = { A: 1, CNAME: 5, SOA: 6, MX: 15, AAAA: 28, OPT: 41, RRSIG: 46, TLSA: 52 } as const
+const T = { A: 1, CNAME: 5, SOA: 6, MX: 15, TXT: 16, AAAA: 28, OPT: 41, RRSIG: 46, TLSA: 52 } as const
 const ID = 0x1234
 
 function name(n: string): Buffer {
@@ -185,6 +185,23 @@ describe('dns/answer: interpret() on byte fixtures (C2, C3)', () => {
         const c = classifyReply(buf, ID, 'five.example', T.A)
         assert.equal(c.kind, 'reply')
         if (c.kind === 'reply') assert.throws(() => interpret('five.example', 'A', c.reply, c.buf), MalformedReply)
+    })
+
+    it("C2: TXT rdata (RFC 1035 3.3.14): a record's character-strings joined without spaces (RFC 8460 3), duplicates dropped; a string past its rdata is malformed", () => {
+        const strings = (...parts: string[]): Buffer => Buffer.concat(parts.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, 'latin1')])))
+        const x = answer('_smtp._tls.example', 'TXT', {
+            ad: true,
+            answers: [
+                rr('_smtp._tls.example', T.TXT, 300, strings('v=TLSRPTv1;rua=mailto:a@example,', 'mailto:b@example')),
+                rr('_smtp._tls.example', T.TXT, 300, strings('v=spf1 -all')),
+                rr('_smtp._tls.example', T.TXT, 300, strings('v=spf1', ' -all')),
+            ],
+        })
+        assert.deepEqual(x.txt, ['v=TLSRPTv1;rua=mailto:a@example,mailto:b@example', 'v=spf1 -all'])
+        const buf = message({ qname: 't.example', qtype: T.TXT, answers: [rr('t.example', T.TXT, 300, Buffer.from([9, 0x61, 0x62]))] })
+        const c = classifyReply(buf, ID, 't.example', T.TXT)
+        assert.equal(c.kind, 'reply')
+        if (c.kind === 'reply') assert.throws(() => interpret('t.example', 'TXT', c.reply, c.buf), MalformedReply)
     })
 
     it('C2: MX and TLSA rdata: duplicates dropped, names lower-case without the dot, TLSA bytes in one buffer of their own', () => {

@@ -6,6 +6,8 @@ import { makeCertificate, tlsaText, TestCert, CertificateOptions } from './certs
 import { DnsWorld, ZoneSpec } from './dns'
 import { Listener, ListenerOptions } from './smtp'
 import { RedisWorld } from './redis'
+import path from 'node:path'
+import { Haraka } from './haraka'
 
 export interface Scenario {
     domain: string
@@ -191,6 +193,14 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         decoy: ['decoy MX 10 mx1.decoy', 'mx1.decoy A 127.0.0.40', `_25._tcp.mx1.decoy TLSA ${tlsaText(c.root, 2, 0, 1)}`],
         nullmx: ['nullmx MX 0 .'],
         bogusmx: ['bogusmx MX 10 mx.ee'],
+        // RFC 8460 3: where some of these domains want their TLS reports (one malformed: two records)
+        tlsrpt: [
+            '_smtp._tls.ee TXT "v=TLSRPTv1; rua=mailto:tlsrpt@ee.dane.test"',
+            '_smtp._tls.fallback TXT "v=TLSRPTv1;rua=https://127.0.0.42/tlsrpt," "mailto:tlsrpt@fallback.dane.test"',
+            '_smtp._tls.servfail TXT "v=TLSRPTv1; rua=mailto:tlsrpt@servfail.dane.test"',
+            '_smtp._tls.unusable TXT "v=TLSRPTv1; rua=mailto:a@unusable.dane.test"',
+            '_smtp._tls.unusable TXT "v=TLSRPTv1; rua=mailto:b@unusable.dane.test"',
+        ],
     }
     const zone = (overrides: Record<string, string[]> = {}): ZoneSpec => {
         const all = { ...records, ...overrides }
@@ -211,7 +221,15 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         {
             name: 'insecure.test',
             signing: 'unsigned',
-            records: ['@ MX 10 mx', 'mx A 127.0.0.19', 'broken MX 10 mxb', 'mxb A 127.0.0.29', 'smtp A 127.0.0.32', 'nh MX 10 mx.nh.dane.test.'],
+            records: [
+                '@ MX 10 mx',
+                'mx A 127.0.0.19',
+                '_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@insecure.test"',
+                'broken MX 10 mxb',
+                'mxb A 127.0.0.29',
+                'smtp A 127.0.0.32',
+                'nh MX 10 mx.nh.dane.test.',
+            ],
         },
     ])
     for (const l of listeners.values()) await l.start()
@@ -389,6 +407,15 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
 /** dane.ini for a Haraka in this world: its resolver, the delivery log file, then `extra` sections (line 8 on). */
 export function worldDaneIni(world: ScenarioWorld, logFile: string, extra = ''): string {
     return `[resolver]\naddress=${world.dns.resolverAddress}\nport=${world.dns.port}\ntimeout_ms=1000\nretries=1\n[log]\ndestination=${logFile}\n${extra}`
+}
+
+/** The scenario world and a Haraka with the plugin, its dane.ini pointed at the world (not started). */
+export async function worldWithHaraka(extraIni: string): Promise<{ world: ScenarioWorld; haraka: Haraka; daneLog: string }> {
+    const world = await startScenarioWorld()
+    const haraka = new Haraka({ withDane: true })
+    const daneLog = path.join(haraka.dir, 'dane.jsonl')
+    haraka.writeConfigFile('dane.ini', worldDaneIni(world, daneLog, extraIni))
+    return { world, haraka, daneLog }
 }
 
 /** The corrected records for allbad.dane.test: both hosts publish the key they present. */
