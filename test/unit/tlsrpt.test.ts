@@ -9,6 +9,8 @@ import { parseTlsrptRecords, reportUri } from '../../lib/tlsrpt/policy-record'
 import { sessionResult, type AttemptFacts, type SessionResult } from '../../lib/tlsrpt/result'
 import { buildReport, dayRange, reportFilename, reportId, utcDay } from '../../lib/tlsrpt/report'
 import { JournalStore } from '../../lib/tlsrpt/journal'
+import { gzipReport, reportMessage } from '../../lib/tlsrpt/message'
+import { gunzipSync } from 'node:zlib'
 
 const EE = '3 1 1 aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899'
 const EE2 = '3 1 1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'
@@ -221,5 +223,52 @@ describe('TLSRPT (RFC 8460)', () => {
             assert.equal(faults.length, 1)
             assert.match(faults[0], /not kept/)
         })
+    })
+})
+
+describe('TLSRPT report mail (RFC 8460 5.3)', () => {
+    const report = buildReport('2026-11-24', 'dest.example', [sessionResult(facts({ id: 'm1' }))!], REPORTER)!
+    const mail = {
+        from: 'tls-reports@sender.example',
+        to: 'tlsrpt@dest.example',
+        domain: 'dest.example',
+        submitter: 'sender.example',
+        reportId: reportId('2026-11-24', 'dest.example', REPORTER),
+        filename: reportFilename('2026-11-24', 'dest.example', REPORTER),
+        gz: gzipReport(report),
+        date: new Date(Date.UTC(2026, 10, 25, 3, 7, 9)),
+        messageId: 'r1.2026-11-24.dest.example@sender.example',
+        boundary: 'tlsrpt-b1',
+    }
+
+    it('has the headers of 5.3, TLS-Required: No (RFC 8689), and a multipart/report of report-type tlsrpt', () => {
+        const text = reportMessage(mail)
+        const [head] = text.split('\r\n\r\n')
+        const h = new Map(head.split('\r\n').map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 2)]))
+        assert.equal(h.get('subject'), 'Report Domain: dest.example Submitter: sender.example Report-ID: <2026-11-24.dest.example@sender.example>')
+        assert.equal(h.get('tls-report-domain'), 'dest.example')
+        assert.equal(h.get('tls-report-submitter'), 'sender.example')
+        assert.equal(h.get('tls-required'), 'No')
+        assert.equal(h.get('date'), 'Wed, 25 Nov 2026 03:07:09 +0000')
+        assert.equal(h.get('content-type'), 'multipart/report; report-type="tlsrpt"; boundary="tlsrpt-b1"')
+        assert.ok(!/[^\r]\n/.test(text), 'every line ends in CRLF')
+    })
+
+    it('carries the report gzipped as application/tlsrpt+gzip under its 5.1 file name, and it decodes to the same JSON', () => {
+        const text = reportMessage(mail)
+        const parts = text.split('--tlsrpt-b1')
+        assert.equal(parts.length, 4) // preamble, text, report, the closing "--"
+        assert.match(parts[1], /Content-Type: text\/plain/)
+        const [phead, pbody] = parts[2].split('\r\n\r\n')
+        assert.match(phead, /Content-Type: application\/tlsrpt\+gzip/)
+        assert.match(phead, /Content-Transfer-Encoding: base64/)
+        assert.match(phead, /Content-Disposition: attachment; filename="sender\.example!dest\.example!1795478400!1795564799\.json\.gz"/)
+        assert.ok(pbody.split('\r\n').every((l) => l.length <= 76))
+        assert.deepEqual(JSON.parse(gunzipSync(Buffer.from(pbody.replace(/\r\n/g, ''), 'base64')).toString()), report)
+        assert.equal(parts[3], '--\r\n')
+    })
+
+    it('refuses a value that would break a header', () => {
+        assert.throws(() => reportMessage({ ...mail, to: 'a@dest.example\r\nBcc: x@evil.example' }), /line break/)
     })
 })
