@@ -24,6 +24,7 @@ import {
     writeDelivered,
     writeDeferred,
     tlsOutcome,
+    type Outcome,
 } from './lib/log'
 import { JournalStore } from './lib/tlsrpt/journal'
 import { resultOfAttempt, resultOfSkippedHost } from './lib/tlsrpt/from-attempt'
@@ -37,6 +38,7 @@ import {
     configSource,
     HmailLike,
     HarakaInternals,
+    type Attempt,
     PluginConfig,
 } from './lib/haraka-adapter'
 
@@ -80,6 +82,13 @@ function recordTlsrpt(plugin: DanePlugin, result: () => SessionResult | null): v
     }
 }
 
+/** RFC 8460: one result per attempt, the first of its handshake and its failure */
+function recordTlsrptAttempt(plugin: DanePlugin, attempt: Attempt, outcome: Outcome): void {
+    if (attempt.reported) return
+    attempt.reported = true
+    recordTlsrpt(plugin, () => resultOfAttempt(attempt, outcome))
+}
+
 /** [tlsrpt] directory: relative to Haraka's directory (haraka -c DIR) */
 function tlsrptDirectory(dir: string): string {
     return path.resolve(process.env.HARAKA ?? process.cwd(), dir)
@@ -92,8 +101,10 @@ export function register(this: DanePlugin): void {
     installGlue(internals, {
         onAttemptFailed: (_hmail, attempt) => {
             writeAttempt(this.dane!.logger, this, attemptFields(attempt, 'failed'))
-            recordTlsrpt(this, () => resultOfAttempt(attempt, 'failed'))
+            recordTlsrptAttempt(this, attempt, 'failed')
         },
+        // RFC 8460, as Postfix: a session's result is taken when its TLS handshake completes, whatever the message's fate
+        onTlsEstablished: (_hmail, attempt) => recordTlsrptAttempt(this, attempt, tlsOutcome(attempt.ctx.mode, true)),
         onConnectFailed: (ctx, address, err) =>
             writeAttempt(this.dane!.logger, this, {
                 ...contextFields(ctx),
@@ -241,7 +252,6 @@ export function dane_delivered(this: DanePlugin, next: Next, hmail: HMail, param
     if (d && a) {
         const { secured, response } = deliveredFacts(params)
         writeDelivered(this.dane!.logger, this, d, hmail.todo.uuid, a, secured, response)
-        recordTlsrpt(this, () => resultOfAttempt(a, tlsOutcome(a.ctx.mode, secured)))
     }
     next()
 }

@@ -19,6 +19,7 @@
 // Every Haraka internal touched is declared in `HarakaInternals` below and
 // proved by behaviour at start-up (`proveInternals`); see the README.
 import fs from 'node:fs'
+import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import type { TLSSocket } from 'node:tls'
@@ -55,6 +56,10 @@ export interface Attempt {
     tlsMs?: number
     /** this end's address (RFC 8460 sending-mta-ip), when the socket tells it */
     localAddress?: string
+    /** one id per attempt, for the TLS report result it makes (RFC 8460: one result per session) */
+    id: string
+    /** set once the attempt's TLS report result was taken (at the handshake, or at its failure) */
+    reported?: boolean
 }
 
 export interface GlueEvents {
@@ -64,6 +69,8 @@ export interface GlueEvents {
     onConnectFailed(ctx: MxContext, address: string, err: string): void
     /** A message the plugin routed reached a connection whose MX carries no DANE context (C28). */
     onContextLost(hmail: HmailLike, address: string): void
+    /** The TLS handshake of an attempt completed and passed the guard (DANE verified, where DANE applies). */
+    onTlsEstablished(hmail: HmailLike, attempt: Attempt): void
 }
 
 export interface HmailLike {
@@ -230,7 +237,7 @@ let mandatoryLineInProgress = false
 export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, socket: HarakaSocket, events: GlueEvents): Attempt {
     const who = `${ctx.host} [${address}]`
     const guard = new SessionGuard(requirementOf(ctx.mode), who)
-    const attempt: Attempt = { ctx, address, guard }
+    const attempt: Attempt = { ctx, address, guard, id: randomUUID() }
     hmail.dane_attempt = attempt
     const origWrite = socket.write.bind(socket)
     const origEmit = socket.emit.bind(socket)
@@ -337,7 +344,13 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
                     }
                 }
             }
-            if (judge(input).action === 'allow') cb?.(...cbArgs)
+            if (judge(input).action !== 'allow') return
+            try {
+                events.onTlsEstablished(hmail, attempt)
+            } catch {
+                /* reporting must never stall delivery */
+            }
+            cb?.(...cbArgs)
         })
     }
     return attempt

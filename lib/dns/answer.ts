@@ -174,8 +174,8 @@ export function interpret(name: string, type: RRType, reply: DecodedReply, buf: 
                 break
             }
             case 'TXT': {
-                // RFC 1035 3.3.14: one or more <character-string>s, each a length byte and that many bytes
-                const seen = new Set<string>()
+                // RFC 1035 3.3.14: one or more <character-string>s, each a length byte and that many bytes. Every
+                // record is kept, also two whose joined text is equal (RFC 8460 3 counts records)
                 answer.txt = []
                 for (const rr of rrs) {
                     const parts: string[] = []
@@ -185,11 +185,7 @@ export function interpret(name: string, type: RRType, reply: DecodedReply, buf: 
                         parts.push(buf.toString('latin1', at + 1, at + 1 + len))
                         at += 1 + len
                     }
-                    const text = parts.join('')
-                    if (!seen.has(text)) {
-                        seen.add(text)
-                        answer.txt.push(text)
-                    }
+                    answer.txt.push(parts.join(''))
                 }
                 break
             }

@@ -9,6 +9,7 @@ import { sessionResult, type SessionResult } from './result'
 
 /** What lib/haraka-adapter's Attempt holds that a report needs. */
 export interface AttemptLike {
+    id: string
     ctx: { domain: string; host: string; mode: HostDecision['mode']; tlsaBase?: string; records: TlsaRecord[] }
     address: string
     localAddress?: string
@@ -25,7 +26,7 @@ function usableCount(records: TlsaRecord[]): number {
 export function resultOfAttempt(a: AttemptLike, outcome: Outcome, at: number = Date.now()): SessionResult | null {
     const verifyCode = a.verify && !a.verify.authenticated ? a.verify.failure?.code : undefined
     return sessionResult({
-        id: randomUUID(),
+        id: a.id,
         at,
         recipientDomain: a.ctx.domain,
         host: a.ctx.host,
@@ -44,6 +45,8 @@ export function resultOfAttempt(a: AttemptLike, outcome: Outcome, at: number = D
 
 /** The result of an MX host the decision skipped (no connection made). */
 export function resultOfSkippedHost(domain: string, h: HostDecision, at: number = Date.now()): SessionResult | null {
+    // dnssec-invalid is about the TLSA answer (RFC 8460 4.3.2.1); a host skipped for a bogus address answer is not reported
+    if (h.resultType === 'dnssec-invalid' && h.tlsa.state !== 'failed') return null
     return sessionResult({
         id: randomUUID(),
         at,

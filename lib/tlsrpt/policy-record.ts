@@ -88,6 +88,7 @@ export function reportUri(text: string): ReportUri | string {
         return { scheme: 'mailto', uri: text, address }
     }
     if (scheme === 'https') {
+        if (!/^https:\/\//i.test(text)) return 'not an https URL (https://host/...)'
         let url: URL
         try {
             url = new URL(text)

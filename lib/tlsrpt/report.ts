@@ -41,9 +41,10 @@ export function submitterOf(r: Reporter): string {
 }
 
 /**
- * RFC 8460 4.4 report-id: stable for a domain and a day, so that a report sent again (a retry, a second
- * node) carries the same id and the receiver can drop the copy (RFC 8460 5.3: the Subject's Report-ID is
- * for that). It is also a valid msg-id, "<" id ">" in the Subject.
+ * RFC 8460 4.4 report-id: stable for a domain and a day, so that a report sent again (a retry) carries
+ * the same id and the receiver can drop the copy (RFC 8460 5.3: the Subject's Report-ID is for that). Two
+ * machines with journals of their own would send different reports under one id, and one would be
+ * dropped: one submitter domain has one reporting store. It is also a valid msg-id ("<" id ">").
  */
 export function reportId(day: string, domain: string, r: Reporter): string {
     return `${day}.${domain}@${submitterOf(r)}`

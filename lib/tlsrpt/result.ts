@@ -9,7 +9,8 @@
 //  - recoverable problems are not failures: a usable TLSA record beside unusable ones authenticates, and
 //    the session is a success;
 //  - every TLSA record unusable is a failure (tlsa-invalid, "all-TLSA-records-unusable"), even when the
-//    message then went out over unauthenticated TLS, as in Postfix;
+//    message then went out over unauthenticated TLS, as in Postfix; unless the server offered no STARTTLS,
+//    which is then the failure (starttls-not-supported, found before the records matter);
 //  - where this plugin goes beyond Postfix: an MX host skipped because its TLSA lookup failed validation
 //    is a dnssec-invalid failure, and one skipped because policy dane-only found no secure TLSA records a
 //    dane-required failure: the two result types RFC 8460 4.3.2.1 defines for exactly these cases (Postfix
@@ -94,7 +95,11 @@ export function sessionResult(f: AttemptFacts): SessionResult | null {
     }
     // every TLSA record unusable: the DANE policy failed, whatever the session did next
     if (allUnusable && (f.mode === 'encrypt' || f.mode === 'dane')) {
-        if (f.outcome === 'failed' && !f.resultType) return null
+        if (f.outcome === 'failed') {
+            if (!f.resultType) return null
+            // the server offered no TLS at all: that, not the records, is what stopped this session
+            if (f.resultType === 'starttls-not-supported') return failure(tlsaPolicy(), 'starttls-not-supported', f.reasonCode)
+        }
         return failure(tlsaPolicy(), 'tlsa-invalid', 'all-TLSA-records-unusable')
     }
     const policy = f.mode === 'dane' ? tlsaPolicy() : noPolicy

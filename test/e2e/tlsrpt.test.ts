@@ -5,6 +5,7 @@
 // `haraka-dane tlsrpt show` builds the day's reports from what was kept. Each report must count
 // exactly the attempts the delivery log shows, nothing lost or counted twice across the restart.
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import path from 'node:path'
 import { Haraka } from '../world/haraka'
 import { readDaneLog } from '../world/dane-log'
@@ -142,8 +143,16 @@ describe('end to end: TLS reporting (RFC 8460): results kept per attempt, report
     })
 
     it('the journal holds one result per attempt the log shows, each id once (nothing lost or doubled by the restart)', () => {
-        const results = new JournalStore(path.join(haraka.dir, 'dane-tlsrpt')).results(day)
-        assert.equal(new Set(results.map((r) => r.id)).size, results.length)
+        const journal = new JournalStore(path.join(haraka.dir, 'dane-tlsrpt'))
+        const results = journal.results(day)
+        // as written, before the reader's own de-duplication: no attempt wrote twice
+        const raw = fs
+            .readFileSync(journal.fileOf(day), 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => (JSON.parse(l) as { id: string }).id)
+        assert.equal(raw.length, results.length)
+        assert.equal(new Set(raw).size, raw.length)
         for (const d of DOMAINS) {
             const tls = attemptsFor(d).filter((l) => ['verified', 'unauthenticated-tls', 'opportunistic-tls', 'failed', 'skipped'].includes(l.outcome ?? ''))
             // connection failures without a TLS result type are not TLS results (RFC 8460 4.3.4)

@@ -197,7 +197,7 @@ describe('dns/answer: interpret() on byte fixtures (C2, C3)', () => {
                 rr('_smtp._tls.example', T.TXT, 300, strings('v=spf1', ' -all')),
             ],
         })
-        assert.deepEqual(x.txt, ['v=TLSRPTv1;rua=mailto:a@example,mailto:b@example', 'v=spf1 -all'])
+        assert.deepEqual(x.txt, ['v=TLSRPTv1;rua=mailto:a@example,mailto:b@example', 'v=spf1 -all', 'v=spf1 -all'])
         const buf = message({ qname: 't.example', qtype: T.TXT, answers: [rr('t.example', T.TXT, 300, Buffer.from([9, 0x61, 0x62]))] })
         const c = classifyReply(buf, ID, 't.example', T.TXT)
         assert.equal(c.kind, 'reply')

@@ -42,7 +42,12 @@ describe("C28: fail closed when Haraka stops passing the plugin's objects throug
 
     it('C28: the real Haraka passes the proof by behaviour (HarakaMx keeps the object, resolve_mx_hosts passes it through)', async () => {
         const h = real()
-        installGlue(h, { onAttemptFailed: () => undefined, onConnectFailed: () => undefined, onContextLost: () => undefined })
+        installGlue(h, {
+            onAttemptFailed: () => undefined,
+            onConnectFailed: () => undefined,
+            onTlsEstablished: () => undefined,
+            onContextLost: () => undefined,
+        })
         assert.equal(await proveInternals(h), null)
     })
 
@@ -86,7 +91,12 @@ describe("C28: fail closed when Haraka stops passing the plugin's objects throug
         }
         const fake = { ...real(), HMailItem: { prototype: proto } } as unknown as HarakaInternals
         const lost: string[] = []
-        installGlue(fake, { onAttemptFailed: () => undefined, onConnectFailed: () => undefined, onContextLost: (_h, address) => lost.push(address) })
+        installGlue(fake, {
+            onAttemptFailed: () => undefined,
+            onConnectFailed: () => undefined,
+            onTlsEstablished: () => undefined,
+            onContextLost: (_h, address) => lost.push(address),
+        })
         const events: string[] = []
         const socket = {
             write: () => true,

@@ -9,6 +9,9 @@ import { parseTlsrptRecords, reportUri } from '../../lib/tlsrpt/policy-record'
 import { sessionResult, type AttemptFacts, type SessionResult } from '../../lib/tlsrpt/result'
 import { buildReport, dayRange, reportFilename, reportId, utcDay } from '../../lib/tlsrpt/report'
 import { JournalStore } from '../../lib/tlsrpt/journal'
+import { resultOfAttempt, resultOfSkippedHost, type AttemptLike } from '../../lib/tlsrpt/from-attempt'
+import { tlsaFromText } from '../../lib/tlsa'
+import type { HostDecision } from '../../lib/policy'
 import { gzipReport, reportMessage } from '../../lib/tlsrpt/message'
 import { gunzipSync } from 'node:zlib'
 
@@ -80,6 +83,7 @@ describe('TLSRPT (RFC 8460)', () => {
             assert.equal(typeof reportUri('mailto:a@b.example%0ABcc:c@d.example'), 'string')
             assert.equal(typeof reportUri('mailto:a@b.example%2Cc@d.example'), 'string')
             assert.equal(typeof reportUri('https://user:pw@r.example/'), 'string')
+            assert.equal(typeof reportUri('https:r.example'), 'string')
         })
     })
 
@@ -100,6 +104,13 @@ describe('TLSRPT (RFC 8460)', () => {
             assert.equal(r.failure?.failureReasonCode, 'all-TLSA-records-unusable')
             assert.equal(r.policy.type, 'tlsa')
         })
+        it('all records unusable and no STARTTLS offered: the missing STARTTLS is the failure reported', () => {
+            const r = sessionResult(
+                facts({ mode: 'encrypt', tlsaRecords: ['4 1 1 00'], usableRecords: 0, outcome: 'failed', resultType: 'starttls-not-supported' }),
+            )!
+            assert.equal(r.failure?.resultType, 'starttls-not-supported')
+            assert.equal(r.policy.type, 'tlsa')
+        })
         it('a failed DANE session carries the failure details', () => {
             const r = sessionResult(facts({ outcome: 'failed', resultType: 'validation-failure', reasonCode: 'no-match', helo: 'mx.dest.example' }))!
             assert.equal(r.ok, false)
@@ -113,7 +124,9 @@ describe('TLSRPT (RFC 8460)', () => {
             })
         })
         it('a host skipped for a bogus TLSA lookup is dnssec-invalid; dane-only without TLSA is dane-required', () => {
-            const bogus = sessionResult(facts({ outcome: 'skipped', resultType: 'dnssec-invalid', tlsaRecords: [], usableRecords: 0, address: undefined }))!
+            const bogus = sessionResult(
+                facts({ outcome: 'skipped', mode: 'skip', resultType: 'dnssec-invalid', tlsaRecords: [], usableRecords: 0, address: undefined }),
+            )!
             assert.equal(bogus.failure?.resultType, 'dnssec-invalid')
             assert.equal(bogus.policy.type, 'tlsa')
             const required = sessionResult(facts({ outcome: 'skipped', mode: 'skip', resultType: 'dane-required', tlsaRecords: [], usableRecords: 0 }))!
@@ -129,6 +142,52 @@ describe('TLSRPT (RFC 8460)', () => {
             const r = sessionResult(facts({ mode: 'opportunistic', tlsaRecords: [], usableRecords: 0, outcome: 'opportunistic-tls' }))!
             assert.equal(r.ok, true)
             assert.deepEqual(r.policy, { type: 'no-policy-found', strings: [], domain: 'dest.example', mxHosts: [] })
+        })
+    })
+
+    describe("from the plugin's own records", () => {
+        const attempt = (over: Partial<AttemptLike> = {}): AttemptLike => ({
+            id: 'attempt-1',
+            ctx: {
+                domain: 'dest.example',
+                host: 'mx.dest.example',
+                mode: 'dane',
+                tlsaBase: 'mx.dest.example',
+                records: [tlsaFromText(EE), tlsaFromText('4 1 1 00')],
+            },
+            address: '192.0.2.25',
+            localAddress: '',
+            guard: { helo: 'mx.dest.example' },
+            ...over,
+        })
+        it("an attempt keeps its id, the verifier's failure code, the usable count; an unknown local address is left out", () => {
+            const r = resultOfAttempt(
+                attempt({ verify: { authenticated: false, failure: { code: 'no-match' } }, failure: { resultType: 'validation-failure' } }),
+                'failed',
+                NOON,
+            )!
+            assert.equal(r.id, 'attempt-1')
+            assert.equal(r.failure?.failureReasonCode, 'no-match')
+            assert.equal(r.failure?.sendingMtaIp, undefined)
+            assert.equal(r.failure?.receivingMxHelo, 'mx.dest.example')
+            assert.deepEqual(r.policy.strings, ['3 1 1 aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899', '4 1 1 00'].sort())
+            // one usable record of two: a verified session is a success
+            assert.equal(resultOfAttempt(attempt({ verify: { authenticated: true } }), 'verified', NOON)!.ok, true)
+        })
+        it('a host skipped for a bogus TLSA answer is dnssec-invalid; one skipped for a bogus address answer is not a TLS result', () => {
+            const host = (state: 'failed' | 'not-looked-up'): HostDecision => ({
+                name: 'mx.dest.example',
+                preference: 10,
+                addresses: [],
+                addressSecure: state === 'failed',
+                referenceNames: [],
+                tlsa: { state, records: [], usable: 0 },
+                mode: 'skip',
+                reason: 'x',
+                resultType: 'dnssec-invalid',
+            })
+            assert.equal(resultOfSkippedHost('dest.example', host('failed'), NOON)!.failure?.resultType, 'dnssec-invalid')
+            assert.equal(resultOfSkippedHost('dest.example', host('not-looked-up'), NOON), null)
         })
     })
 
@@ -201,27 +260,36 @@ describe('TLSRPT (RFC 8460)', () => {
             a.add(r2)
             a.close()
             // another process (a restarted Haraka, a second node) appends to the same day
+            // a line torn by a crash, then another process appends: the torn line does not swallow the next one
+            fs.appendFileSync(a.fileOf('2026-11-24'), '{"id":"torn","at":17')
             const b = new JournalStore(dir)
             b.add(r1)
-            fs.appendFileSync(b.fileOf('2026-11-24'), '{"id":"torn","at":17')
+            b.add(sessionResult(facts({ id: 'three' }))!)
+            // lines no result is made of: a bad time, an unknown policy type
+            fs.appendFileSync(
+                b.fileOf('2026-11-24'),
+                `\n${JSON.stringify({ ...r1, id: 'bad-at', at: 1e20 })}\n${JSON.stringify({ ...r1, id: 'bad-type', policy: { ...r1.policy, type: 'x' } })}\n`,
+            )
             assert.deepEqual(
                 b.results('2026-11-24').map((r) => r.id),
-                ['one', 'two'],
+                ['one', 'two', 'three'],
             )
             assert.deepEqual(b.days(), ['2026-11-24'])
             const report = buildReport('2026-11-24', 'dest.example', b.results('2026-11-24'), REPORTER)!
-            assert.equal(report.policies[0].summary['total-successful-session-count'], 1)
+            assert.equal(report.policies[0].summary['total-successful-session-count'], 2)
             assert.equal(report.policies[0].summary['total-failure-session-count'], 1)
             b.close()
         })
-        it('never throws when it cannot write, and says so', () => {
+        it('never throws when it cannot write (nor on a result with no valid time), and says so at most once a minute', () => {
             const blocker = path.join(dir, 'file')
             fs.writeFileSync(blocker, '')
             const faults: string[] = []
             const j = new JournalStore(path.join(blocker, 'sub'), (m) => faults.push(m))
             j.add(sessionResult(facts({}))!)
+            j.add(sessionResult(facts({ id: 'x2' }))!)
+            j.add({ ...sessionResult(facts({ id: 'x3' }))!, at: NaN })
             assert.equal(faults.length, 1)
-            assert.match(faults[0], /not kept/)
+            assert.match(faults[0], /not kept.*1 result\(s\) lost/)
         })
     })
 })
