@@ -1,0 +1,207 @@
+// RFC 8460 5: sending one day's reports, each to every destination its domain names, once; a
+// destination that fails is tried again with backoff for up to a day (5.5), and what was sent is kept
+// so that a restart, or a second process on the same store, never sends a report twice. The transports
+// (mail through Haraka's outbound, HTTPS) and the clock are given by the caller.
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Answer } from '../dns/answer'
+import { parseTlsrptRecords, tlsrptRecordName } from './policy-record'
+import { buildReport, domainsWithResults, reportFilename, reportId, submitterOf, type Reporter } from './report'
+import { gzipReport, reportMessage } from './message'
+import type { SessionResult } from './result'
+
+/** RFC 8460 5.5: a failed delivery is tried again for up to 24 hours after the first attempt. */
+export const RETRY_FOR_MS = 24 * 3600_000
+const FIRST_BACKOFF_MS = 5 * 60_000
+const MAX_BACKOFF_MS = 4 * 3600_000
+
+/** One attempt to deliver one report to one destination. */
+export interface Delivery {
+    uri: string
+    ok: boolean
+    detail: string
+    at: number
+}
+
+/** Where deliveries are kept (lib/tlsrpt/send FileSentStore), shared by the processes sending. */
+export interface SentStore {
+    deliveries(day: string, domain: string): Delivery[]
+    add(day: string, domain: string, d: Delivery): void
+    /** Claim a domain's report for this process for a while; false while another holds it. */
+    claim(day: string, domain: string, now: number): boolean
+    release(day: string, domain: string): void
+}
+
+export interface SendDeps {
+    reporter: Reporter
+    /** the From address of report mail (RFC 8460 5.3) */
+    from: string
+    lookupTxt(name: string): Promise<Answer>
+    sendMail(to: string, message: string): Promise<{ ok: boolean; detail: string }>
+    postHttps(url: string, gz: Buffer): Promise<{ ok: boolean; detail: string }>
+    now(): number
+    /** a unique token (Message-ID, MIME boundary) */
+    unique(): string
+}
+
+export type DestinationState = 'done' | 'due' | 'wait' | 'expired'
+
+/** 5 minutes, doubling with each failure, at most 4 hours. */
+export function backoffMs(failures: number): number {
+    return Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.max(0, failures - 1))
+}
+
+/** Whether a destination's report is delivered, due now, waiting for its next try, or given up on. */
+export function destinationState(deliveries: Delivery[], uri: string, now: number): DestinationState {
+    const mine = deliveries.filter((d) => d.uri === uri)
+    if (mine.some((d) => d.ok)) return 'done'
+    if (mine.length === 0) return 'due'
+    if (now - mine[0].at > RETRY_FOR_MS) return 'expired'
+    return now >= mine[mine.length - 1].at + backoffMs(mine.length) ? 'due' : 'wait'
+}
+
+export interface DomainOutcome {
+    domain: string
+    /** what was done with each destination this time */
+    sent: Delivery[]
+    /** why nothing was sent: no TLSRPT record, a lookup failure (tried again later), held by another process */
+    skipped?: string
+}
+
+/**
+ * Send the reports of `day` that are due. The TLSRPT record is looked up now (it says where reports go
+ * today); a failed lookup is tried again on the next call; a domain without a valid record gets none.
+ */
+export async function sendDueReports(day: string, results: SessionResult[], deps: SendDeps, store: SentStore, only?: string): Promise<DomainOutcome[]> {
+    const out: DomainOutcome[] = []
+    for (const domain of domainsWithResults(day, results)) {
+        if (only !== undefined && domain !== only) continue
+        const report = buildReport(day, domain, results, deps.reporter)
+        if (!report) continue
+        const txt = await deps.lookupTxt(tlsrptRecordName(domain))
+        if (txt.status === 'failed') {
+            out.push({ domain, sent: [], skipped: `TXT lookup for ${txt.name} failed (${txt.reason ?? 'unknown'}); tried again later` })
+            continue
+        }
+        const policy = parseTlsrptRecords(txt.status === 'ok' ? (txt.txt ?? []) : [])
+        if (policy.kind === 'none') {
+            out.push({ domain, sent: [], skipped: policy.reason })
+            continue
+        }
+        if (!store.claim(day, domain, deps.now())) {
+            out.push({ domain, sent: [], skipped: 'another process is sending this report' })
+            continue
+        }
+        try {
+            const gz = gzipReport(report)
+            const sent: Delivery[] = []
+            for (const rua of policy.policy.rua) {
+                if (destinationState(store.deliveries(day, domain), rua.uri, deps.now()) !== 'due') continue
+                let r: { ok: boolean; detail: string }
+                try {
+                    if (rua.scheme === 'https') r = await deps.postHttps(rua.url, gz)
+                    else {
+                        const submitter = submitterOf(deps.reporter)
+                        const message = reportMessage({
+                            from: deps.from,
+                            to: rua.address,
+                            domain,
+                            submitter,
+                            reportId: reportId(day, domain, deps.reporter),
+                            filename: reportFilename(day, domain, deps.reporter),
+                            gz,
+                            date: new Date(deps.now()),
+                            messageId: `${deps.unique()}.${day}.${domain}@${submitter}`,
+                            boundary: `tlsrpt-${deps.unique()}`,
+                        })
+                        r = await deps.sendMail(rua.address, message)
+                    }
+                } catch (e) {
+                    r = { ok: false, detail: (e as Error)?.message ?? String(e) }
+                }
+                const d: Delivery = { uri: rua.uri, ok: r.ok, detail: r.detail, at: deps.now() }
+                store.add(day, domain, d)
+                sent.push(d)
+            }
+            out.push({ domain, sent })
+        } finally {
+            store.release(day, domain)
+        }
+    }
+    return out
+}
+
+/** How long a claim holds before another process may take it over (a sender that died). */
+export const CLAIM_MS = 10 * 60_000
+
+/**
+ * The deliveries, as JSON lines beside the day's results (`sent-YYYY-MM-DD.jsonl`), and claims as files
+ * created exclusively (O_EXCL), so that the processes of one machine sharing the directory send each
+ * report once.
+ */
+export class FileSentStore implements SentStore {
+    constructor(readonly dir: string) {}
+
+    private file(day: string): string {
+        return path.join(this.dir, `sent-${day}.jsonl`)
+    }
+
+    private claimFile(day: string, domain: string): string {
+        return path.join(this.dir, `claim-${day}-${domain}`)
+    }
+
+    deliveries(day: string, domain: string): Delivery[] {
+        let text = ''
+        try {
+            text = fs.readFileSync(this.file(day), 'utf8')
+        } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+        }
+        const out: Delivery[] = []
+        for (const line of text.split('\n')) {
+            if (!line) continue
+            try {
+                const d = JSON.parse(line) as Delivery & { domain: string }
+                if (d.domain === domain && typeof d.uri === 'string' && typeof d.ok === 'boolean' && Number.isFinite(d.at)) out.push(d)
+            } catch {
+                /* a torn line */
+            }
+        }
+        return out.sort((a, b) => a.at - b.at)
+    }
+
+    add(day: string, domain: string, d: Delivery): void {
+        fs.mkdirSync(this.dir, { recursive: true })
+        fs.appendFileSync(this.file(day), `\n${JSON.stringify({ domain, ...d })}\n`)
+    }
+
+    claim(day: string, domain: string, now: number): boolean {
+        fs.mkdirSync(this.dir, { recursive: true })
+        const f = this.claimFile(day, domain)
+        try {
+            fs.writeFileSync(f, `${process.pid} ${now}\n`, { flag: 'wx' })
+            return true
+        } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+        }
+        // a claim older than CLAIM_MS belongs to a sender that died: take it over
+        let since = NaN
+        try {
+            since = Number(fs.readFileSync(f, 'utf8').split(' ')[1])
+        } catch {
+            /* released meanwhile */
+        }
+        if (Number.isFinite(since) && !(now - since > CLAIM_MS)) return false
+        fs.rmSync(f, { force: true })
+        try {
+            fs.writeFileSync(f, `${process.pid} ${now}\n`, { flag: 'wx' })
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    release(day: string, domain: string): void {
+        fs.rmSync(this.claimFile(day, domain), { force: true })
+    }
+}
