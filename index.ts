@@ -5,6 +5,7 @@
 //   the session     lib/session through lib/haraka-adapter      (installed by register)
 //   the log         lib/log                                      → dane_delivered, dane_deferred, dane_bounce
 //   TLS reports     lib/tlsrpt (RFC 8460 results, kept per day)  → recordTlsrpt, from the same places as the log
+import cluster from 'node:cluster'
 import path from 'node:path'
 import { domainToASCII } from 'node:url'
 import constants from 'haraka-constants'
@@ -29,6 +30,7 @@ import {
 import { JournalStore } from './lib/tlsrpt/journal'
 import { resultOfAttempt, resultOfSkippedHost } from './lib/tlsrpt/from-attempt'
 import type { SessionResult } from './lib/tlsrpt/result'
+import { REPORT_NOTE, TlsrptScheduler } from './lib/tlsrpt/scheduler'
 import {
     installGlue,
     loadHarakaInternals,
@@ -59,6 +61,7 @@ interface DanePlugin {
     loginfo: (msg: string) => void
     dane?: State
     dane_load_config: (this: DanePlugin, startup: boolean) => void
+    dane_tlsrpt_scheduler?: TlsrptScheduler
 }
 
 interface State {
@@ -83,10 +86,17 @@ function recordTlsrpt(plugin: DanePlugin, result: () => SessionResult | null): v
 }
 
 /** RFC 8460: one result per attempt, the first of its handshake and its failure */
-function recordTlsrptAttempt(plugin: DanePlugin, attempt: Attempt, outcome: Outcome): void {
+function recordTlsrptAttempt(plugin: DanePlugin, hmail: HmailLike, attempt: Attempt, outcome: Outcome): void {
     if (attempt.reported) return
     attempt.reported = true
+    // RFC 8460 5.3: the delivery of a report is not reported on (no report loops)
+    if (isReportMessage(hmail)) return
     recordTlsrpt(plugin, () => resultOfAttempt(attempt, outcome))
+}
+
+/** A TLS report the plugin queued itself (lib/tlsrpt/scheduler): a note no SMTP client can set */
+function isReportMessage(hmail: HmailLike): boolean {
+    return hmail.todo?.notes?.[REPORT_NOTE] === true
 }
 
 /** [tlsrpt] directory: relative to Haraka's directory (haraka -c DIR) */
@@ -99,12 +109,12 @@ export function register(this: DanePlugin): void {
     const internals = loadHarakaInternals((name) => this.haraka_require(name))
     this.dane!.internals = internals
     installGlue(internals, {
-        onAttemptFailed: (_hmail, attempt) => {
+        onAttemptFailed: (hmail, attempt) => {
             writeAttempt(this.dane!.logger, this, attemptFields(attempt, 'failed'))
-            recordTlsrptAttempt(this, attempt, 'failed')
+            recordTlsrptAttempt(this, hmail, attempt, 'failed')
         },
         // RFC 8460, as Postfix: a session's result is taken when its TLS handshake completes, whatever the message's fate
-        onTlsEstablished: (_hmail, attempt) => recordTlsrptAttempt(this, attempt, tlsOutcome(attempt.ctx.mode, true)),
+        onTlsEstablished: (hmail, attempt) => recordTlsrptAttempt(this, hmail, attempt, tlsOutcome(attempt.ctx.mode, true)),
         onConnectFailed: (ctx, address, err) =>
             writeAttempt(this.dane!.logger, this, {
                 ...contextFields(ctx),
@@ -145,12 +155,45 @@ export function register(this: DanePlugin): void {
 }
 
 // C28: Haraka stops (init_master/init_child DENY) when its internals no longer pass the plugin's objects through
-export function dane_prove_internals(this: DanePlugin, next: Next): void {
+export function dane_prove_internals(this: DanePlugin, next: Next, server?: { cfg?: { main?: { nodes?: unknown } } }): void {
     proveInternals(this.dane!.internals).then((why) => {
-        if (why === null) return next()
+        if (why === null) {
+            // TLS reports are sent by the processes that deliver: the workers, or the one process without cluster
+            if (cluster.isWorker || !server?.cfg?.main?.nodes) startTlsrptScheduler(this)
+            return next()
+        }
         this.logerror(`haraka-plugin-dane cannot run on this Haraka: ${why}`)
         next(constants.deny, `haraka-plugin-dane: ${why}`)
     })
+}
+
+/** RFC 8460: the timer that sends each day's reports (lib/tlsrpt/scheduler); one a process */
+function startTlsrptScheduler(plugin: DanePlugin): void {
+    if (plugin.dane_tlsrpt_scheduler) return
+    const scheduler = new TlsrptScheduler({
+        settings: () => plugin.dane?.config.tlsrpt,
+        journal: () => plugin.dane?.tlsrpt,
+        lookupTxt: (name) => plugin.dane!.resolver.lookup(name, 'TXT'),
+        queueMail: (from, to, message) =>
+            new Promise((resolve) => {
+                const send = plugin.dane?.internals.sendEmail()
+                if (!send) return resolve({ ok: false, detail: "Haraka's outbound.send_email is missing" })
+                send(from, to, message, (code, msg) => resolve({ ok: code === constants.ok, detail: `queued in Haraka: ${msg ?? code}` }), {
+                    notes: { [REPORT_NOTE]: true },
+                })
+            }),
+        log: (o, day) => {
+            const what = o.skipped ?? o.sent.map((d) => `${d.uri}: ${d.ok ? 'sent' : 'failed'} (${d.detail})`).join('; ')
+            plugin.dane?.logger[o.sent.some((d) => !d.ok) ? 'warn' : 'info'](
+                { event: 'tlsrpt', day, domain: o.domain, sent: o.sent, skipped: o.skipped },
+                `TLS report ${day} ${o.domain}: ${what}`,
+            )
+            if (o.sent.length) plugin.loginfo(`TLS report ${day} for ${o.domain}: ${what}`)
+        },
+        fault: (m) => plugin.logerror(m),
+    })
+    plugin.dane_tlsrpt_scheduler = scheduler
+    scheduler.start()
 }
 
 // C23: errors name file and line; at start-up they stop the plugin, on reload the last good configuration stays
@@ -221,13 +264,15 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
         st.logger.error({ event: 'decision', queue_id: queueId, domain: domainIn }, 'recipient domain cannot be converted to ASCII; deferring')
         return reply(constants.denysoft, `DANE: cannot look up the domain ${domainIn}`)
     }
-    const { policy, exception } = policyFor(st.config, domain)
+    // RFC 8460 5.3: a report is delivered despite TLS failures (it says TLS-Required: No, RFC 8689): opportunistic TLS
+    const report = isReportMessage(hmail)
+    const { policy, exception } = report ? { policy: 'may' as const, exception: false } : policyFor(st.config, domain)
     decide(domain, (n, t) => st.resolver.lookup(n, t), { policy, exception, limits: st.config.limits, memo: st.resolver })
         .then((decision) => {
             hmail.dane_decision = decision
             st.logger.info(decisionFields(decision, queueId, Date.now() - started), `${decision.domain}: ${decision.action}: ${decision.reason}`)
             for (const a of skippedAttempts(decision, queueId)) writeAttempt(st.logger, this, a)
-            for (const h of decision.hosts) if (h.mode === 'skip') recordTlsrpt(this, () => resultOfSkippedHost(decision.domain, h))
+            if (!report) for (const h of decision.hosts) if (h.mode === 'skip') recordTlsrpt(this, () => resultOfSkippedHost(decision.domain, h))
             if (decision.action === 'defer') return reply(constants.denysoft, `DANE: ${decision.reason}`)
             if (decision.action === 'bounce') return reply(constants.deny, decision.reason)
             reply(constants.ok, harakaMxList(st.internals.HarakaMx, decision, queueId))

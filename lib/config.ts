@@ -134,6 +134,14 @@ export interface TlsrptSettings {
     contactInfo: string
     /** where the journal is kept; relative to Haraka's directory; default "dane-tlsrpt" */
     directory: string
+    /** reports go out this many minutes after 00:00 UTC at the earliest (RFC 8460 4.1: after some delay) */
+    sendAfterMinutes: number
+    /** ... spread over this many minutes more, by domain */
+    spreadMinutes: number
+    /** PEM file of CAs trusted for https destinations instead of node's store; '' for node's store */
+    httpsCaFile: string
+    /** the From address of report mail; '' for contact_info */
+    from: string
 }
 
 export interface ConfigError {
@@ -160,7 +168,16 @@ export const DEFAULTS: Omit<DaneConfig, 'domains' | 'exceptions'> = {
     }),
     log: { destination: 'stdout', level: 'info' },
     limits: DEFAULT_LIMITS,
-    tlsrpt: { enabled: false, organizationName: '', contactInfo: '', directory: 'dane-tlsrpt' },
+    tlsrpt: {
+        enabled: false,
+        organizationName: '',
+        contactInfo: '',
+        directory: 'dane-tlsrpt',
+        sendAfterMinutes: 60,
+        spreadMinutes: 180,
+        httpsCaFile: '',
+        from: '',
+    },
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -303,12 +320,25 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
                 cfg.tlsrpt.organizationName = value
                 return
             case 'tlsrpt.contact_info':
+            case 'tlsrpt.from':
                 if (!ADDR_SPEC.test(value)) return bad('not one mail address (local@domain)')
-                cfg.tlsrpt.contactInfo = value
+                if (key === 'from') cfg.tlsrpt.from = value
+                else cfg.tlsrpt.contactInfo = value
                 return
             case 'tlsrpt.directory':
                 if (!value) return bad('empty')
                 cfg.tlsrpt.directory = value
+                return
+            case 'tlsrpt.send_after_minutes':
+            case 'tlsrpt.spread_minutes': {
+                const n = parseIntIn(value, 0, 1200)
+                if (n === undefined) return bad('not a whole number of minutes from 0 to 1200')
+                if (key === 'send_after_minutes') cfg.tlsrpt.sendAfterMinutes = n
+                else cfg.tlsrpt.spreadMinutes = n
+                return
+            }
+            case 'tlsrpt.https_ca_file':
+                cfg.tlsrpt.httpsCaFile = value
                 return
         }
         if (section === 'domains') {

@@ -74,7 +74,7 @@ export interface GlueEvents {
 }
 
 export interface HmailLike {
-    todo: { uuid: string; domain: string }
+    todo: { uuid: string; domain: string; notes?: Record<string, unknown> }
     dane_attempt?: Attempt
     /** set by get_mx: this message's MX hosts were decided by the plugin */
     dane_decision?: unknown
@@ -121,7 +121,21 @@ export interface HarakaInternals {
     /** haraka-net-utils as Haraka loads it: the HarakaMx class (get_mx_respond keeps instances) and resolve_mx_hosts */
     HarakaMx: new (obj: Record<string, unknown>) => HarakaMxObject
     resolveMxHosts: (mxs: HarakaMxObject[]) => Promise<HarakaMxObject[]>
+    /**
+     * outbound (loaded when first needed): send_email queues a message the plugin makes itself (TLS
+     * reports, RFC 8460 5.3), with transaction notes. Only reporting needs it: when it is missing the
+     * reports are not sent (and Haraka's log says why), nothing else changes.
+     */
+    sendEmail: () => SendEmail | undefined
 }
+
+export type SendEmail = (
+    from: string,
+    to: string,
+    contents: string,
+    next: (code: number, msg?: string) => void,
+    options: { notes?: Record<string, unknown> },
+) => void
 
 /**
  * Find Haraka's own modules (not a second copy from our node_modules): the
@@ -148,7 +162,11 @@ export function loadHarakaInternals(harakaRequire: (name: string) => unknown): H
     if (typeof netUtils.HarakaMx !== 'function') missing.push('haraka-net-utils HarakaMx')
     if (typeof netUtils.resolve_mx_hosts !== 'function') missing.push('haraka-net-utils resolve_mx_hosts')
     if (missing.length) throw new Error(`haraka-plugin-dane: Haraka internals it relies on are missing or changed: ${missing.join(', ')}`)
-    return { version, HMailItem, clientPool, outboundTls, outboundConfig, HarakaMx: netUtils.HarakaMx!, resolveMxHosts: netUtils.resolve_mx_hosts! }
+    const sendEmail = (): SendEmail | undefined => {
+        const outbound = harakaRequire('outbound') as { send_email?: SendEmail } | undefined
+        return typeof outbound?.send_email === 'function' ? outbound.send_email.bind(outbound) : undefined
+    }
+    return { version, HMailItem, clientPool, outboundTls, outboundConfig, HarakaMx: netUtils.HarakaMx!, resolveMxHosts: netUtils.resolve_mx_hosts!, sendEmail }
 }
 
 /**

@@ -60,6 +60,18 @@ export function destinationState(deliveries: Delivery[], uri: string, now: numbe
     return now >= mine[mine.length - 1].at + backoffMs(mine.length) ? 'due' : 'wait'
 }
 
+/**
+ * RFC 8460 4.1: a day's report goes out some time after the day ends, not at midnight: `afterMin` minutes
+ * after 00:00 UTC, plus a spread by domain (a hash of its name, the same in every process) so that the
+ * reports of many domains do not all go at once.
+ */
+export function reportDueAt(day: string, domain: string, afterMin: number, spreadMin: number): number {
+    let h = 2166136261
+    for (let i = 0; i < domain.length; i++) h = Math.imul(h ^ domain.charCodeAt(i), 16777619) >>> 0
+    const spreadMs = spreadMin * 60_000
+    return Date.parse(`${day}T00:00:00Z`) + 86400_000 + afterMin * 60_000 + (spreadMs > 0 ? h % spreadMs : 0)
+}
+
 export interface DomainOutcome {
     domain: string
     /** what was done with each destination this time */
@@ -72,10 +84,18 @@ export interface DomainOutcome {
  * Send the reports of `day` that are due. The TLSRPT record is looked up now (it says where reports go
  * today); a failed lookup is tried again on the next call; a domain without a valid record gets none.
  */
-export async function sendDueReports(day: string, results: SessionResult[], deps: SendDeps, store: SentStore, only?: string): Promise<DomainOutcome[]> {
+export async function sendDueReports(
+    day: string,
+    results: SessionResult[],
+    deps: SendDeps,
+    store: SentStore,
+    only?: string,
+    notBefore?: (domain: string) => number,
+): Promise<DomainOutcome[]> {
     const out: DomainOutcome[] = []
     for (const domain of domainsWithResults(day, results)) {
         if (only !== undefined && domain !== only) continue
+        if (notBefore && deps.now() < notBefore(domain)) continue
         const report = buildReport(day, domain, results, deps.reporter)
         if (!report) continue
         const txt = await deps.lookupTxt(tlsrptRecordName(domain))

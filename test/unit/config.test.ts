@@ -45,7 +45,12 @@ describe('config (C1, C21–C23)', () => {
         })
         assert.deepEqual(r.config!.limits, { mxHosts: 10, addresses: 20 })
         assert.equal(r.config!.exceptions.size, 0)
-        assert.deepEqual(r.config!.tlsrpt, { enabled: false, organizationName: '', contactInfo: '', directory: 'dane-tlsrpt' })
+        // TLS reports off, and the documented send times (README: [tlsrpt])
+        assert.deepEqual(r.config!.tlsrpt, DEFAULTS.tlsrpt)
+        assert.deepEqual(
+            [DEFAULTS.tlsrpt.enabled, DEFAULTS.tlsrpt.directory, DEFAULTS.tlsrpt.sendAfterMinutes, DEFAULTS.tlsrpt.spreadMinutes],
+            [false, 'dane-tlsrpt', 60, 180],
+        )
     })
 
     it('C23: [tlsrpt] (RFC 8460): on with who reports; on without them, or with a bad address, is an error on its line', () => {
@@ -54,6 +59,10 @@ describe('config (C1, C21–C23)', () => {
             organizationName: 'Example Ops',
             contactInfo: 'tls@example.net',
             directory: '/var/lib/dane',
+            sendAfterMinutes: 60,
+            spreadMinutes: 180,
+            httpsCaFile: '',
+            from: '',
         })
         const missing = buildConfig(ini('[tlsrpt]\n\nenabled=yes'), exc(''))
         assert.equal(missing.config, undefined)

@@ -1,0 +1,154 @@
+// Issue 14 (TLSRPT, RFC 8460 5): the day's reports sent by a real Haraka with the plugin. Yesterday's
+// results are in the journal (the clock moved: nothing waits for midnight); at start-up the plugin
+// looks up each domain's _smtp._tls record through the validating resolver and sends its report: by
+// mail through Haraka's own outbound to a real receiver, and by HTTPS POST to a real endpoint on
+// loopback with a test CA. The report mail is delivered even to an MX that fails DANE (RFC 8460 5.3:
+// despite TLS failures), is not itself reported on, and nothing is sent twice after a restart.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import https from 'node:https'
+import path from 'node:path'
+import { gunzipSync } from 'node:zlib'
+import { Haraka } from '../world/haraka'
+import { makeCertificate } from '../world/certs'
+import { sleep } from '../world/procs'
+import { readDaneLog } from '../world/dane-log'
+import { ScenarioWorld, worldWithHaraka } from '../world/scenarios'
+import { JournalStore } from '../../lib/tlsrpt/journal'
+import { buildReport, utcDay } from '../../lib/tlsrpt/report'
+import { sessionResult, type SessionResult } from '../../lib/tlsrpt/result'
+
+const REPORTER = { organizationName: 'Test World Sender', contactInfo: 'tls-reports@haraka.world.test' }
+
+describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and by HTTPS', function () {
+    this.timeout(120000)
+    let world: ScenarioWorld
+    let haraka: Haraka
+    let daneLog: string
+    let server: https.Server
+    const posts: { type?: string; body: Buffer }[] = []
+    const yesterday = utcDay(Date.now() - 86400000)
+    const noon = Date.parse(`${yesterday}T12:00:00Z`)
+    let results: SessionResult[]
+
+    const fact = (id: string, domain: string, host: string, ok: boolean) =>
+        sessionResult({
+            id,
+            at: noon,
+            recipientDomain: domain,
+            host,
+            mode: 'dane',
+            tlsaBase: host,
+            tlsaRecords: ['3 1 1 0011'],
+            usableRecords: 1,
+            address: '127.0.0.13',
+            localAddress: '127.0.0.1',
+            outcome: ok ? 'verified' : 'failed',
+            resultType: ok ? undefined : 'validation-failure',
+            reasonCode: ok ? undefined : 'no-match',
+        })!
+    const reportsTo = (listener: string, rcpt: string) => world.listeners.get(listener)!.received.filter((r) => r.to.some((t) => t.includes(rcpt)))
+
+    async function until(what: string, ok: () => boolean, ms = 30000): Promise<void> {
+        const end = Date.now() + ms
+        while (!ok()) {
+            if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${haraka.logTail()}`)
+            await sleep(100)
+        }
+    }
+
+    before(async () => {
+        const ca = makeCertificate({ cn: 'Report Test CA', ca: true })
+        const endpoint = makeCertificate({ cn: 'report endpoint', ipSans: ['127.0.0.42'], issuer: ca })
+        server = https.createServer({ cert: endpoint.pem, key: endpoint.keyPem }, (req, res) => {
+            const chunks: Buffer[] = []
+            req.on('data', (c: Buffer) => chunks.push(c))
+            req.on('end', () => {
+                posts.push({ type: req.headers['content-type'], body: Buffer.concat(chunks) })
+                res.writeHead(200).end()
+            })
+        })
+        await new Promise<void>((r) => server.listen(443, '127.0.0.42', r))
+        ;({ world, haraka, daneLog } = await worldWithHaraka(''))
+        const caFile = path.join(haraka.dir, 'report-ca.pem')
+        fs.writeFileSync(caFile, ca.pem)
+        haraka.writeConfigFile(
+            'dane.ini',
+            fs.readFileSync(path.join(haraka.dir, 'config', 'dane.ini'), 'utf8') +
+                `[tlsrpt]\nenabled=true\norganization_name=${REPORTER.organizationName}\ncontact_info=${REPORTER.contactInfo}\nsend_after_minutes=0\nspread_minutes=0\nhttps_ca_file=${caFile}\n`,
+        )
+        haraka.writeConfigFile('tls.ini', `[outbound]\n${world.redis.tlsIni()}`)
+        results = [
+            fact('y1', 'ee.dane.test', 'mx.ee.dane.test', true),
+            fact('y2', 'fallback.dane.test', 'mx1.fallback.dane.test', false),
+            fact('y3', 'fallback.dane.test', 'mx2.fallback.dane.test', true),
+        ]
+        const journal = new JournalStore(path.join(haraka.dir, 'dane-tlsrpt'))
+        for (const r of results) journal.add(r)
+        journal.close()
+        await haraka.start()
+        await until(
+            'the reports',
+            () => reportsTo('ee', 'tlsrpt@ee.dane.test').length >= 1 && reportsTo('fallback1', 'tlsrpt@fallback.dane.test').length >= 1 && posts.length >= 1,
+        )
+    })
+
+    after(async () => {
+        await haraka?.stop()
+        await world?.stop()
+        haraka?.cleanup()
+        server?.close()
+    })
+
+    it('by mail: the RFC 8460 5.3 message through Haraka, its attachment the report of the kept results', () => {
+        const [mail] = reportsTo('ee', 'tlsrpt@ee.dane.test')
+        assert.ok(mail.secure, 'over TLS (opportunistic)')
+        const [head] = mail.body.split(/\r?\n\r?\n/)
+        assert.match(head, /^Subject: Report Domain: ee\.dane\.test Submitter: haraka\.world\.test Report-ID: <[^>]+@haraka\.world\.test>$/m)
+        assert.match(head, /^TLS-Report-Domain: ee\.dane\.test$/m)
+        assert.match(head, /^TLS-Report-Submitter: haraka\.world\.test$/m)
+        assert.match(head, /^TLS-Required: No$/m)
+        assert.match(head, /^Content-Type: multipart\/report; report-type="tlsrpt"/m)
+        const part = mail.body.split(/Content-Type: application\/tlsrpt\+gzip/)[1]
+        assert.match(part, new RegExp(`filename="haraka\\.world\\.test!ee\\.dane\\.test!${noon / 1000 - 43200}!${noon / 1000 + 43199}\\.json\\.gz"`))
+        const b64 = part
+            .split(/\r?\n\r?\n/)[1]
+            .split('--')[0]
+            .replace(/\s/g, '')
+        assert.deepEqual(JSON.parse(gunzipSync(Buffer.from(b64, 'base64')).toString()), buildReport(yesterday, 'ee.dane.test', results, REPORTER))
+    })
+
+    it('despite TLS failures (RFC 8460 5.3): the report reached the first MX of a domain whose first MX fails DANE', () => {
+        assert.equal(reportsTo('fallback1', 'tlsrpt@fallback.dane.test').length, 1)
+    })
+
+    it('by HTTPS: POSTed as application/tlsrpt+gzip to the endpoint the record names, PKIX-validated against the given CA', () => {
+        assert.equal(posts.length, 1)
+        assert.equal(posts[0].type, 'application/tlsrpt+gzip')
+        assert.deepEqual(JSON.parse(gunzipSync(posts[0].body).toString()), buildReport(yesterday, 'fallback.dane.test', results, REPORTER))
+    })
+
+    it("the reports' own deliveries are not reported on, and nothing is sent twice after a restart", async () => {
+        const today = new JournalStore(path.join(haraka.dir, 'dane-tlsrpt')).results(utcDay(Date.now()))
+        assert.deepEqual(
+            today.filter((r) => r.recipientDomain === 'ee.dane.test' || r.recipientDomain === 'fallback.dane.test'),
+            [],
+        )
+        const rounds = () => readDaneLog(daneLog).filter((l) => l.event === 'tlsrpt').length
+        const before = rounds()
+        await haraka.stop()
+        await haraka.start()
+        // the restarted plugin's first round looked at both reports and found them sent
+        await until('a round of the restarted plugin', () => rounds() >= before + 2)
+        const last = readDaneLog(daneLog)
+            .filter((l) => l.event === 'tlsrpt')
+            .slice(-2) as unknown as { domain: string; sent: unknown[] }[]
+        assert.deepEqual(last.map((l) => [l.domain, l.sent]).sort(), [
+            ['ee.dane.test', []],
+            ['fallback.dane.test', []],
+        ])
+        assert.equal(reportsTo('ee', 'tlsrpt@ee.dane.test').length, 1)
+        assert.equal(reportsTo('fallback1', 'tlsrpt@fallback.dane.test').length, 1)
+        assert.equal(posts.length, 1)
+    })
+})
