@@ -25,6 +25,8 @@
 //   BENCH_NAGLE=1 ...                          (Haraka as shipped: Nagle on, see bench/no-nagle.ts)
 //   BENCH_TAIL=1 ...                           (per round: memory, p99 and max latency, the 5-95% rate)
 //   BENCH_NODE_ARGS='--max-semi-space-size=32' (node options for both Harakas)
+//   BENCH_BASELINE=plugin BENCH_TLSRPT=1 ...   (both sides run the plugin; the "plugin" side keeps TLS report
+//                                              results ([tlsrpt] enabled): what reporting costs)
 //   BENCH_BASELINE=minimal ...                 (the stock side gets a get_mx plugin that answers the same MX
 //                                              addresses from a table: Haraka's cost of a get_mx plugin, and
 //                                              the plugin's own above it)
@@ -292,17 +294,24 @@ export async function benchDelivery(): Promise<void> {
                 : []),
         ]
 
-        const make = async (withDane: boolean, nodes: number, port: number): Promise<Haraka> => {
+        const pluginBaseline = process.env.BENCH_BASELINE === 'plugin'
+        const make = async (side: boolean, nodes: number, port: number): Promise<Haraka> => {
+            const withDane = side || pluginBaseline
+            // BENCH_TLSRPT: the plugin side keeps a TLS report result of every session (RFC 8460); reports go out a day later
+            const tlsrpt =
+                side && process.env.BENCH_TLSRPT
+                    ? `[tlsrpt]\nenabled=true\norganization_name=Bench\ncontact_info=tls@bench.test\ndirectory=${path.join(dir, `tlsrpt-${port}`)}\n`
+                    : ''
             const h = new Haraka({
                 withDane,
                 port,
                 systemResolver: withDane ? undefined : dns.resolverAddress,
-                nodeArgs: nodeArgs(withDane ? 'plugin' : 'stock'),
+                nodeArgs: nodeArgs(side ? 'plugin' : 'stock'),
                 config: {
                     'smtp.ini': `listen=127.0.0.25:${port}\nnodes=${nodes}\n`,
                     'outbound.ini': outbound(true, nodes),
                     'log.ini': '[main]\nlevel=warn\n',
-                    'dane.ini': `[resolver]\naddress=${dns.resolverAddress}\nport=53\n[log]\ndestination=${path.join(dir, `dane-${port}.jsonl`)}\nlevel=${process.env.BENCH_LOG_LEVEL ?? 'info'}\n[main]\npolicy=${process.env.BENCH_POLICY ?? 'dane'}\n`,
+                    'dane.ini': `[resolver]\naddress=${dns.resolverAddress}\nport=53\n[log]\ndestination=${path.join(dir, `dane-${port}.jsonl`)}\nlevel=${process.env.BENCH_LOG_LEVEL ?? 'info'}\n[main]\npolicy=${process.env.BENCH_POLICY ?? 'dane'}\n${tlsrpt}`,
                 },
             })
             if (minimal && !withDane) {
@@ -316,6 +325,10 @@ export async function benchDelivery(): Promise<void> {
         }
 
         const receiverCpu = async (): Promise<number> => (await Promise.all(receivers.map((r) => r.count()))).reduce((n, c) => n + c.cpuUs, 0) / 1e6
+        if (pluginBaseline)
+            console.log(
+                `BENCH_BASELINE=plugin: "stock" is Haraka with the plugin too${process.env.BENCH_TLSRPT ? '; the "plugin" side keeps TLS report results' : ''}`,
+            )
         if (minimal) console.log('BENCH_BASELINE=minimal: "stock" is Haraka with a get_mx plugin that answers the same MX addresses from a table')
         console.log(
             `delivery: ${N} messages a round timed (after ${WARM} untimed), ${CONCURRENCY} connections, one message a connection, on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}`,
