@@ -11,10 +11,12 @@ import net from 'node:net'
 import { X509Certificate } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import path from 'node:path'
-import { buildConfig, DEFAULTS, formatErrors, resolverSettingsOrThrow } from '../lib/config'
+import { buildConfig, DEFAULTS, formatErrors, resolverSettingsOrThrow, type DaneConfig } from '../lib/config'
 import { JournalStore } from '../lib/tlsrpt/journal'
 import { buildReport, dayRange, domainsWithResults, reportFilename, utcDay } from '../lib/tlsrpt/report'
 import { parseTlsrptRecords, tlsrptRecordName } from '../lib/tlsrpt/policy-record'
+import { FileSentStore } from '../lib/tlsrpt/send'
+import { sendNowFile } from '../lib/tlsrpt/scheduler'
 import { decide, type Decision, type HostDecision, serverName } from '../lib/policy'
 import { probe, type ProbeResult } from '../lib/probe'
 import { Resolver, ResolverConfigError, type Answer, type RRType } from '../lib/resolver'
@@ -31,7 +33,8 @@ Commands:
   check <domain>                 decide DANE for the domain's MX hosts and probe them live (Nagios exit codes)
   tlsa <cert.pem|chain.pem>      print TLSA records for a certificate or chain
   rollover <domain> --next PEM   confirm the published TLSA records already match a new certificate
-  tlsrpt show                    print the TLS reports (RFC 8460) a day's results make, and where they would go
+  tlsrpt show|send               print the TLS reports (RFC 8460) a day's results make and where they would go;
+                                 have the running Haraka send a past day's reports now
 
 Run '${PROG} <command> --help' for a command's options.
 Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage, unreadable input, resolver unreachable).
@@ -81,6 +84,7 @@ the file holds it.
 
 const USAGE_TLSRPT = `Usage: ${PROG} tlsrpt show --haraka DIR [--date YYYY-MM-DD|today|yesterday] [--domain DOMAIN] [--json]
                      [--resolver ADDR[:PORT]] [--trust-resolver] [--timeout MS] [-q]
+       ${PROG} tlsrpt send --haraka DIR [--date YYYY-MM-DD|yesterday] [--domain DOMAIN] [--wait SECONDS] [--json]
 
 Builds, from the results the plugin kept ([tlsrpt] in DIR/config/dane.ini, the journal under DIR),
 the RFC 8460 report of each recipient domain for one UTC day (default: yesterday, the day whose
@@ -94,7 +98,13 @@ report itself, exactly as it would be sent (before gzip).
   --json                  one JSON array: [{domain, destinations|not_sent, filename, report}]
 ${RESOLVER_HELP}
 
-Exit codes: 0 printed (also when there is nothing to report), 3 bad usage, unreadable configuration.
+send: asks the running Haraka (the plugin, [tlsrpt] enabled=true) to send a past day's reports now rather than
+at their hour, waits for it (--wait, default 90 s; it looks every [tlsrpt] check_seconds) and prints what was
+sent. A report already delivered to a destination is not sent there again. Today's reports cannot be sent:
+the day is not over.
+
+Exit codes: 0 printed / sent (also when there is nothing to report), 1 some destination failed (tried again
+later), 3 bad usage, unreadable configuration, or no running Haraka took the request in time.
 `
 
 const USAGE_ROLLOVER = `Usage: ${PROG} rollover <domain> --next <cert.pem|chain.pem> [--json] [--resolver ADDR[:PORT]] [--trust-resolver] [--timeout MS] [-q]
@@ -173,6 +183,19 @@ function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: st
     } catch (e) {
         throw new UsageError((e as Error).message)
     }
+}
+
+/** parse(), with -h/--help printing `usage`: null when it did (the command is done, exit 0). */
+function parseCommand<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(
+    args: string[],
+    options: T,
+    usage: string,
+    out: Out,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } | null {
+    const r = parse(args, { ...options, help: { type: 'boolean', short: 'h' } })
+    if (!r.values.help) return r
+    out.stdout(usage)
+    return null
 }
 
 const NET_OPTIONS = {
@@ -384,17 +407,14 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
 const SELECTOR_WORDS = ['0', '1', 'cert', 'spki']
 
 function cmdTlsa(args: string[], out: Out): number {
-    const { values, positionals } = parse(args, {
-        host: { type: 'string' },
-        usage: { type: 'string' },
-        selector: { type: 'string' },
-        mtype: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-    })
-    if (values.help) {
-        out.stdout(USAGE_TLSA)
-        return 0
-    }
+    const cmdline = parseCommand(
+        args,
+        { host: { type: 'string' }, usage: { type: 'string' }, selector: { type: 'string' }, mtype: { type: 'string' } },
+        USAGE_TLSA,
+        out,
+    )
+    if (!cmdline) return 0
+    const { values, positionals } = cmdline
     if (positionals.length !== 1) throw new UsageError(positionals.length ? `unexpected argument "${positionals[1]}"` : 'missing <cert.pem|chain.pem>')
     const host = values.host !== undefined ? parseDomain(String(values.host), 'host') : undefined
 
@@ -502,32 +522,22 @@ async function cmdTlsrpt(args: string[], out: Out): Promise<number> {
         out.stdout(USAGE_TLSRPT)
         return 0
     }
-    if (sub !== 'show') throw new UsageError(sub === undefined ? 'missing subcommand (show)' : `unknown subcommand "${sub}" (show)`)
-    const { values, positionals } = parse(rest, { ...NET_OPTIONS, haraka: { type: 'string' }, date: { type: 'string' }, domain: { type: 'string' } })
-    if (values.help) {
-        out.stdout(USAGE_TLSRPT)
-        return 0
-    }
+    if (sub === 'send') return cmdTlsrptSend(rest, out)
+    if (sub !== 'show') throw new UsageError(sub === undefined ? 'missing subcommand (show, send)' : `unknown subcommand "${sub}" (show, send)`)
+    const parsed = parseCommand(rest, { ...NET_OPTIONS, haraka: { type: 'string' }, date: { type: 'string' }, domain: { type: 'string' } }, USAGE_TLSRPT, out)
+    if (!parsed) return 0
+    const { values, positionals } = parsed
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`)
     if (typeof values.haraka !== 'string') throw new UsageError('missing --haraka DIR')
     const day = parseDay(values.date as string | undefined)
     const only = values.domain === undefined ? undefined : parseDomain(String(values.domain), '--domain')
-    const iniFile = path.join(values.haraka, 'config', 'dane.ini')
-    let lines: string[]
-    try {
-        lines = fs.readFileSync(iniFile, 'utf8').split(/\r?\n/)
-    } catch (e) {
-        throw new UsageError(`cannot read ${iniFile}: ${(e as Error).message}`, false)
-    }
-    const built = buildConfig({ file: iniFile, lines }, { file: 'dane.exceptions', lines: [] })
-    if (!built.config) throw new UsageError(`configuration error:\n${formatErrors(built.errors)}`, false)
-    const cfg = built.config
+    const { cfg, dir, iniFile } = tlsrptSetup(values.haraka)
     if (!cfg.tlsrpt.enabled) out.stderr(`${PROG} tlsrpt: note: [tlsrpt] enabled is not true in ${iniFile}; showing what was kept anyway\n`)
     const reporter = {
         organizationName: cfg.tlsrpt.organizationName || '(tlsrpt.organization_name not set)',
         contactInfo: cfg.tlsrpt.contactInfo || 'unset@invalid',
     }
-    const journal = new JournalStore(path.resolve(values.haraka, cfg.tlsrpt.directory))
+    const journal = new JournalStore(dir)
     const results = journal.results(day)
     const domains = domainsWithResults(day, results).filter((d) => only === undefined || d === only)
     const resolver = values.resolver !== undefined ? openResolver(values, parseTimeout(values.timeout as string | undefined)) : new Resolver(cfg.resolver)
@@ -553,6 +563,65 @@ async function cmdTlsrpt(args: string[], out: Out): Promise<number> {
         out.stdout(`  ${s.filename}\n${JSON.stringify(s.report, null, 2)}\n\n`)
     }
     return 0
+}
+
+/** dane.ini's [tlsrpt] and the journal's directory, for a Haraka directory. */
+function tlsrptSetup(harakaDir: string): { cfg: DaneConfig; dir: string; iniFile: string } {
+    const iniFile = path.join(harakaDir, 'config', 'dane.ini')
+    let lines: string[]
+    try {
+        lines = fs.readFileSync(iniFile, 'utf8').split(/\r?\n/)
+    } catch (e) {
+        throw new UsageError(`cannot read ${iniFile}: ${(e as Error).message}`, false)
+    }
+    const built = buildConfig({ file: iniFile, lines }, { file: 'dane.exceptions', lines: [] })
+    if (!built.config) throw new UsageError(`configuration error:\n${formatErrors(built.errors)}`, false)
+    return { cfg: built.config, dir: path.resolve(harakaDir, built.config.tlsrpt.directory), iniFile }
+}
+
+async function cmdTlsrptSend(args: string[], out: Out): Promise<number> {
+    const parsed = parseCommand(
+        args,
+        { haraka: { type: 'string' }, date: { type: 'string' }, domain: { type: 'string' }, wait: { type: 'string' }, json: { type: 'boolean' } },
+        USAGE_TLSRPT,
+        out,
+    )
+    if (!parsed) return 0
+    const { values, positionals } = parsed
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+    if (typeof values.haraka !== 'string') throw new UsageError('missing --haraka DIR')
+    const day = parseDay(values.date as string | undefined)
+    if (day >= utcDay(Date.now())) throw new UsageError(`--date: ${day} is not over yet; a report covers a whole UTC day (RFC 8460 4.1)`)
+    const only = values.domain === undefined ? '' : parseDomain(String(values.domain), '--domain')
+    const waitS = values.wait === undefined ? 90 : Number(values.wait)
+    if (!Number.isInteger(waitS) || waitS < 1 || waitS > 3600) throw new UsageError(`--wait: "${values.wait}" is not a whole number of seconds (1..3600)`)
+    const { cfg, dir, iniFile } = tlsrptSetup(values.haraka)
+    if (!cfg.tlsrpt.enabled) throw new UsageError(`[tlsrpt] enabled is not true in ${iniFile}: the plugin sends no reports`, false)
+    const started = Date.now()
+    fs.mkdirSync(dir, { recursive: true })
+    const request = sendNowFile(dir, day)
+    fs.writeFileSync(request, `${only}\n`)
+    while (fs.existsSync(request)) {
+        if (Date.now() - started > waitS * 1000) {
+            fs.rmSync(request, { force: true })
+            out.stderr(
+                `${PROG} tlsrpt send: no running Haraka took the request within ${waitS} s (is it running with this directory, [tlsrpt] enabled=true?)\n`,
+            )
+            return UNKNOWN
+        }
+        await new Promise((r) => setTimeout(r, 200))
+    }
+    const store = new FileSentStore(dir)
+    const domains = domainsWithResults(day, new JournalStore(dir).results(day)).filter((d) => !only || d === only)
+    const sent = domains.flatMap((domain) => store.deliveries(day, domain).map((d) => ({ domain, ...d })))
+    const now = sent.filter((d) => d.at >= started)
+    if (values.json) out.stdout(`${JSON.stringify({ day, sent: now, before: sent.filter((d) => d.at < started) }, null, 2)}\n`)
+    else {
+        if (now.length === 0)
+            out.stdout(`${day}: nothing to send now (${sent.length ? 'every destination already has its report' : 'no report with a destination'})\n`)
+        for (const d of now) out.stdout(`${day} ${d.domain} → ${d.uri}: ${d.ok ? 'sent' : 'failed, tried again later'} (${d.detail})\n`)
+    }
+    return now.some((d) => !d.ok) ? 1 : 0
 }
 
 /** RFC 8460 3 through the validating resolver: where a domain's reports go, or why they do not. */

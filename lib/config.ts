@@ -142,6 +142,8 @@ export interface TlsrptSettings {
     httpsCaFile: string
     /** the From address of report mail; '' for contact_info */
     from: string
+    /** how often the sender looks for due reports (and for `haraka-dane tlsrpt send` requests), seconds */
+    checkSeconds: number
 }
 
 export interface ConfigError {
@@ -177,6 +179,7 @@ export const DEFAULTS: Omit<DaneConfig, 'domains' | 'exceptions'> = {
         spreadMinutes: 180,
         httpsCaFile: '',
         from: '',
+        checkSeconds: 60,
     },
 }
 
@@ -331,10 +334,16 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
                 return
             case 'tlsrpt.send_after_minutes':
             case 'tlsrpt.spread_minutes': {
-                const n = parseIntIn(value, 0, 1200)
-                if (n === undefined) return bad('not a whole number of minutes from 0 to 1200')
+                const n = parseIntIn(value, 0, 2880)
+                if (n === undefined) return bad('not a whole number of minutes from 0 to 2880')
                 if (key === 'send_after_minutes') cfg.tlsrpt.sendAfterMinutes = n
                 else cfg.tlsrpt.spreadMinutes = n
+                return
+            }
+            case 'tlsrpt.check_seconds': {
+                const n = parseIntIn(value, 1, 3600)
+                if (n === undefined) return bad('not a whole number of seconds from 1 to 3600')
+                cfg.tlsrpt.checkSeconds = n
                 return
             }
             case 'tlsrpt.https_ca_file':

@@ -15,6 +15,7 @@ import { sleep } from '../world/procs'
 import { readDaneLog } from '../world/dane-log'
 import { ScenarioWorld, worldWithHaraka } from '../world/scenarios'
 import { JournalStore } from '../../lib/tlsrpt/journal'
+import { main } from '../../bin/haraka-dane'
 import { buildReport, utcDay } from '../../lib/tlsrpt/report'
 import { sessionResult, type SessionResult } from '../../lib/tlsrpt/result'
 
@@ -150,5 +151,71 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
         assert.equal(reportsTo('ee', 'tlsrpt@ee.dane.test').length, 1)
         assert.equal(reportsTo('fallback1', 'tlsrpt@fallback.dane.test').length, 1)
         assert.equal(posts.length, 1)
+    })
+})
+
+describe('end to end: haraka-dane tlsrpt send asks the running Haraka to send a past day now', function () {
+    this.timeout(120000)
+    let world: ScenarioWorld
+    let haraka: Haraka
+    const yesterday = utcDay(Date.now() - 86400000)
+    const received = (listener: string, rcpt: string) => world.listeners.get(listener)!.received.filter((r) => r.to.some((t) => t.includes(rcpt)))
+    const send = async (...args: string[]): Promise<{ code: number; out: string }> => {
+        let out = ''
+        const code = await main(['tlsrpt', 'send', '--haraka', haraka.dir, '--wait', '30', ...args], { stdout: (s) => (out += s), stderr: (s) => (out += s) })
+        return { code, out }
+    }
+
+    before(async () => {
+        ;({ world, haraka } = await worldWithHaraka(
+            // not due until two days after the day ends: only a request sends it; the sender looks every second
+            `[tlsrpt]\nenabled=true\norganization_name=${REPORTER.organizationName}\ncontact_info=${REPORTER.contactInfo}\nsend_after_minutes=2880\nspread_minutes=0\ncheck_seconds=1\n`,
+        ))
+        const journal = new JournalStore(path.join(haraka.dir, 'dane-tlsrpt'))
+        for (const [id, domain] of [
+            ['s1', 'ee.dane.test'],
+            ['s2', 'insecure.test'],
+        ])
+            journal.add(
+                sessionResult({
+                    id,
+                    at: Date.parse(`${yesterday}T08:00:00Z`),
+                    recipientDomain: domain,
+                    host: `mx.${domain}`,
+                    mode: 'opportunistic',
+                    tlsaRecords: [],
+                    usableRecords: 0,
+                    outcome: 'opportunistic-tls',
+                })!,
+            )
+        journal.close()
+        await haraka.start()
+    })
+
+    after(async () => {
+        await haraka?.stop()
+        await world?.stop()
+        haraka?.cleanup()
+    })
+
+    it('sends nothing before the hour; on request, one domain now, then the rest; never twice; today refused', async () => {
+        await sleep(7000) // the first rounds (5 s after start-up, then every second) find nothing due
+        assert.equal(received('ee', 'tlsrpt@ee.dane.test').length, 0)
+        const one = await send('--domain', 'ee.dane.test')
+        assert.equal(one.code, 0, one.out)
+        assert.match(one.out, new RegExp(`^${yesterday} ee\\.dane\\.test → mailto:tlsrpt@ee\\.dane\\.test: sent \\(queued in Haraka`, 'm'))
+        const until = Date.now() + 30000
+        while (received('ee', 'tlsrpt@ee.dane.test').length === 0 && Date.now() < until) await sleep(100)
+        assert.equal(received('ee', 'tlsrpt@ee.dane.test').length, 1)
+        assert.equal(received('insecure', 'tlsrpt@insecure.test').length, 0, 'only the domain asked for')
+        const rest = await send()
+        assert.equal(rest.code, 0, rest.out)
+        assert.match(rest.out, /insecure\.test → mailto:tlsrpt@insecure\.test: sent/)
+        assert.doesNotMatch(rest.out, /ee\.dane\.test/)
+        const again = await send()
+        assert.match(again.out, /nothing to send now \(every destination already has its report\)/)
+        const today = await send('--date', 'today')
+        assert.equal(today.code, 3)
+        assert.match(today.out, /not over yet/)
     })
 })

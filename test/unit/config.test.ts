@@ -63,6 +63,7 @@ describe('config (C1, C21–C23)', () => {
             spreadMinutes: 180,
             httpsCaFile: '',
             from: '',
+            checkSeconds: 60,
         })
         const missing = buildConfig(ini('[tlsrpt]\n\nenabled=yes'), exc(''))
         assert.equal(missing.config, undefined)
