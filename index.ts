@@ -6,6 +6,7 @@
 //   the log         lib/log                                      → dane_delivered, dane_deferred, dane_bounce
 //   TLS reports     lib/tlsrpt (RFC 8460 results, kept per day)  → recordTlsrpt, from the same places as the log
 import cluster from 'node:cluster'
+import fs from 'node:fs'
 import path from 'node:path'
 import { domainToASCII } from 'node:url'
 import constants from 'haraka-constants'
@@ -171,7 +172,11 @@ export function dane_prove_internals(this: DanePlugin, next: Next, server?: { cf
 function startTlsrptScheduler(plugin: DanePlugin): void {
     if (plugin.dane_tlsrpt_scheduler) return
     const scheduler = new TlsrptScheduler({
-        settings: () => plugin.dane?.config.tlsrpt,
+        settings: () => {
+            const t = plugin.dane?.config.tlsrpt
+            // https_ca_file, like the directory, is relative to Haraka's directory
+            return t && { ...t, httpsCaFile: t.httpsCaFile && tlsrptDirectory(t.httpsCaFile) }
+        },
         journal: () => plugin.dane?.tlsrpt,
         lookupTxt: (name) => plugin.dane!.resolver.lookup(name, 'TXT'),
         queueMail: (from, to, message) =>
@@ -214,6 +219,10 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
     if (old && !sameResolver) old.resolver.close()
     if (old && !sameLog) closeLogger(old.logger)
     const tlsrptDir = cfg.tlsrpt.enabled ? tlsrptDirectory(cfg.tlsrpt.directory) : undefined
+    if (cfg.tlsrpt.enabled && cfg.tlsrpt.httpsCaFile && !fs.existsSync(tlsrptDirectory(cfg.tlsrpt.httpsCaFile)))
+        this.logerror(
+            `haraka-plugin-dane: tlsrpt.https_ca_file ${tlsrptDirectory(cfg.tlsrpt.httpsCaFile)} cannot be read: reports to https destinations will fail until it can`,
+        )
     if (old?.tlsrpt && old.tlsrpt.dir !== tlsrptDir) old.tlsrpt.close()
     this.dane = {
         config: cfg,

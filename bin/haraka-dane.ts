@@ -15,7 +15,7 @@ import { buildConfig, DEFAULTS, formatErrors, resolverSettingsOrThrow, type Dane
 import { JournalStore } from '../lib/tlsrpt/journal'
 import { buildReport, dayRange, domainsWithResults, reportFilename, utcDay } from '../lib/tlsrpt/report'
 import { parseTlsrptRecords, tlsrptRecordName } from '../lib/tlsrpt/policy-record'
-import { FileSentStore } from '../lib/tlsrpt/send'
+import type { DomainOutcome } from '../lib/tlsrpt/send'
 import { sendNowFile } from '../lib/tlsrpt/scheduler'
 import { decide, type Decision, type HostDecision, serverName } from '../lib/policy'
 import { probe, type ProbeResult } from '../lib/probe'
@@ -597,11 +597,17 @@ async function cmdTlsrptSend(args: string[], out: Out): Promise<number> {
     if (!Number.isInteger(waitS) || waitS < 1 || waitS > 3600) throw new UsageError(`--wait: "${values.wait}" is not a whole number of seconds (1..3600)`)
     const { cfg, dir, iniFile } = tlsrptSetup(values.haraka)
     if (!cfg.tlsrpt.enabled) throw new UsageError(`[tlsrpt] enabled is not true in ${iniFile}: the plugin sends no reports`, false)
+    const domains = domainsWithResults(day, new JournalStore(dir).results(day)).filter((d) => !only || d === only)
+    if (domains.length === 0) {
+        out.stdout(`${day}: no TLS report results kept${only ? ` for ${only}` : ''} in ${dir}; nothing to send\n`)
+        return 0
+    }
     const started = Date.now()
-    fs.mkdirSync(dir, { recursive: true })
     const request = sendNowFile(dir, day)
+    const done = `${request}.done`
+    fs.rmSync(done, { force: true })
     fs.writeFileSync(request, `${only}\n`)
-    while (fs.existsSync(request)) {
+    while (!fs.existsSync(done)) {
         if (Date.now() - started > waitS * 1000) {
             fs.rmSync(request, { force: true })
             out.stderr(
@@ -611,15 +617,16 @@ async function cmdTlsrptSend(args: string[], out: Out): Promise<number> {
         }
         await new Promise((r) => setTimeout(r, 200))
     }
-    const store = new FileSentStore(dir)
-    const domains = domainsWithResults(day, new JournalStore(dir).results(day)).filter((d) => !only || d === only)
-    const sent = domains.flatMap((domain) => store.deliveries(day, domain).map((d) => ({ domain, ...d })))
-    const now = sent.filter((d) => d.at >= started)
-    if (values.json) out.stdout(`${JSON.stringify({ day, sent: now, before: sent.filter((d) => d.at < started) }, null, 2)}\n`)
+    const outcomes = JSON.parse(fs.readFileSync(done, 'utf8')) as DomainOutcome[]
+    fs.rmSync(done, { force: true })
+    const now = outcomes.flatMap((o) => o.sent.map((d) => ({ domain: o.domain, ...d })))
+    if (values.json) out.stdout(`${JSON.stringify({ day, outcomes }, null, 2)}\n`)
     else {
-        if (now.length === 0)
-            out.stdout(`${day}: nothing to send now (${sent.length ? 'every destination already has its report' : 'no report with a destination'})\n`)
-        for (const d of now) out.stdout(`${day} ${d.domain} → ${d.uri}: ${d.ok ? 'sent' : 'failed, tried again later'} (${d.detail})\n`)
+        for (const o of outcomes) {
+            if (o.skipped) out.stdout(`${day} ${o.domain}: not sent: ${o.skipped}\n`)
+            for (const d of o.sent) out.stdout(`${day} ${o.domain} → ${d.uri}: ${d.ok ? 'sent' : 'failed, tried again later'} (${d.detail})\n`)
+        }
+        if (now.length === 0 && outcomes.every((o) => !o.skipped)) out.stdout(`${day}: nothing to send now (every destination already has its report)\n`)
     }
     return now.some((d) => !d.ok) ? 1 : 0
 }

@@ -383,6 +383,12 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         cfg.exceptions.add(name)
     })
     // RFC 8460 4.4: a report names who sent it and how to reach them; there is no sensible default for either
+    if (cfg.tlsrpt.sendAfterMinutes + cfg.tlsrpt.spreadMinutes > 2880)
+        errors.push({
+            file: ini.file,
+            line: tlsrptLine,
+            message: 'tlsrpt.send_after_minutes + tlsrpt.spread_minutes must not exceed 2880 (two days: the sender looks back four)',
+        })
     if (cfg.tlsrpt.enabled) {
         if (!cfg.tlsrpt.organizationName) errors.push({ file: ini.file, line: tlsrptLine, message: 'tlsrpt.enabled=true needs tlsrpt.organization_name' })
         if (!cfg.tlsrpt.contactInfo)

@@ -20,8 +20,20 @@ export function sendNowFile(dir: string, day: string): string {
     return path.join(dir, `send-now-${day}`)
 }
 
-/** Days back the sender looks at: yesterday's reports, and the retries of the day before (RFC 8460 5.5: 24 h). */
-const DAYS_BACK = 3
+/** Calendar days back the sender looks at: a report is due at most 48 h after its day ends, then retried for 24 h. */
+const DAYS_BACK = 4
+
+/** The longest a transport may take before its attempt counts as failed (a hook that never answers, a trickling server). */
+export const TRANSPORT_DEADLINE_MS = 120_000
+
+function withDeadline(p: Promise<{ ok: boolean; detail: string }>, ms: number): Promise<{ ok: boolean; detail: string }> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<{ ok: boolean; detail: string }>((resolve) => {
+        timer = setTimeout(() => resolve({ ok: false, detail: `no answer within ${ms / 1000} s` }), ms)
+        timer.unref()
+    })
+    return Promise.race([p, late]).finally(() => clearTimeout(timer))
+}
 
 export interface SchedulerDeps {
     settings(): TlsrptSettings | undefined
@@ -60,6 +72,11 @@ export class TlsrptScheduler {
     }
 
     /** One round: every due report of the last days. Resolves when done; never rejects. */
+    /** Past days whose every report was sent, given up or had no destination: not looked at again by this process. */
+    private readonly finished = new Set<string>()
+    private rounds = 0
+
+    /** One round: every due report of the last days. Resolves when done; never rejects. */
     async tick(): Promise<void> {
         if (this.running) return
         this.running = true
@@ -69,34 +86,56 @@ export class TlsrptScheduler {
             if (!settings?.enabled || !journal) return
             const now = this.deps.now ?? Date.now
             const today = utcDay(now())
-            const ca = settings.httpsCaFile ? fs.readFileSync(settings.httpsCaFile) : undefined
+            const oldest = utcDay(now() - DAYS_BACK * 86400_000)
             const store = new FileSentStore(journal.dir)
-            const reporter = { organizationName: settings.organizationName, contactInfo: settings.contactInfo }
+            const from = settings.from || settings.contactInfo
             const deps = {
-                reporter,
-                from: settings.from || settings.contactInfo,
+                reporter: { organizationName: settings.organizationName, contactInfo: settings.contactInfo },
+                from,
                 lookupTxt: (name: string) => this.deps.lookupTxt(name),
-                sendMail: (to: string, message: string) => this.deps.queueMail(settings.from || settings.contactInfo, to, message),
+                sendMail: (to: string, message: string) => withDeadline(this.deps.queueMail(from, to, message), TRANSPORT_DEADLINE_MS),
                 postHttps: async (url: string, gz: Buffer) => {
-                    const r = await postReport(url, gz, { ca })
-                    return { ok: r.ok, detail: r.ok ? `HTTP ${r.status}` : (r.error ?? 'failed') }
+                    // an unreadable CA file fails the https destinations only
+                    const ca = settings.httpsCaFile ? fs.readFileSync(settings.httpsCaFile) : undefined
+                    const r = await withDeadline(
+                        postReport(url, gz, { ca }).then((p) => ({ ok: p.ok, detail: p.ok ? `HTTP ${p.status}` : (p.error ?? 'failed') })),
+                        TRANSPORT_DEADLINE_MS,
+                    )
+                    return r
                 },
                 now,
                 unique: () => randomBytes(6).toString('hex'),
             }
             const past = journal.days().filter((d) => d < today)
-            // asked for by `haraka-dane tlsrpt send`: due now, whatever the hour (days before today only)
+            // asked for by `haraka-dane tlsrpt send`: due now, whatever the hour (days before today only). The
+            // request is taken by renaming it (one process takes it), and answered with a .done file
             for (const day of past) {
-                const file = sendNowFile(journal.dir, day)
-                if (!fs.existsSync(file)) continue
-                const only = fs.readFileSync(file, 'utf8').trim() || undefined
-                for (const o of await sendDueReports(day, journal.results(day), deps, store, only)) this.deps.log(o, day)
-                fs.rmSync(file, { force: true })
+                const request = sendNowFile(journal.dir, day)
+                const taken = `${request}.${process.pid}`
+                try {
+                    fs.renameSync(request, taken)
+                } catch {
+                    continue
+                }
+                const only = fs.readFileSync(taken, 'utf8').trim() || undefined
+                const outcomes = await sendDueReports(day, journal.results(day), deps, store, only)
+                for (const o of outcomes) if (o.sent.length || o.skipped) this.deps.log(o, day)
+                fs.writeFileSync(`${request}.done`, JSON.stringify(outcomes))
+                fs.rmSync(taken, { force: true })
             }
-            for (const day of past.slice(-DAYS_BACK)) {
+            for (const day of past.filter((d) => d >= oldest && !this.finished.has(d))) {
                 const due = (domain: string) => reportDueAt(day, domain, settings.sendAfterMinutes, settings.spreadMinutes)
-                for (const o of await sendDueReports(day, journal.results(day), deps, store, undefined, due)) this.deps.log(o, day)
+                const results = journal.results(day)
+                const outcomes = await sendDueReports(day, results, deps, store, undefined, due)
+                for (const o of outcomes) if (o.sent.length || (o.skipped && !/^no |malformed|records begin/.test(o.skipped))) this.deps.log(o, day)
+                // every domain due and nothing left to try: this day is done for this process
+                const domains = new Set(results.map((r) => r.recipientDomain))
+                const allDue = [...domains].every((d) => now() >= due(d))
+                const open = outcomes.some((o) => o.sent.some((x) => !x.ok) || (o.skipped && /tried again|another process|not sent this round/.test(o.skipped)))
+                const waiting = [...domains].some((d) => store.deliveries(day, d).some((x) => !x.ok) && !store.deliveries(day, d).some((x) => x.ok))
+                if (allDue && !open && !waiting) this.finished.add(day)
             }
+            if (this.rounds++ === 0) this.deps.log({ domain: '*', sent: [], skipped: `first round done: ${past.length} past day(s) kept` }, today)
         } catch (e) {
             this.deps.fault(`haraka-plugin-dane: TLS reports not sent this round: ${(e as Error)?.message ?? e}`)
         } finally {

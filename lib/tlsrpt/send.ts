@@ -3,10 +3,11 @@
 // so that a restart, or a second process on the same store, never sends a report twice. The transports
 // (mail through Haraka's outbound, HTTPS) and the clock are given by the caller.
 import fs from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import type { Answer } from '../dns/answer'
 import { parseTlsrptRecords, tlsrptRecordName } from './policy-record'
-import { buildReport, domainsWithResults, reportFilename, reportId, submitterOf, type Reporter } from './report'
+import { buildReport, reportFilename, reportId, submitterOf, type Reporter } from './report'
 import { gzipReport, reportMessage } from './message'
 import type { SessionResult } from './result'
 
@@ -26,10 +27,14 @@ export interface Delivery {
 /** Where deliveries are kept (lib/tlsrpt/send FileSentStore), shared by the processes sending. */
 export interface SentStore {
     deliveries(day: string, domain: string): Delivery[]
-    add(day: string, domain: string, d: Delivery): void
-    /** Claim a domain's report for this process for a while; false while another holds it. */
-    claim(day: string, domain: string, now: number): boolean
-    release(day: string, domain: string): void
+    /** Keep a delivery; never throws: why it could not be written (it is then kept in memory), or undefined. */
+    add(day: string, domain: string, d: Delivery): string | undefined
+    /** Claim a domain's report for a while: a token, or undefined while another holds it. */
+    claim(day: string, domain: string, now: number): string | undefined
+    /** Keep holding it (between destinations). */
+    renew(day: string, domain: string, token: string, now: number): void
+    /** Give it up, if it is still this token's. */
+    release(day: string, domain: string, token: string): void
 }
 
 export interface SendDeps {
@@ -93,62 +98,76 @@ export async function sendDueReports(
     notBefore?: (domain: string) => number,
 ): Promise<DomainOutcome[]> {
     const out: DomainOutcome[] = []
-    for (const domain of domainsWithResults(day, results)) {
-        if (only !== undefined && domain !== only) continue
+    // each domain's results once (a report per domain over all results would cost domains × results)
+    const byDomain = new Map<string, SessionResult[]>()
+    for (const r of results) {
+        if (only !== undefined && r.recipientDomain !== only) continue
+        const list = byDomain.get(r.recipientDomain)
+        if (list) list.push(r)
+        else byDomain.set(r.recipientDomain, [r])
+    }
+    for (const domain of [...byDomain.keys()].sort()) {
         if (notBefore && deps.now() < notBefore(domain)) continue
-        const report = buildReport(day, domain, results, deps.reporter)
-        if (!report) continue
-        const txt = await deps.lookupTxt(tlsrptRecordName(domain))
-        if (txt.status === 'failed') {
-            out.push({ domain, sent: [], skipped: `TXT lookup for ${txt.name} failed (${txt.reason ?? 'unknown'}); tried again later` })
-            continue
-        }
-        const policy = parseTlsrptRecords(txt.status === 'ok' ? (txt.txt ?? []) : [])
-        if (policy.kind === 'none') {
-            out.push({ domain, sent: [], skipped: policy.reason })
-            continue
-        }
-        if (!store.claim(day, domain, deps.now())) {
-            out.push({ domain, sent: [], skipped: 'another process is sending this report' })
-            continue
-        }
+        // one domain's trouble (a store that cannot be read, a transport that throws) is not every domain's
         try {
-            const gz = gzipReport(report)
-            const sent: Delivery[] = []
-            for (const rua of policy.policy.rua) {
-                if (destinationState(store.deliveries(day, domain), rua.uri, deps.now()) !== 'due') continue
-                let r: { ok: boolean; detail: string }
-                try {
-                    if (rua.scheme === 'https') r = await deps.postHttps(rua.url, gz)
-                    else {
-                        const submitter = submitterOf(deps.reporter)
-                        const message = reportMessage({
-                            from: deps.from,
-                            to: rua.address,
-                            domain,
-                            submitter,
-                            reportId: reportId(day, domain, deps.reporter),
-                            filename: reportFilename(day, domain, deps.reporter),
-                            gz,
-                            date: new Date(deps.now()),
-                            messageId: `${deps.unique()}.${day}.${domain}@${submitter}`,
-                            boundary: `tlsrpt-${deps.unique()}`,
-                        })
-                        r = await deps.sendMail(rua.address, message)
-                    }
-                } catch (e) {
-                    r = { ok: false, detail: (e as Error)?.message ?? String(e) }
-                }
-                const d: Delivery = { uri: rua.uri, ok: r.ok, detail: r.detail, at: deps.now() }
-                store.add(day, domain, d)
-                sent.push(d)
-            }
-            out.push({ domain, sent })
-        } finally {
-            store.release(day, domain)
+            const o = await sendDomain(day, domain, byDomain.get(domain)!, deps, store)
+            if (o) out.push(o)
+        } catch (e) {
+            out.push({ domain, sent: [], skipped: `not sent this round: ${(e as Error)?.message ?? e}` })
         }
+        // many domains: let deliveries go on between them
+        await new Promise((r) => setImmediate(r))
     }
     return out
+}
+
+async function sendDomain(day: string, domain: string, results: SessionResult[], deps: SendDeps, store: SentStore): Promise<DomainOutcome | null> {
+    const txt = await deps.lookupTxt(tlsrptRecordName(domain))
+    if (txt.status === 'failed') return { domain, sent: [], skipped: `TXT lookup for ${txt.name} failed (${txt.reason ?? 'unknown'}); tried again later` }
+    const policy = parseTlsrptRecords(txt.status === 'ok' ? (txt.txt ?? []) : [])
+    if (policy.kind === 'none') return { domain, sent: [], skipped: policy.reason }
+    // nothing due: no report built, no claim taken
+    if (!policy.policy.rua.some((u) => destinationState(store.deliveries(day, domain), u.uri, deps.now()) === 'due')) return { domain, sent: [] }
+    const report = buildReport(day, domain, results, deps.reporter)
+    if (!report) return null
+    const token = store.claim(day, domain, deps.now())
+    if (!token) return { domain, sent: [], skipped: 'another process is sending this report' }
+    try {
+        const gz = gzipReport(report)
+        const sent: Delivery[] = []
+        for (const rua of policy.policy.rua) {
+            if (destinationState(store.deliveries(day, domain), rua.uri, deps.now()) !== 'due') continue
+            let r: { ok: boolean; detail: string }
+            try {
+                if (rua.scheme === 'https') r = await deps.postHttps(rua.url, gz)
+                else {
+                    const submitter = submitterOf(deps.reporter)
+                    const message = reportMessage({
+                        from: deps.from,
+                        to: rua.address,
+                        domain,
+                        submitter,
+                        reportId: reportId(day, domain, deps.reporter),
+                        filename: reportFilename(day, domain, deps.reporter),
+                        gz,
+                        date: new Date(deps.now()),
+                        messageId: `${deps.unique()}.${day}.${domain}@${submitter}`,
+                        boundary: `tlsrpt-${deps.unique()}`,
+                    })
+                    r = await deps.sendMail(rua.address, message)
+                }
+            } catch (e) {
+                r = { ok: false, detail: (e as Error)?.message ?? String(e) }
+            }
+            const d: Delivery = { uri: rua.uri, ok: r.ok, detail: r.detail, at: deps.now() }
+            const unwritten = store.add(day, domain, d)
+            sent.push(unwritten ? { ...d, detail: `${d.detail}; not recorded on disk (${unwritten}): this process will not send it again` } : d)
+            store.renew(day, domain, token, deps.now())
+        }
+        return { domain, sent }
+    } finally {
+        store.release(day, domain, token)
+    }
 }
 
 /** How long a claim holds before another process may take it over (a sender that died). */
@@ -156,10 +175,14 @@ export const CLAIM_MS = 10 * 60_000
 
 /**
  * The deliveries, as JSON lines beside the day's results (`sent-YYYY-MM-DD.jsonl`), and claims as files
- * created exclusively (O_EXCL), so that the processes of one machine sharing the directory send each
- * report once.
+ * created exclusively (O_EXCL) holding a token, so that the processes of one machine sharing the
+ * directory send each report once: a claim is released only by its holder, and a stale one is taken over
+ * by renaming it away first (only one process can), then creating a new one. A delivery that cannot be
+ * written is kept in memory too, so that this process does not send it again while the disk is full.
  */
 export class FileSentStore implements SentStore {
+    private readonly unwritten = new Map<string, Delivery[]>()
+
     constructor(readonly dir: string) {}
 
     private file(day: string): string {
@@ -177,7 +200,7 @@ export class FileSentStore implements SentStore {
         } catch (e) {
             if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
         }
-        const out: Delivery[] = []
+        const out: Delivery[] = [...(this.unwritten.get(`${day} ${domain}`) ?? [])]
         for (const line of text.split('\n')) {
             if (!line) continue
             try {
@@ -190,38 +213,61 @@ export class FileSentStore implements SentStore {
         return out.sort((a, b) => a.at - b.at)
     }
 
-    add(day: string, domain: string, d: Delivery): void {
-        fs.mkdirSync(this.dir, { recursive: true })
-        fs.appendFileSync(this.file(day), `\n${JSON.stringify({ domain, ...d })}\n`)
+    add(day: string, domain: string, d: Delivery): string | undefined {
+        try {
+            fs.mkdirSync(this.dir, { recursive: true })
+            fs.appendFileSync(this.file(day), `\n${JSON.stringify({ domain, ...d })}\n`)
+            return undefined
+        } catch (e) {
+            const key = `${day} ${domain}`
+            this.unwritten.set(key, [...(this.unwritten.get(key) ?? []), d])
+            return (e as Error).message
+        }
     }
 
-    claim(day: string, domain: string, now: number): boolean {
+    claim(day: string, domain: string, now: number): string | undefined {
         fs.mkdirSync(this.dir, { recursive: true })
         const f = this.claimFile(day, domain)
-        try {
-            fs.writeFileSync(f, `${process.pid} ${now}\n`, { flag: 'wx' })
-            return true
-        } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+        const token = `${process.pid}.${randomBytes(6).toString('hex')}`
+        const create = (): boolean => {
+            try {
+                fs.writeFileSync(f, `${token} ${now}\n`, { flag: 'wx' })
+                return true
+            } catch (e) {
+                if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+                return false
+            }
         }
-        // a claim older than CLAIM_MS belongs to a sender that died: take it over
-        let since = NaN
+        if (create()) return token
+        const held = this.readClaim(f)
+        if (held && !(now - held.since > CLAIM_MS)) return undefined
+        // stale (its sender died or hung): only the process whose rename succeeds may replace it
+        const aside = `${f}.stale.${token}`
         try {
-            since = Number(fs.readFileSync(f, 'utf8').split(' ')[1])
+            fs.renameSync(f, aside)
         } catch {
-            /* released meanwhile */
+            return undefined
         }
-        if (Number.isFinite(since) && !(now - since > CLAIM_MS)) return false
-        fs.rmSync(f, { force: true })
-        try {
-            fs.writeFileSync(f, `${process.pid} ${now}\n`, { flag: 'wx' })
-            return true
-        } catch {
-            return false
-        }
+        fs.rmSync(aside, { force: true })
+        return create() ? token : undefined
     }
 
-    release(day: string, domain: string): void {
-        fs.rmSync(this.claimFile(day, domain), { force: true })
+    renew(day: string, domain: string, token: string, now: number): void {
+        const f = this.claimFile(day, domain)
+        if (this.readClaim(f)?.token === token) fs.writeFileSync(f, `${token} ${now}\n`)
+    }
+
+    release(day: string, domain: string, token: string): void {
+        const f = this.claimFile(day, domain)
+        if (this.readClaim(f)?.token === token) fs.rmSync(f, { force: true })
+    }
+
+    private readClaim(f: string): { token: string; since: number } | undefined {
+        try {
+            const [token, since] = fs.readFileSync(f, 'utf8').trim().split(' ')
+            return { token, since: Number.isFinite(Number(since)) ? Number(since) : 0 }
+        } catch {
+            return undefined
+        }
     }
 }

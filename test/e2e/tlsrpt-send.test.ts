@@ -135,19 +135,13 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
             today.filter((r) => r.recipientDomain === 'ee.dane.test' || r.recipientDomain === 'fallback.dane.test'),
             [],
         )
-        const rounds = () => readDaneLog(daneLog).filter((l) => l.event === 'tlsrpt').length
-        const before = rounds()
+        // the restarted plugin's first round has run to its end (it logs that once)
+        const firstRounds = () => readDaneLog(daneLog).filter((l) => l.event === 'tlsrpt' && l.domain === '*').length
+        const before = firstRounds()
         await haraka.stop()
         await haraka.start()
-        // the restarted plugin's first round looked at both reports and found them sent
-        await until('a round of the restarted plugin', () => rounds() >= before + 2)
-        const last = readDaneLog(daneLog)
-            .filter((l) => l.event === 'tlsrpt')
-            .slice(-2) as unknown as { domain: string; sent: unknown[] }[]
-        assert.deepEqual(last.map((l) => [l.domain, l.sent]).sort(), [
-            ['ee.dane.test', []],
-            ['fallback.dane.test', []],
-        ])
+        await until('the first round of the restarted plugin', () => firstRounds() > before)
+        await sleep(500)
         assert.equal(reportsTo('ee', 'tlsrpt@ee.dane.test').length, 1)
         assert.equal(reportsTo('fallback1', 'tlsrpt@fallback.dane.test').length, 1)
         assert.equal(posts.length, 1)

@@ -134,14 +134,37 @@ describe('TLSRPT sending (RFC 8460 5)', () => {
 
     it('a report another process holds is left to it; a claim older than its time is taken over', async () => {
         const other = new FileSentStore(dir)
-        assert.equal(other.claim(DAY, 'a.example', now), true)
+        assert.ok(other.claim(DAY, 'a.example', now))
         const held = await sendDueReports(DAY, results, deps(), new FileSentStore(dir), 'a.example')
         assert.deepEqual(held, [{ domain: 'a.example', sent: [], skipped: 'another process is sending this report' }])
         now += CLAIM_MS + 1
         const taken = await sendDueReports(DAY, results, deps(), new FileSentStore(dir), 'a.example')
         assert.equal(taken[0].sent.length, 2)
         // released after sending
-        assert.equal(new FileSentStore(dir).claim(DAY, 'a.example', now), true)
+        assert.ok(new FileSentStore(dir).claim(DAY, 'a.example', now))
+    })
+
+    it('a claim is released only by its holder: a slow first sender cannot free the claim of the one that took over', () => {
+        const a = new FileSentStore(dir)
+        const b = new FileSentStore(dir)
+        const ta = a.claim(DAY, 'a.example', now)!
+        const tb = b.claim(DAY, 'a.example', now + CLAIM_MS + 1)!
+        assert.ok(tb && tb !== ta)
+        a.release(DAY, 'a.example', ta)
+        assert.equal(new FileSentStore(dir).claim(DAY, 'a.example', now + CLAIM_MS + 2), undefined, "b's claim still holds")
+        b.release(DAY, 'a.example', tb)
+        assert.ok(new FileSentStore(dir).claim(DAY, 'a.example', now + CLAIM_MS + 3))
+    })
+
+    it('a delivery that cannot be written to disk is not sent again by this process', async () => {
+        const store = new FileSentStore(dir)
+        // a dangling link into a directory that does not exist: reads find nothing, appends fail (as on a full disk)
+        fs.symlinkSync(path.join(dir, 'gone', 'sent'), path.join(dir, `sent-${DAY}.jsonl`))
+        const first = await sendDueReports(DAY, results, deps(), store, 'a.example')
+        assert.match(first[0].sent[0].detail, /not recorded on disk/)
+        await sendDueReports(DAY, results, deps(), store, 'a.example')
+        assert.equal(mails.length, 1)
+        assert.equal(posts.length, 1)
     })
 
     it('a transport that throws is a failed delivery, kept and tried again later', async () => {
