@@ -152,6 +152,7 @@ describe('end to end: haraka-dane tlsrpt send asks the running Haraka to send a 
     this.timeout(120000)
     let world: ScenarioWorld
     let haraka: Haraka
+    let daneLog: string
     const yesterday = utcDay(Date.now() - 86400000)
     const received = (listener: string, rcpt: string) => world.listeners.get(listener)!.received.filter((r) => r.to.some((t) => t.includes(rcpt)))
     const send = async (...args: string[]): Promise<{ code: number; out: string }> => {
@@ -161,7 +162,7 @@ describe('end to end: haraka-dane tlsrpt send asks the running Haraka to send a 
     }
 
     before(async () => {
-        ;({ world, haraka } = await worldWithHaraka(
+        ;({ world, haraka, daneLog } = await worldWithHaraka(
             // not due until two days after the day ends: only a request sends it; the sender looks every second
             `[tlsrpt]\nenabled=true\norganization_name=${REPORTER.organizationName}\ncontact_info=${REPORTER.contactInfo}\nsend_after_minutes=2880\nspread_minutes=0\ncheck_seconds=1\n`,
         ))
@@ -193,7 +194,13 @@ describe('end to end: haraka-dane tlsrpt send asks the running Haraka to send a 
     })
 
     it('sends nothing before the hour; on request, one domain now, then the rest; never twice; today refused', async () => {
-        await sleep(7000) // the first rounds (5 s after start-up, then every second) find nothing due
+        // the first round (a second after start-up) has run to its end and found nothing due
+        const end = Date.now() + 30000
+        while (!readDaneLog(daneLog).some((l) => l.event === 'tlsrpt' && l.domain === '*') && Date.now() < end) await sleep(100)
+        assert.ok(
+            readDaneLog(daneLog).some((l) => l.event === 'tlsrpt' && l.domain === '*'),
+            'the sender ran',
+        )
         assert.equal(received('ee', 'tlsrpt@ee.dane.test').length, 0)
         const one = await send('--domain', 'ee.dane.test')
         assert.equal(one.code, 0, one.out)
