@@ -164,7 +164,11 @@ export function loadHarakaInternals(harakaRequire: (name: string) => unknown): H
     if (missing.length) throw new Error(`haraka-plugin-dane: Haraka internals it relies on are missing or changed: ${missing.join(', ')}`)
     const sendEmail = (): SendEmail | undefined => {
         const outbound = harakaRequire('outbound') as { send_email?: SendEmail } | undefined
-        return typeof outbound?.send_email === 'function' ? outbound.send_email.bind(outbound) : undefined
+        if (typeof outbound?.send_email !== 'function') return undefined
+        // the notes as Haraka's own transactions carry them (haraka-notes: get/set), for any plugin that reads them
+        const Notes = req('haraka-notes') as new (o?: Record<string, unknown>) => Record<string, unknown>
+        return (from, to, contents, next, options) =>
+            outbound.send_email!(from, to, contents, next, { ...options, notes: options.notes && new Notes(options.notes) })
     }
     return { version, HMailItem, clientPool, outboundTls, outboundConfig, HarakaMx: netUtils.HarakaMx!, resolveMxHosts: netUtils.resolve_mx_hosts!, sendEmail }
 }
