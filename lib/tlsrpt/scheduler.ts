@@ -10,7 +10,7 @@ import type { TlsrptSettings } from '../config'
 import { postReport } from './https'
 import { JournalStore } from './journal'
 import { utcDay } from './report'
-import { FileSentStore, reportDueAt, sendDueReports, type DomainOutcome } from './send'
+import { destinationState, FileSentStore, reportDueAt, sendDueReports, type DomainOutcome } from './send'
 
 /** The transaction note that marks a report message (set in-process only: no SMTP client can set it). */
 export const REPORT_NOTE = 'dane_tlsrpt_report'
@@ -132,7 +132,11 @@ export class TlsrptScheduler {
                 const domains = new Set(results.map((r) => r.recipientDomain))
                 const allDue = [...domains].every((d) => now() >= due(d))
                 const open = outcomes.some((o) => o.sent.some((x) => !x.ok) || (o.skipped && /tried again|another process|not sent this round/.test(o.skipped)))
-                const waiting = [...domains].some((d) => store.deliveries(day, d).some((x) => !x.ok) && !store.deliveries(day, d).some((x) => x.ok))
+                // a destination whose report has not gone yet and is still within its day of retries
+                const waiting = [...domains].some((d) => {
+                    const deliveries = store.deliveries(day, d)
+                    return [...new Set(deliveries.map((x) => x.uri))].some((uri) => ['due', 'wait'].includes(destinationState(deliveries, uri, now())))
+                })
                 if (allDue && !open && !waiting) this.finished.add(day)
             }
             if (this.rounds++ === 0) this.deps.log({ domain: '*', sent: [], skipped: `first round done: ${past.length} past day(s) kept` }, today)
