@@ -219,10 +219,9 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
     if (old && !sameResolver) old.resolver.close()
     if (old && !sameLog) closeLogger(old.logger)
     const tlsrptDir = cfg.tlsrpt.enabled ? tlsrptDirectory(cfg.tlsrpt.directory) : undefined
-    if (cfg.tlsrpt.enabled && cfg.tlsrpt.httpsCaFile && !fs.existsSync(tlsrptDirectory(cfg.tlsrpt.httpsCaFile)))
-        this.logerror(
-            `haraka-plugin-dane: tlsrpt.https_ca_file ${tlsrptDirectory(cfg.tlsrpt.httpsCaFile)} cannot be read: reports to https destinations will fail until it can`,
-        )
+    const caFile = cfg.tlsrpt.httpsCaFile && tlsrptDirectory(cfg.tlsrpt.httpsCaFile)
+    if (cfg.tlsrpt.enabled && caFile && !fs.existsSync(caFile))
+        this.logerror(`haraka-plugin-dane: tlsrpt.https_ca_file ${caFile} cannot be read: reports to https destinations will fail until it can`)
     if (old?.tlsrpt && old.tlsrpt.dir !== tlsrptDir) old.tlsrpt.close()
     this.dane = {
         config: cfg,

@@ -10,7 +10,7 @@ import type { TlsrptSettings } from '../config'
 import { postReport } from './https'
 import { JournalStore } from './journal'
 import { utcDay } from './report'
-import { destinationState, FileSentStore, reportDueAt, sendDueReports, type DomainOutcome } from './send'
+import { FileSentStore, reportDueAt, sendDueReports, type DomainOutcome } from './send'
 
 /** The transaction note that marks a report message (set in-process only: no SMTP client can set it). */
 export const REPORT_NOTE = 'dane_tlsrpt_report'
@@ -71,7 +71,6 @@ export class TlsrptScheduler {
         this.timer = undefined
     }
 
-    /** One round: every due report of the last days. Resolves when done; never rejects. */
     /** Past days whose every report was sent, given up or had no destination: not looked at again by this process. */
     private readonly finished = new Set<string>()
     private rounds = 0
@@ -97,11 +96,10 @@ export class TlsrptScheduler {
                 postHttps: async (url: string, gz: Buffer) => {
                     // an unreadable CA file fails the https destinations only
                     const ca = settings.httpsCaFile ? fs.readFileSync(settings.httpsCaFile) : undefined
-                    const r = await withDeadline(
+                    return withDeadline(
                         postReport(url, gz, { ca }).then((p) => ({ ok: p.ok, detail: p.ok ? `HTTP ${p.status}` : (p.error ?? 'failed') })),
                         TRANSPORT_DEADLINE_MS,
                     )
-                    return r
                 },
                 now,
                 unique: () => randomBytes(6).toString('hex'),
@@ -125,19 +123,10 @@ export class TlsrptScheduler {
             }
             for (const day of past.filter((d) => d >= oldest && !this.finished.has(d))) {
                 const due = (domain: string) => reportDueAt(day, domain, settings.sendAfterMinutes, settings.spreadMinutes)
-                const results = journal.results(day)
-                const outcomes = await sendDueReports(day, results, deps, store, undefined, due)
-                for (const o of outcomes) if (o.sent.length || (o.skipped && !/^no |malformed|records begin/.test(o.skipped))) this.deps.log(o, day)
+                const outcomes = await sendDueReports(day, journal.results(day), deps, store, undefined, due)
+                for (const o of outcomes) if (o.sent.length || (o.skipped && o.pending)) this.deps.log(o, day)
                 // every domain due and nothing left to try: this day is done for this process
-                const domains = new Set(results.map((r) => r.recipientDomain))
-                const allDue = [...domains].every((d) => now() >= due(d))
-                const open = outcomes.some((o) => o.sent.some((x) => !x.ok) || (o.skipped && /tried again|another process|not sent this round/.test(o.skipped)))
-                // a destination whose report has not gone yet and is still within its day of retries
-                const waiting = [...domains].some((d) => {
-                    const deliveries = store.deliveries(day, d)
-                    return [...new Set(deliveries.map((x) => x.uri))].some((uri) => ['due', 'wait'].includes(destinationState(deliveries, uri, now())))
-                })
-                if (allDue && !open && !waiting) this.finished.add(day)
+                if (outcomes.every((o) => !o.pending)) this.finished.add(day)
             }
             if (this.rounds++ === 0) this.deps.log({ domain: '*', sent: [], skipped: `first round done: ${past.length} past day(s) kept` }, today)
         } catch (e) {

@@ -83,6 +83,8 @@ export interface DomainOutcome {
     sent: Delivery[]
     /** why nothing was sent: no TLSRPT record, a lookup failure (tried again later), held by another process */
     skipped?: string
+    /** the domain's report is to be looked at again: not due yet, a destination still within its retries, a lookup failure, another process's claim, an error */
+    pending?: boolean
 }
 
 /**
@@ -107,13 +109,16 @@ export async function sendDueReports(
         else byDomain.set(r.recipientDomain, [r])
     }
     for (const domain of [...byDomain.keys()].sort()) {
-        if (notBefore && deps.now() < notBefore(domain)) continue
+        if (notBefore && deps.now() < notBefore(domain)) {
+            out.push({ domain, sent: [], pending: true })
+            continue
+        }
         // one domain's trouble (a store that cannot be read, a transport that throws) is not every domain's
         try {
             const o = await sendDomain(day, domain, byDomain.get(domain)!, deps, store)
             if (o) out.push(o)
         } catch (e) {
-            out.push({ domain, sent: [], skipped: `not sent this round: ${(e as Error)?.message ?? e}` })
+            out.push({ domain, sent: [], skipped: `not sent this round: ${(e as Error)?.message ?? e}`, pending: true })
         }
         // many domains: let deliveries go on between them
         await new Promise((r) => setImmediate(r))
@@ -123,28 +128,35 @@ export async function sendDueReports(
 
 async function sendDomain(day: string, domain: string, results: SessionResult[], deps: SendDeps, store: SentStore): Promise<DomainOutcome | null> {
     const txt = await deps.lookupTxt(tlsrptRecordName(domain))
-    if (txt.status === 'failed') return { domain, sent: [], skipped: `TXT lookup for ${txt.name} failed (${txt.reason ?? 'unknown'}); tried again later` }
+    if (txt.status === 'failed')
+        return { domain, sent: [], skipped: `TXT lookup for ${txt.name} failed (${txt.reason ?? 'unknown'}); tried again later`, pending: true }
     const policy = parseTlsrptRecords(txt.status === 'ok' ? (txt.txt ?? []) : [])
     if (policy.kind === 'none') return { domain, sent: [], skipped: policy.reason }
+    const rua = policy.policy.rua
+    let deliveries = store.deliveries(day, domain)
+    const stateOf = (uri: string): DestinationState => destinationState(deliveries, uri, deps.now())
+    const open = (): boolean => rua.some((u) => stateOf(u.uri) === 'due' || stateOf(u.uri) === 'wait')
     // nothing due: no report built, no claim taken
-    if (!policy.policy.rua.some((u) => destinationState(store.deliveries(day, domain), u.uri, deps.now()) === 'due')) return { domain, sent: [] }
+    if (!rua.some((u) => stateOf(u.uri) === 'due')) return { domain, sent: [], pending: open() }
     const report = buildReport(day, domain, results, deps.reporter)
     if (!report) return null
     const token = store.claim(day, domain, deps.now())
-    if (!token) return { domain, sent: [], skipped: 'another process is sending this report' }
+    if (!token) return { domain, sent: [], skipped: 'another process is sending this report', pending: true }
     try {
+        // read again under the claim: another process may have sent it since
+        deliveries = store.deliveries(day, domain)
         const gz = gzipReport(report)
         const sent: Delivery[] = []
-        for (const rua of policy.policy.rua) {
-            if (destinationState(store.deliveries(day, domain), rua.uri, deps.now()) !== 'due') continue
+        for (const u of rua) {
+            if (stateOf(u.uri) !== 'due') continue
             let r: { ok: boolean; detail: string }
             try {
-                if (rua.scheme === 'https') r = await deps.postHttps(rua.url, gz)
+                if (u.scheme === 'https') r = await deps.postHttps(u.url, gz)
                 else {
                     const submitter = submitterOf(deps.reporter)
                     const message = reportMessage({
                         from: deps.from,
-                        to: rua.address,
+                        to: u.address,
                         domain,
                         submitter,
                         reportId: reportId(day, domain, deps.reporter),
@@ -154,17 +166,18 @@ async function sendDomain(day: string, domain: string, results: SessionResult[],
                         messageId: `${deps.unique()}.${day}.${domain}@${submitter}`,
                         boundary: `tlsrpt-${deps.unique()}`,
                     })
-                    r = await deps.sendMail(rua.address, message)
+                    r = await deps.sendMail(u.address, message)
                 }
             } catch (e) {
                 r = { ok: false, detail: (e as Error)?.message ?? String(e) }
             }
-            const d: Delivery = { uri: rua.uri, ok: r.ok, detail: r.detail, at: deps.now() }
+            const d: Delivery = { uri: u.uri, ok: r.ok, detail: r.detail, at: deps.now() }
             const unwritten = store.add(day, domain, d)
+            deliveries.push(d)
             sent.push(unwritten ? { ...d, detail: `${d.detail}; not recorded on disk (${unwritten}): this process will not send it again` } : d)
             store.renew(day, domain, token, deps.now())
         }
-        return { domain, sent }
+        return { domain, sent, pending: open() }
     } finally {
         store.release(day, domain, token)
     }

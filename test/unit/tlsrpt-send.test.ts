@@ -136,7 +136,7 @@ describe('TLSRPT sending (RFC 8460 5)', () => {
         const other = new FileSentStore(dir)
         assert.ok(other.claim(DAY, 'a.example', now))
         const held = await sendDueReports(DAY, results, deps(), new FileSentStore(dir), 'a.example')
-        assert.deepEqual(held, [{ domain: 'a.example', sent: [], skipped: 'another process is sending this report' }])
+        assert.deepEqual(held, [{ domain: 'a.example', sent: [], skipped: 'another process is sending this report', pending: true }])
         now += CLAIM_MS + 1
         const taken = await sendDueReports(DAY, results, deps(), new FileSentStore(dir), 'a.example')
         assert.equal(taken[0].sent.length, 2)

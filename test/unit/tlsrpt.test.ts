@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { parseTlsrptRecords, reportUri } from '../../lib/tlsrpt/policy-record'
+import { parseTlsrptRecords, reportUri, type TlsrptPolicy } from '../../lib/tlsrpt/policy-record'
 import { sessionResult, type AttemptFacts, type SessionResult } from '../../lib/tlsrpt/result'
 import { buildReport, dayRange, reportFilename, reportId, utcDay } from '../../lib/tlsrpt/report'
 import { JournalStore } from '../../lib/tlsrpt/journal'
@@ -37,17 +37,22 @@ function facts(f: Partial<AttemptFacts>): AttemptFacts {
     }
 }
 
+/** the policy the records give, failing the test when they give none */
+function policyOf(txts: string[]): TlsrptPolicy {
+    const r = parseTlsrptRecords(txts)
+    assert.equal(r.kind, 'policy', r.kind === 'none' ? r.reason : '')
+    return (r as { policy: TlsrptPolicy }).policy
+}
+
 describe('TLSRPT (RFC 8460)', () => {
     describe('the _smtp._tls record (section 3)', () => {
         it('reads one record with several destinations, spaces around the delimiters, and unknown fields ignored', () => {
-            const r = parseTlsrptRecords(['v=TLSRPTv1 ; rua=mailto:tls@dest.example , https://report.dest.example/v1/tlsrpt ; ext_1=x;'])
-            assert.equal(r.kind, 'policy')
-            if (r.kind !== 'policy') return
+            const p = policyOf(['v=TLSRPTv1 ; rua=mailto:tls@dest.example , https://report.dest.example/v1/tlsrpt ; ext_1=x;'])
             assert.deepEqual(
-                r.policy.rua.map((u) => u.uri),
+                p.rua.map((u) => u.uri),
                 ['mailto:tls@dest.example', 'https://report.dest.example/v1/tlsrpt'],
             )
-            assert.equal(r.policy.rua[0].scheme === 'mailto' && r.policy.rua[0].address, 'tls@dest.example')
+            assert.equal(p.rua[0].scheme === 'mailto' && p.rua[0].address, 'tls@dest.example')
         })
         it('discards records that do not begin with v=TLSRPTv1; and needs exactly one left', () => {
             assert.equal(parseTlsrptRecords(['v=spf1 -all', 'v=TLSRPTv1;rua=mailto:a@b.example']).kind, 'policy')
@@ -68,14 +73,12 @@ describe('TLSRPT (RFC 8460)', () => {
             assert.match(noScheme.kind === 'none' ? noScheme.reason : '', /no destination/)
         })
         it('keeps the usable destinations beside one it cannot use', () => {
-            const r = parseTlsrptRecords(['v=TLSRPTv1;rua=ftp://x.example/r,mailto:tls@dest.example'])
-            assert.equal(r.kind, 'policy')
-            if (r.kind !== 'policy') return
+            const p = policyOf(['v=TLSRPTv1;rua=ftp://x.example/r,mailto:tls@dest.example'])
             assert.deepEqual(
-                r.policy.rua.map((u) => u.uri),
+                p.rua.map((u) => u.uri),
                 ['mailto:tls@dest.example'],
             )
-            assert.match(r.policy.ignored[0], /ftp/)
+            assert.match(p.ignored[0], /ftp/)
         })
         it('takes a percent-encoded mailto address and refuses one that is not a single address', () => {
             const u = reportUri('mailto:tls%2Breports@dest.example')
