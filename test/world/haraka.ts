@@ -48,7 +48,12 @@ const file = path.join(process.env.HARAKA, 'events.jsonl')
 // one descriptor for the life of the process: the delivery benchmark runs this plugin in both Harakas, and
 // opening the file for every line would weigh on both
 let fd
-function write(ev) { fd ??= fs.openSync(file, 'a'); fs.writeSync(fd, JSON.stringify(ev) + '\\n') }
+function writeNow(ev) { fd ??= fs.openSync(file, 'a'); fs.writeSync(fd, JSON.stringify(ev) + '\\n') }
+// An outcome is written only after every other plugin's hook for it has run (priority 100: last) and after
+// the lines those hooks logged are written: the delivery log writes a turn's lines at the end of that turn
+// (setImmediate), and an immediate queued now runs after those. A test that sees "delivered" here can then
+// read the plugin's final line for it.
+function write(ev) { setImmediate(() => writeNow(ev)) }
 exports.register = function () {
     if (process.env.WORLD_SYSTEM_RESOLVER) {
         // Haraka's own MX lookups (used only when haraka-plugin-dane is not loaded)
@@ -60,9 +65,9 @@ exports.register = function () {
     }
     // runs before any other get_mx hook (this plugin is listed first): when the delivery of a message began
     this.register_hook('get_mx', 'on_get_mx')
-    this.register_hook('delivered', 'on_delivered')
-    this.register_hook('deferred', 'on_deferred')
-    this.register_hook('bounce', 'on_bounce')
+    this.register_hook('delivered', 'on_delivered', 100)
+    this.register_hook('deferred', 'on_deferred', 100)
+    this.register_hook('bounce', 'on_bounce', 100)
 }
 function base(hmail) {
     return { queue_id: hmail.todo.uuid, domain: hmail.todo.domain, rcpt: hmail.todo.rcpt_to.map((r) => (typeof r.address === 'function' ? r.address() : String(r.address))) }
