@@ -165,10 +165,17 @@ export function loadHarakaInternals(harakaRequire: (name: string) => unknown): H
     const sendEmail = (): SendEmail | undefined => {
         const outbound = harakaRequire('outbound') as { send_email?: SendEmail } | undefined
         if (typeof outbound?.send_email !== 'function') return undefined
-        // the notes as Haraka's own transactions carry them (haraka-notes: get/set), for any plugin that reads them
+        // the notes as Haraka's own transactions carry them (transaction.js: a haraka-notes instance with
+        // skip_plugins), for the plugins its pre_send_trans_email hook runs (DKIM signing): Haraka reads
+        // notes.skip_plugins before each of them, and without it no such hook runs and nothing is queued
         const Notes = req('haraka-notes') as new (o?: Record<string, unknown>) => Record<string, unknown>
+        const notesOf = (o: Record<string, unknown>): Record<string, unknown> => {
+            const n = new Notes(o)
+            n.skip_plugins = []
+            return n
+        }
         return (from, to, contents, next, options) =>
-            outbound.send_email!(from, to, contents, next, { ...options, notes: options.notes && new Notes(options.notes) })
+            outbound.send_email!(from, to, contents, next, { ...options, notes: options.notes && notesOf(options.notes) })
     }
     return { version, HMailItem, clientPool, outboundTls, outboundConfig, HarakaMx: netUtils.HarakaMx!, resolveMxHosts: netUtils.resolve_mx_hosts!, sendEmail }
 }

@@ -9,6 +9,9 @@ import fs from 'node:fs'
 import https from 'node:https'
 import path from 'node:path'
 import { gunzipSync } from 'node:zlib'
+import { Resolver } from 'node:dns/promises'
+// an independent DKIM verifier (not the Haraka plugin that signs)
+import { dkimVerify } from 'mailauth/lib/dkim/verify'
 import { Haraka } from '../world/haraka'
 import { makeCertificate } from '../world/certs'
 import { sleep } from '../world/procs'
@@ -79,6 +82,12 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
                 `[tlsrpt]\nenabled=true\norganization_name=${REPORTER.organizationName}\ncontact_info=${REPORTER.contactInfo}\nsend_after_minutes=0\nspread_minutes=0\nhttps_ca_file=${caFile}\n`,
         )
         haraka.writeConfigFile('tls.ini', `[outbound]\n${world.redis.tlsIni()}`)
+        // the operator signs outbound mail with Haraka's DKIM plugin: a key for the From domain (RFC 8460 5.3)
+        haraka.writeConfigFile('plugins', fs.readFileSync(path.join(haraka.dir, 'config', 'plugins'), 'utf8') + 'dkim\n')
+        haraka.writeConfigFile('dkim.ini', '[sign]\nenabled=true\n[verify]\nenabled=false\n')
+        fs.mkdirSync(path.join(haraka.dir, 'config', 'dkim', world.dkim.domain), { recursive: true })
+        haraka.writeConfigFile(`dkim/${world.dkim.domain}/private`, world.dkim.privateKeyPem)
+        haraka.writeConfigFile(`dkim/${world.dkim.domain}/selector`, `${world.dkim.selector}\n`)
         results = [
             fact('y1', 'ee.dane.test', 'mx.ee.dane.test', true),
             fact('y2', 'fallback.dane.test', 'mx1.fallback.dane.test', false),
@@ -117,6 +126,20 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
             .split('--')[0]
             .replace(/\s/g, '')
         assert.deepEqual(JSON.parse(gunzipSync(Buffer.from(b64, 'base64')).toString()), buildReport(yesterday, 'ee.dane.test', results, REPORTER))
+    })
+
+    it("DKIM (RFC 8460 5.3): signed by the operator's DKIM plugin for the From domain; the signature verifies with the key in DNS", async () => {
+        const [mail] = reportsTo('ee', 'tlsrpt@ee.dane.test')
+        const resolver = new Resolver()
+        resolver.setServers([`${world.dns.resolverAddress}:${world.dns.port}`])
+        const verified = await dkimVerify(Buffer.from(mail.body), {
+            resolver: (name: string, type: string) => resolver.resolve(name, type) as Promise<string[][]>,
+        })
+        assert.equal(verified.results.length, 1, JSON.stringify(verified.results))
+        const [sig] = verified.results
+        assert.equal(sig.status.result, 'pass', JSON.stringify(sig.status))
+        assert.equal(sig.signingDomain, world.dkim.domain)
+        assert.equal(sig.selector, world.dkim.selector)
     })
 
     it('despite TLS failures (RFC 8460 5.3): the report reached the first MX of a domain whose first MX fails DANE', () => {

@@ -7,6 +7,7 @@ import { DnsWorld, ZoneSpec } from './dns'
 import { Listener, ListenerOptions } from './smtp'
 import { RedisWorld } from './redis'
 import path from 'node:path'
+import { generateKeyPairSync } from 'node:crypto'
 import { Haraka } from './haraka'
 
 export interface Scenario {
@@ -29,6 +30,8 @@ export interface ScenarioWorld {
     listeners: Map<string, Listener>
     scenarios: Scenario[]
     certs: Record<string, TestCert>
+    /** The DKIM key of the world's Haraka (haraka.world.test), its public half published at `selector._domainkey.haraka.world.test` */
+    dkim: { domain: string; selector: string; privateKeyPem: string }
     /** The signed zone as started, and a way to publish a changed record set. */
     zone: (overrides?: Record<string, string[]>) => ZoneSpec
     stop: () => Promise<void>
@@ -215,9 +218,12 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
             ],
         }
     }
+    const dkim = dkimKey('haraka.world.test', 'rpt')
     const dns = new DnsWorld()
     await dns.start([
         zone(),
+        // the world's own mail domain: where a verifier finds the key that signed Haraka's mail
+        { name: 'world.test', signing: 'signed', records: [dkim.record] },
         {
             name: 'insecure.test',
             signing: 'unsigned',
@@ -395,6 +401,7 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         listeners,
         scenarios,
         certs: c,
+        dkim,
         zone,
         stop: async () => {
             for (const l of listeners.values()) await l.stop()
@@ -402,6 +409,15 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
             await dns.stop()
         },
     }
+}
+
+/** An RSA DKIM key and its DNS record (RFC 6376 3.6.1), the base64 split into strings a zone file takes. */
+function dkimKey(domain: string, selector: string): ScenarioWorld['dkim'] & { record: string } {
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const p = publicKey.export({ type: 'spki', format: 'der' }).toString('base64')
+    const strings = ['v=DKIM1; k=rsa; p=', ...(p.match(/.{1,200}/g) ?? [])].map((x) => `"${x}"`).join(' ')
+    const owner = `${selector}._domainkey.${domain}.`
+    return { domain, selector, privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), record: `${owner} TXT ${strings}` }
 }
 
 /** dane.ini for a Haraka in this world: its resolver, the delivery log file, then `extra` sections (line 8 on). */
