@@ -28,7 +28,8 @@ import {
     tlsOutcome,
     type Outcome,
 } from './lib/log'
-import { JournalStore } from './lib/tlsrpt/journal'
+import { openStore, storeIdentity } from './lib/tlsrpt/open-store'
+import type { TlsrptStore } from './lib/tlsrpt/store'
 import { resultOfAttempt, resultOfSkippedHost } from './lib/tlsrpt/from-attempt'
 import type { SessionResult } from './lib/tlsrpt/result'
 import { REPORT_NOTE, TlsrptScheduler } from './lib/tlsrpt/scheduler'
@@ -70,13 +71,13 @@ interface State {
     resolver: Resolver
     logger: DaneLogger
     internals: HarakaInternals
-    /** where TLS report results are kept, when [tlsrpt] enabled=true */
-    tlsrpt?: JournalStore
+    /** where TLS report results are kept, when [tlsrpt] enabled=true (lib/tlsrpt/open-store) */
+    tlsrpt?: { store: TlsrptStore; identity: string; requestDir: string }
 }
 
 /** RFC 8460: keep one attempt's TLS result for its domain's daily report. Never throws. */
 function recordTlsrpt(plugin: DanePlugin, result: () => SessionResult | null): void {
-    const store = plugin.dane?.tlsrpt
+    const store = plugin.dane?.tlsrpt?.store
     if (!store) return
     try {
         const r = result()
@@ -177,7 +178,8 @@ function startTlsrptScheduler(plugin: DanePlugin): void {
             // https_ca_file, like the directory, is relative to Haraka's directory
             return t && { ...t, httpsCaFile: t.httpsCaFile && tlsrptDirectory(t.httpsCaFile) }
         },
-        journal: () => plugin.dane?.tlsrpt,
+        store: () => plugin.dane?.tlsrpt?.store,
+        requestDir: () => plugin.dane?.tlsrpt?.requestDir,
         lookupTxt: (name) => plugin.dane!.resolver.lookup(name, 'TXT'),
         queueMail: (from, to, message) =>
             new Promise((resolve) => {
@@ -222,7 +224,10 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
     const caFile = cfg.tlsrpt.httpsCaFile && tlsrptDirectory(cfg.tlsrpt.httpsCaFile)
     if (cfg.tlsrpt.enabled && caFile && !fs.existsSync(caFile))
         this.logerror(`haraka-plugin-dane: tlsrpt.https_ca_file ${caFile} cannot be read: reports to https destinations will fail until it can`)
-    if (old?.tlsrpt && old.tlsrpt.dir !== tlsrptDir) old.tlsrpt.close()
+    const identity = tlsrptDir === undefined ? undefined : storeIdentity(cfg.tlsrpt, tlsrptDir)
+    const keep = old?.tlsrpt !== undefined && old.tlsrpt.identity === identity
+    if (old?.tlsrpt && !keep) void old.tlsrpt.store.close()
+    const onFault = (message: string): void => this.logerror(message)
     this.dane = {
         config: cfg,
         resolver: sameResolver ? old.resolver : new Resolver(cfg.resolver),
@@ -230,11 +235,11 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
         logger: sameLog ? old.logger : createLogger(cfg.log, (message) => this.logerror(message)),
         internals: old?.internals as HarakaInternals,
         tlsrpt:
-            tlsrptDir === undefined
+            tlsrptDir === undefined || identity === undefined
                 ? undefined
-                : old?.tlsrpt?.dir === tlsrptDir
+                : keep
                   ? old.tlsrpt
-                  : new JournalStore(tlsrptDir, (message) => this.logerror(message)),
+                  : { store: openStore(cfg.tlsrpt, tlsrptDir, onFault), identity, requestDir: tlsrptDir },
     }
     if (!startup) this.lognotice('configuration reloaded')
 }

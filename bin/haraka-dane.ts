@@ -12,8 +12,9 @@ import { X509Certificate } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import path from 'node:path'
 import { buildConfig, DEFAULTS, formatErrors, resolverSettingsOrThrow, type DaneConfig } from '../lib/config'
-import { JournalStore } from '../lib/tlsrpt/journal'
-import { buildReport, dayRange, domainsWithResults, reportFilename, utcDay } from '../lib/tlsrpt/report'
+import { openStore } from '../lib/tlsrpt/open-store'
+import type { TlsrptStore } from '../lib/tlsrpt/store'
+import { dayRange, reportFilename, reportOfTallies, utcDay } from '../lib/tlsrpt/report'
 import { parseTlsrptRecords, tlsrptRecordName } from '../lib/tlsrpt/policy-record'
 import type { DomainOutcome } from '../lib/tlsrpt/send'
 import { sendNowFile } from '../lib/tlsrpt/scheduler'
@@ -537,14 +538,13 @@ async function cmdTlsrpt(args: string[], out: Out): Promise<number> {
         organizationName: cfg.tlsrpt.organizationName || '(tlsrpt.organization_name not set)',
         contactInfo: cfg.tlsrpt.contactInfo || 'unset@invalid',
     }
-    const journal = new JournalStore(dir)
-    const results = journal.results(day)
-    const domains = domainsWithResults(day, results).filter((d) => only === undefined || d === only)
     const resolver = values.resolver !== undefined ? openResolver(values, parseTimeout(values.timeout as string | undefined)) : new Resolver(cfg.resolver)
+    const store = openCliStore(cfg, dir, out)
     const shown: Record<string, unknown>[] = []
     try {
-        for (const domain of domains) {
-            const report = buildReport(day, domain, results, reporter)
+        const kept = await store.day(day)
+        for (const domain of kept.domains.filter((d) => only === undefined || d === only)) {
+            const report = reportOfTallies(day, domain, await kept.tallies(domain), reporter)
             if (!report) continue
             const txt = await resolver.lookup(tlsrptRecordName(domain), 'TXT')
             const where = tlsrptDestinations(txt)
@@ -552,17 +552,23 @@ async function cmdTlsrpt(args: string[], out: Out): Promise<number> {
         }
     } finally {
         resolver.close()
+        await store.close()
     }
     if (values.json) {
         out.stdout(`${JSON.stringify(shown, null, 2)}\n`)
         return 0
     }
-    if (shown.length === 0) out.stdout(`no TLS report results for ${only ?? 'any domain'} on ${day} in ${journal.dir}\n`)
+    if (shown.length === 0) out.stdout(`no TLS report results for ${only ?? 'any domain'} on ${day} in ${store.where}\n`)
     for (const s of shown) {
         out.stdout(`${s.domain}: ${s.destinations ? `would be sent to ${(s.destinations as string[]).join(', ')}` : `not sent: ${s.not_sent}`}\n`)
         out.stdout(`  ${s.filename}\n${JSON.stringify(s.report, null, 2)}\n\n`)
     }
     return 0
+}
+
+/** The store dane.ini names, for a command: its faults go to standard error. */
+function openCliStore(cfg: DaneConfig, dir: string, out: Out): TlsrptStore {
+    return openStore(cfg.tlsrpt, dir, (m) => out.stderr(`${m}\n`))
 }
 
 /** dane.ini's [tlsrpt] and the journal's directory, for a Haraka directory. */
@@ -597,15 +603,23 @@ async function cmdTlsrptSend(args: string[], out: Out): Promise<number> {
     if (!Number.isInteger(waitS) || waitS < 1 || waitS > 3600) throw new UsageError(`--wait: "${values.wait}" is not a whole number of seconds (1..3600)`)
     const { cfg, dir, iniFile } = tlsrptSetup(values.haraka)
     if (!cfg.tlsrpt.enabled) throw new UsageError(`[tlsrpt] enabled is not true in ${iniFile}: the plugin sends no reports`, false)
-    const domains = domainsWithResults(day, new JournalStore(dir).results(day)).filter((d) => !only || d === only)
+    const store = openCliStore(cfg, dir, out)
+    let domains: string[]
+    try {
+        domains = (await store.day(day)).domains.filter((d) => !only || d === only)
+    } finally {
+        await store.close()
+    }
     if (domains.length === 0) {
-        out.stdout(`${day}: no TLS report results kept${only ? ` for ${only}` : ''} in ${dir}; nothing to send\n`)
+        out.stdout(`${day}: no TLS report results kept${only ? ` for ${only}` : ''} in ${store.where}; nothing to send\n`)
         return 0
     }
     const started = Date.now()
     const request = sendNowFile(dir, day)
     const done = `${request}.done`
     fs.rmSync(done, { force: true })
+    // with store=redis the directory holds only these requests
+    fs.mkdirSync(dir, { recursive: true })
     fs.writeFileSync(request, `${only}\n`)
     while (!fs.existsSync(done)) {
         if (Date.now() - started > waitS * 1000) {

@@ -144,6 +144,12 @@ export interface TlsrptSettings {
     from: string
     /** how often the sender looks for due reports (and for `haraka-dane tlsrpt send` requests), seconds */
     checkSeconds: number
+    /** where results and sending state are kept: the journal in `directory` (one machine), or Redis (several) */
+    store: 'file' | 'redis'
+    /** store=redis: the server, redis[s]://[[user]:password@]host[:port][/db] */
+    redisUrl: string
+    /** store=redis: the prefix of every key */
+    redisPrefix: string
 }
 
 export interface ConfigError {
@@ -180,6 +186,9 @@ export const DEFAULTS: Omit<DaneConfig, 'domains' | 'exceptions'> = {
         httpsCaFile: '',
         from: '',
         checkSeconds: 60,
+        store: 'file',
+        redisUrl: 'redis://127.0.0.1:6379',
+        redisPrefix: 'dane-tlsrpt',
     },
 }
 
@@ -348,6 +357,27 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
             }
             case 'tlsrpt.https_ca_file':
                 cfg.tlsrpt.httpsCaFile = value
+                return
+            case 'tlsrpt.store':
+                if (value !== 'file' && value !== 'redis') return bad('not file or redis')
+                cfg.tlsrpt.store = value
+                return
+            case 'tlsrpt.redis_url': {
+                let u: URL | undefined
+                try {
+                    u = new URL(value)
+                } catch {
+                    /* reported below */
+                }
+                // not echoed: it may hold a password
+                if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || !u.hostname)
+                    return err(`${section}.${key}: not a redis:// or rediss:// URL with a host`)
+                cfg.tlsrpt.redisUrl = value
+                return
+            }
+            case 'tlsrpt.redis_prefix':
+                if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(value)) return bad('not 1 to 64 letters, digits or _.:-')
+                cfg.tlsrpt.redisPrefix = value
                 return
         }
         if (section === 'domains') {

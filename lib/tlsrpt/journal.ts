@@ -11,23 +11,17 @@
 // by it when read.
 import fs from 'node:fs'
 import path from 'node:path'
+import { randomBytes } from 'node:crypto'
 import type { SessionResult } from './result'
 import { utcDay } from './report'
-
-export interface ResultStore {
-    /** Keep one result. Never throws: a store that cannot write reports through `onFault`. */
-    add(result: SessionResult): void
-    /** The results kept for one UTC day, each id once, in the order they were written. */
-    results(day: string): SessionResult[]
-    close(): void
-}
+import { CLAIM_MS, dayResultsOf, type DayResults, type Delivery, type SentStore, type TlsrptStore } from './store'
 
 const FILE = /^results-(\d{4}-\d{2}-\d{2})\.jsonl$/
 
 /** How often, at most, a store that cannot write says so in Haraka's log (as the delivery log, C29). */
 const FAULT_REPORT_MS = 60_000
 
-export class JournalStore implements ResultStore {
+export class JournalStore {
     private fd: number | undefined
     private fdDay = ''
     private lost = 0
@@ -144,4 +138,138 @@ function isResult(r: unknown): r is SessionResult {
         Array.isArray(x.policy.strings) &&
         Array.isArray(x.policy.mxHosts)
     )
+}
+
+/**
+ * The deliveries, as JSON lines beside the day's results (`sent-YYYY-MM-DD.jsonl`), and claims as files
+ * created exclusively (O_EXCL) holding a token, so that the processes of one machine sharing the
+ * directory send each report once: a claim is released only by its holder, and a stale one is taken over
+ * by renaming it away first (only one process can), then creating a new one. A delivery that cannot be
+ * written is kept in memory too, so that this process does not send it again while the disk is full.
+ */
+export class FileSentStore implements SentStore {
+    private readonly unwritten = new Map<string, Delivery[]>()
+
+    constructor(readonly dir: string) {}
+
+    private file(day: string): string {
+        return path.join(this.dir, `sent-${day}.jsonl`)
+    }
+
+    private claimFile(day: string, domain: string): string {
+        return path.join(this.dir, `claim-${day}-${domain}`)
+    }
+
+    async deliveries(day: string, domain: string): Promise<Delivery[]> {
+        let text = ''
+        try {
+            text = fs.readFileSync(this.file(day), 'utf8')
+        } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+        }
+        const out: Delivery[] = [...(this.unwritten.get(`${day} ${domain}`) ?? [])]
+        for (const line of text.split('\n')) {
+            if (!line) continue
+            try {
+                const d = JSON.parse(line) as Delivery & { domain: string }
+                if (d.domain === domain && typeof d.uri === 'string' && typeof d.ok === 'boolean' && Number.isFinite(d.at)) out.push(d)
+            } catch {
+                /* a torn line */
+            }
+        }
+        return out.sort((a, b) => a.at - b.at)
+    }
+
+    async add(day: string, domain: string, d: Delivery): Promise<string | undefined> {
+        try {
+            fs.mkdirSync(this.dir, { recursive: true })
+            fs.appendFileSync(this.file(day), `\n${JSON.stringify({ domain, ...d })}\n`)
+            return undefined
+        } catch (e) {
+            const key = `${day} ${domain}`
+            this.unwritten.set(key, [...(this.unwritten.get(key) ?? []), d])
+            return (e as Error).message
+        }
+    }
+
+    async claim(day: string, domain: string, now: number): Promise<string | undefined> {
+        fs.mkdirSync(this.dir, { recursive: true })
+        const f = this.claimFile(day, domain)
+        const token = `${process.pid}.${randomBytes(6).toString('hex')}`
+        const create = (): boolean => {
+            try {
+                fs.writeFileSync(f, `${token} ${now}\n`, { flag: 'wx' })
+                return true
+            } catch (e) {
+                if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+                return false
+            }
+        }
+        if (create()) return token
+        const held = this.readClaim(f)
+        if (held && !(now - held.since > CLAIM_MS)) return undefined
+        // stale (its sender died or hung): only the process whose rename succeeds may replace it
+        const aside = `${f}.stale.${token}`
+        try {
+            fs.renameSync(f, aside)
+        } catch {
+            return undefined
+        }
+        fs.rmSync(aside, { force: true })
+        return create() ? token : undefined
+    }
+
+    async renew(day: string, domain: string, token: string, now: number): Promise<void> {
+        const f = this.claimFile(day, domain)
+        if (this.readClaim(f)?.token === token) fs.writeFileSync(f, `${token} ${now}\n`)
+    }
+
+    async release(day: string, domain: string, token: string): Promise<void> {
+        const f = this.claimFile(day, domain)
+        if (this.readClaim(f)?.token === token) fs.rmSync(f, { force: true })
+    }
+
+    private readClaim(f: string): { token: string; since: number } | undefined {
+        try {
+            const [token, since] = fs.readFileSync(f, 'utf8').trim().split(' ')
+            return { token, since: Number.isFinite(Number(since)) ? Number(since) : 0 }
+        } catch {
+            return undefined
+        }
+    }
+}
+
+/** The store of one machine: the journal, and what was sent beside it (several processes of that machine share it). */
+export class FileStore implements TlsrptStore {
+    readonly journal: JournalStore
+    readonly sent: FileSentStore
+
+    constructor(
+        readonly dir: string,
+        onFault: (message: string) => void = () => undefined,
+    ) {
+        this.journal = new JournalStore(dir, onFault)
+        this.sent = new FileSentStore(dir)
+    }
+
+    get where(): string {
+        return this.dir
+    }
+
+    add(result: SessionResult): void {
+        this.journal.add(result)
+    }
+
+    async days(): Promise<string[]> {
+        return this.journal.days()
+    }
+
+    /** the day's file read once; each domain's counts taken from it in memory */
+    async day(day: string): Promise<DayResults> {
+        return dayResultsOf(day, this.journal.results(day))
+    }
+
+    async close(): Promise<void> {
+        this.journal.close()
+    }
 }

@@ -74,31 +74,114 @@ function failureEntry(d: FailureDetails, count: number): Record<string, string |
 }
 
 /**
- * The report of `domain` for `day` from the results of that domain and day (others are ignored, and a
- * result offered twice, by id, counts once). Policies and failure details are grouped by equal content and
- * sorted, so that the report does not depend on the order the results were stored in. Null when there is
- * nothing to report.
+ * Equal results counted together: what a report is made of, and what a shared store (Redis) keeps
+ * instead of every result. `failure` is present on failures whose details are known.
  */
-export function buildReport(day: string, domain: string, results: Iterable<SessionResult>, r: Reporter): TlsrptReport | null {
-    const { start, end } = dayRange(day)
+export interface Tally {
+    policy: AppliedPolicy
+    ok: boolean
+    failure?: FailureDetails
+    count: number
+}
+
+const FAILURE_FIELDS = ['sendingMtaIp', 'receivingMxHostname', 'receivingMxHelo', 'receivingIp', 'additionalInformation', 'failureReasonCode'] as const
+const POLICY_TYPES: readonly string[] = ['tlsa', 'sts', 'no-policy-found']
+
+/**
+ * The key under which equal results are counted: the policy, success, and the failure's details, in a
+ * fixed order (equal results, one key), and read back by tallyOfKey (a shared store keeps the counts under it).
+ */
+export function tallyKey(t: Omit<Tally, 'count'>): string {
+    const f = t.failure
+    return JSON.stringify([
+        t.policy.type,
+        t.policy.strings,
+        t.policy.domain,
+        t.policy.mxHosts,
+        t.ok,
+        f ? [f.resultType, ...FAILURE_FIELDS.map((k) => f[k] ?? null)] : null,
+    ])
+}
+
+const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((s) => typeof s === 'string')
+
+/** A tallyKey read back, with its count; undefined for anything else (a store's garbage is not reported). */
+export function tallyOfKey(key: string, count: number): Tally | undefined {
+    let v: unknown
+    try {
+        v = JSON.parse(key)
+    } catch {
+        return undefined
+    }
+    if (!Array.isArray(v) || v.length !== 6 || !Number.isSafeInteger(count) || count < 1) return undefined
+    const [type, strings, domain, mxHosts, ok, f] = v as unknown[]
+    if (
+        typeof type !== 'string' ||
+        !POLICY_TYPES.includes(type) ||
+        !isStrings(strings) ||
+        typeof domain !== 'string' ||
+        !isStrings(mxHosts) ||
+        typeof ok !== 'boolean'
+    )
+        return undefined
+    const policy = { type: type as AppliedPolicy['type'], strings, domain, mxHosts }
+    if (f === null) return { policy, ok, count }
+    if (ok || !Array.isArray(f) || f.length !== FAILURE_FIELDS.length + 1 || typeof f[0] !== 'string' || !f.every((x) => x === null || typeof x === 'string'))
+        return undefined
+    const failure = { resultType: f[0] } as FailureDetails
+    FAILURE_FIELDS.forEach((k, i) => {
+        if (f[i + 1] !== null) failure[k] = f[i + 1] as string
+    })
+    return { policy, ok, failure, count }
+}
+
+/**
+ * The results of `domain` on `day` counted by tallyKey (others are ignored, and a result offered twice,
+ * by id, counts once).
+ */
+export function tallyResults(day: string, domain: string, results: Iterable<SessionResult>): Tally[] {
     const seen = new Set<string>()
-    const groups = new Map<string, { policy: AppliedPolicy; ok: number; failed: number; failures: Map<string, { d: FailureDetails; n: number }> }>()
+    const out = new Map<string, Tally>()
     for (const res of results) {
         if (res.recipientDomain !== domain || utcDay(res.at) !== day || seen.has(res.id)) continue
         seen.add(res.id)
-        const key = policyKey(res.policy)
+        const t = { policy: res.policy, ok: res.ok, ...(res.ok || !res.failure ? {} : { failure: res.failure }) }
+        const key = tallyKey(t)
+        const had = out.get(key)
+        if (had) had.count++
+        else out.set(key, { ...t, count: 1 })
+    }
+    return [...out.values()]
+}
+
+/** The report of `domain` for `day` from its results (see tallyResults). Null when there is nothing to report. */
+export function buildReport(day: string, domain: string, results: Iterable<SessionResult>, r: Reporter): TlsrptReport | null {
+    return reportOfTallies(day, domain, tallyResults(day, domain, results), r)
+}
+
+/**
+ * The report of `domain` for `day` from counted results. Policies and failure details are grouped by
+ * equal content and sorted, so that the report depends neither on the order the results were stored in
+ * nor on how the store grouped them. Null when there is nothing to report.
+ */
+export function reportOfTallies(day: string, domain: string, tallies: Iterable<Tally>, r: Reporter): TlsrptReport | null {
+    const { start, end } = dayRange(day)
+    const groups = new Map<string, { policy: AppliedPolicy; ok: number; failed: number; failures: Map<string, { d: FailureDetails; n: number }> }>()
+    for (const t of tallies) {
+        if (!(t.count > 0)) continue
+        const key = policyKey(t.policy)
         let g = groups.get(key)
-        if (!g) groups.set(key, (g = { policy: res.policy, ok: 0, failed: 0, failures: new Map() }))
-        if (res.ok) {
-            g.ok++
+        if (!g) groups.set(key, (g = { policy: t.policy, ok: 0, failed: 0, failures: new Map() }))
+        if (t.ok) {
+            g.ok += t.count
             continue
         }
-        g.failed++
-        if (res.failure) {
-            const fk = JSON.stringify(failureEntry(res.failure, 0))
+        g.failed += t.count
+        if (t.failure) {
+            const fk = JSON.stringify(failureEntry(t.failure, 0))
             const f = g.failures.get(fk)
-            if (f) f.n++
-            else g.failures.set(fk, { d: res.failure, n: 1 })
+            if (f) f.n += t.count
+            else g.failures.set(fk, { d: t.failure, n: t.count })
         }
     }
     if (groups.size === 0) return null

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto'
 import type { Answer } from '../dns/answer'
 import type { TlsrptSettings } from '../config'
 import { postReport } from './https'
-import { JournalStore } from './journal'
 import { utcDay } from './report'
-import { FileSentStore, reportDueAt, sendDueReports, type DomainOutcome } from './send'
+import { reportDueAt, sendDueReports, type DomainOutcome } from './send'
+import type { TlsrptStore } from './store'
 
 /** The transaction note that marks a report message (set in-process only: no SMTP client can set it). */
 export const REPORT_NOTE = 'dane_tlsrpt_report'
@@ -37,7 +37,10 @@ function withDeadline(p: Promise<{ ok: boolean; detail: string }>, ms: number): 
 
 export interface SchedulerDeps {
     settings(): TlsrptSettings | undefined
-    journal(): JournalStore | undefined
+    /** where results and sent state are kept (the journal, or Redis) */
+    store(): TlsrptStore | undefined
+    /** where `haraka-dane tlsrpt send` leaves its requests: this machine's directory (settings.directory, resolved) */
+    requestDir(): string | undefined
     lookupTxt(name: string): Promise<Answer>
     /** queue one message in Haraka's outbound (outbound.send_email with the report note) */
     queueMail(from: string, to: string, message: string): Promise<{ ok: boolean; detail: string }>
@@ -81,12 +84,12 @@ export class TlsrptScheduler {
         this.running = true
         try {
             const settings = this.deps.settings()
-            const journal = this.deps.journal()
-            if (!settings?.enabled || !journal) return
+            const store = this.deps.store()
+            const requestDir = this.deps.requestDir()
+            if (!settings?.enabled || !store || !requestDir) return
             const now = this.deps.now ?? Date.now
             const today = utcDay(now())
             const oldest = utcDay(now() - DAYS_BACK * 86400_000)
-            const store = new FileSentStore(journal.dir)
             const from = settings.from || settings.contactInfo
             const deps = {
                 reporter: { organizationName: settings.organizationName, contactInfo: settings.contactInfo },
@@ -104,11 +107,11 @@ export class TlsrptScheduler {
                 now,
                 unique: () => randomBytes(6).toString('hex'),
             }
-            const past = journal.days().filter((d) => d < today)
+            const past = (await store.days()).filter((d) => d < today)
             // asked for by `haraka-dane tlsrpt send`: due now, whatever the hour (days before today only). The
             // request is taken by renaming it (one process takes it), and answered with a .done file
             for (const day of past) {
-                const request = sendNowFile(journal.dir, day)
+                const request = sendNowFile(requestDir, day)
                 const taken = `${request}.${process.pid}`
                 try {
                     fs.renameSync(request, taken)
@@ -116,14 +119,14 @@ export class TlsrptScheduler {
                     continue
                 }
                 const only = fs.readFileSync(taken, 'utf8').trim() || undefined
-                const outcomes = await sendDueReports(day, journal.results(day), deps, store, only)
+                const outcomes = await sendDueReports(day, await store.day(day), deps, store.sent, only)
                 for (const o of outcomes) if (o.sent.length || o.skipped) this.deps.log(o, day)
                 fs.writeFileSync(`${request}.done`, JSON.stringify(outcomes))
                 fs.rmSync(taken, { force: true })
             }
             for (const day of past.filter((d) => d >= oldest && !this.finished.has(d))) {
                 const due = (domain: string) => reportDueAt(day, domain, settings.sendAfterMinutes, settings.spreadMinutes)
-                const outcomes = await sendDueReports(day, journal.results(day), deps, store, undefined, due)
+                const outcomes = await sendDueReports(day, await store.day(day), deps, store.sent, undefined, due)
                 for (const o of outcomes) if (o.sent.length || (o.skipped && o.pending)) this.deps.log(o, day)
                 // every domain due and nothing left to try: this day is done for this process
                 if (outcomes.every((o) => !o.pending)) this.finished.add(day)

@@ -2,40 +2,16 @@
 // destination that fails is tried again with backoff for up to a day (5.5), and what was sent is kept
 // so that a restart, or a second process on the same store, never sends a report twice. The transports
 // (mail through Haraka's outbound, HTTPS) and the clock are given by the caller.
-import fs from 'node:fs'
-import { randomBytes } from 'node:crypto'
-import path from 'node:path'
 import type { Answer } from '../dns/answer'
 import { parseTlsrptRecords, tlsrptRecordName } from './policy-record'
-import { buildReport, reportFilename, reportId, submitterOf, type Reporter } from './report'
+import { reportOfTallies, reportFilename, reportId, submitterOf, type Reporter } from './report'
 import { gzipReport, reportMessage } from './message'
-import type { SessionResult } from './result'
+import type { DayResults, Delivery, SentStore } from './store'
 
 /** RFC 8460 5.5: a failed delivery is tried again for up to 24 hours after the first attempt. */
 export const RETRY_FOR_MS = 24 * 3600_000
 const FIRST_BACKOFF_MS = 5 * 60_000
 const MAX_BACKOFF_MS = 4 * 3600_000
-
-/** One attempt to deliver one report to one destination. */
-export interface Delivery {
-    uri: string
-    ok: boolean
-    detail: string
-    at: number
-}
-
-/** Where deliveries are kept (lib/tlsrpt/send FileSentStore), shared by the processes sending. */
-export interface SentStore {
-    deliveries(day: string, domain: string): Delivery[]
-    /** Keep a delivery; never throws: why it could not be written (it is then kept in memory), or undefined. */
-    add(day: string, domain: string, d: Delivery): string | undefined
-    /** Claim a domain's report for a while: a token, or undefined while another holds it. */
-    claim(day: string, domain: string, now: number): string | undefined
-    /** Keep holding it (between destinations). */
-    renew(day: string, domain: string, token: string, now: number): void
-    /** Give it up, if it is still this token's. */
-    release(day: string, domain: string, token: string): void
-}
 
 export interface SendDeps {
     reporter: Reporter
@@ -93,29 +69,22 @@ export interface DomainOutcome {
  */
 export async function sendDueReports(
     day: string,
-    results: SessionResult[],
+    results: DayResults,
     deps: SendDeps,
     store: SentStore,
     only?: string,
     notBefore?: (domain: string) => number,
 ): Promise<DomainOutcome[]> {
     const out: DomainOutcome[] = []
-    // each domain's results once (a report per domain over all results would cost domains × results)
-    const byDomain = new Map<string, SessionResult[]>()
-    for (const r of results) {
-        if (only !== undefined && r.recipientDomain !== only) continue
-        const list = byDomain.get(r.recipientDomain)
-        if (list) list.push(r)
-        else byDomain.set(r.recipientDomain, [r])
-    }
-    for (const domain of [...byDomain.keys()].sort()) {
+    for (const domain of [...results.domains].sort()) {
+        if (only !== undefined && domain !== only) continue
         if (notBefore && deps.now() < notBefore(domain)) {
             out.push({ domain, sent: [], pending: true })
             continue
         }
         // one domain's trouble (a store that cannot be read, a transport that throws) is not every domain's
         try {
-            const o = await sendDomain(day, domain, byDomain.get(domain)!, deps, store)
+            const o = await sendDomain(day, domain, results, deps, store)
             if (o) out.push(o)
         } catch (e) {
             out.push({ domain, sent: [], skipped: `not sent this round: ${(e as Error)?.message ?? e}`, pending: true })
@@ -126,25 +95,26 @@ export async function sendDueReports(
     return out
 }
 
-async function sendDomain(day: string, domain: string, results: SessionResult[], deps: SendDeps, store: SentStore): Promise<DomainOutcome | null> {
+async function sendDomain(day: string, domain: string, results: DayResults, deps: SendDeps, store: SentStore): Promise<DomainOutcome | null> {
     const txt = await deps.lookupTxt(tlsrptRecordName(domain))
     if (txt.status === 'failed')
         return { domain, sent: [], skipped: `TXT lookup for ${txt.name} failed (${txt.reason ?? 'unknown'}); tried again later`, pending: true }
     const policy = parseTlsrptRecords(txt.status === 'ok' ? (txt.txt ?? []) : [])
     if (policy.kind === 'none') return { domain, sent: [], skipped: policy.reason }
     const rua = policy.policy.rua
-    let deliveries = store.deliveries(day, domain)
+    let deliveries = await store.deliveries(day, domain)
     const stateOf = (uri: string): DestinationState => destinationState(deliveries, uri, deps.now())
     const open = (): boolean => rua.some((u) => stateOf(u.uri) === 'due' || stateOf(u.uri) === 'wait')
     // nothing due: no report built, no claim taken
     if (!rua.some((u) => stateOf(u.uri) === 'due')) return { domain, sent: [], pending: open() }
-    const report = buildReport(day, domain, results, deps.reporter)
+    // a domain's counts are read only when its report is due
+    const report = reportOfTallies(day, domain, await results.tallies(domain), deps.reporter)
     if (!report) return null
-    const token = store.claim(day, domain, deps.now())
+    const token = await store.claim(day, domain, deps.now())
     if (!token) return { domain, sent: [], skipped: 'another process is sending this report', pending: true }
     try {
         // read again under the claim: another process may have sent it since
-        deliveries = store.deliveries(day, domain)
+        deliveries = await store.deliveries(day, domain)
         const gz = gzipReport(report)
         const sent: Delivery[] = []
         for (const u of rua) {
@@ -172,115 +142,13 @@ async function sendDomain(day: string, domain: string, results: SessionResult[],
                 r = { ok: false, detail: (e as Error)?.message ?? String(e) }
             }
             const d: Delivery = { uri: u.uri, ok: r.ok, detail: r.detail, at: deps.now() }
-            const unwritten = store.add(day, domain, d)
+            const unwritten = await store.add(day, domain, d)
             deliveries.push(d)
             sent.push(unwritten ? { ...d, detail: `${d.detail}; not recorded on disk (${unwritten}): this process will not send it again` } : d)
-            store.renew(day, domain, token, deps.now())
+            await store.renew(day, domain, token, deps.now())
         }
         return { domain, sent, pending: open() }
     } finally {
-        store.release(day, domain, token)
-    }
-}
-
-/** How long a claim holds before another process may take it over (a sender that died). */
-export const CLAIM_MS = 10 * 60_000
-
-/**
- * The deliveries, as JSON lines beside the day's results (`sent-YYYY-MM-DD.jsonl`), and claims as files
- * created exclusively (O_EXCL) holding a token, so that the processes of one machine sharing the
- * directory send each report once: a claim is released only by its holder, and a stale one is taken over
- * by renaming it away first (only one process can), then creating a new one. A delivery that cannot be
- * written is kept in memory too, so that this process does not send it again while the disk is full.
- */
-export class FileSentStore implements SentStore {
-    private readonly unwritten = new Map<string, Delivery[]>()
-
-    constructor(readonly dir: string) {}
-
-    private file(day: string): string {
-        return path.join(this.dir, `sent-${day}.jsonl`)
-    }
-
-    private claimFile(day: string, domain: string): string {
-        return path.join(this.dir, `claim-${day}-${domain}`)
-    }
-
-    deliveries(day: string, domain: string): Delivery[] {
-        let text = ''
-        try {
-            text = fs.readFileSync(this.file(day), 'utf8')
-        } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
-        }
-        const out: Delivery[] = [...(this.unwritten.get(`${day} ${domain}`) ?? [])]
-        for (const line of text.split('\n')) {
-            if (!line) continue
-            try {
-                const d = JSON.parse(line) as Delivery & { domain: string }
-                if (d.domain === domain && typeof d.uri === 'string' && typeof d.ok === 'boolean' && Number.isFinite(d.at)) out.push(d)
-            } catch {
-                /* a torn line */
-            }
-        }
-        return out.sort((a, b) => a.at - b.at)
-    }
-
-    add(day: string, domain: string, d: Delivery): string | undefined {
-        try {
-            fs.mkdirSync(this.dir, { recursive: true })
-            fs.appendFileSync(this.file(day), `\n${JSON.stringify({ domain, ...d })}\n`)
-            return undefined
-        } catch (e) {
-            const key = `${day} ${domain}`
-            this.unwritten.set(key, [...(this.unwritten.get(key) ?? []), d])
-            return (e as Error).message
-        }
-    }
-
-    claim(day: string, domain: string, now: number): string | undefined {
-        fs.mkdirSync(this.dir, { recursive: true })
-        const f = this.claimFile(day, domain)
-        const token = `${process.pid}.${randomBytes(6).toString('hex')}`
-        const create = (): boolean => {
-            try {
-                fs.writeFileSync(f, `${token} ${now}\n`, { flag: 'wx' })
-                return true
-            } catch (e) {
-                if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
-                return false
-            }
-        }
-        if (create()) return token
-        const held = this.readClaim(f)
-        if (held && !(now - held.since > CLAIM_MS)) return undefined
-        // stale (its sender died or hung): only the process whose rename succeeds may replace it
-        const aside = `${f}.stale.${token}`
-        try {
-            fs.renameSync(f, aside)
-        } catch {
-            return undefined
-        }
-        fs.rmSync(aside, { force: true })
-        return create() ? token : undefined
-    }
-
-    renew(day: string, domain: string, token: string, now: number): void {
-        const f = this.claimFile(day, domain)
-        if (this.readClaim(f)?.token === token) fs.writeFileSync(f, `${token} ${now}\n`)
-    }
-
-    release(day: string, domain: string, token: string): void {
-        const f = this.claimFile(day, domain)
-        if (this.readClaim(f)?.token === token) fs.rmSync(f, { force: true })
-    }
-
-    private readClaim(f: string): { token: string; since: number } | undefined {
-        try {
-            const [token, since] = fs.readFileSync(f, 'utf8').trim().split(' ')
-            return { token, since: Number.isFinite(Number(since)) ? Number(since) : 0 }
-        } catch {
-            return undefined
-        }
+        await store.release(day, domain, token)
     }
 }

@@ -6,14 +6,13 @@
 // despite TLS failures), is not itself reported on, and nothing is sent twice after a restart.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import https from 'node:https'
 import path from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { Resolver } from 'node:dns/promises'
 // an independent DKIM verifier (not the Haraka plugin that signs)
 import { dkimVerify } from 'mailauth/lib/dkim/verify'
 import { Haraka } from '../world/haraka'
-import { makeCertificate } from '../world/certs'
+import { daneResult, startReportEndpoint, type ReportEndpoint } from '../world/tlsrpt-fixtures'
 import { sleep } from '../world/procs'
 import { readDaneLog } from '../world/dane-log'
 import { ScenarioWorld, worldWithHaraka } from '../world/scenarios'
@@ -29,28 +28,13 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
     let world: ScenarioWorld
     let haraka: Haraka
     let daneLog: string
-    let server: https.Server
-    const posts: { type?: string; body: Buffer }[] = []
+    let endpoint: ReportEndpoint
+    const posts = (): ReportEndpoint['posts'] => endpoint.posts
     const yesterday = utcDay(Date.now() - 86400000)
     const noon = Date.parse(`${yesterday}T12:00:00Z`)
     let results: SessionResult[]
 
-    const fact = (id: string, domain: string, host: string, ok: boolean) =>
-        sessionResult({
-            id,
-            at: noon,
-            recipientDomain: domain,
-            host,
-            mode: 'dane',
-            tlsaBase: host,
-            tlsaRecords: ['3 1 1 0011'],
-            usableRecords: 1,
-            address: '127.0.0.13',
-            localAddress: '127.0.0.1',
-            outcome: ok ? 'verified' : 'failed',
-            resultType: ok ? undefined : 'validation-failure',
-            reasonCode: ok ? undefined : 'no-match',
-        })!
+    const fact = (id: string, domain: string, host: string, ok: boolean) => daneResult({ id, at: noon, domain, host, ok })
     const reportsTo = (listener: string, rcpt: string) => world.listeners.get(listener)!.received.filter((r) => r.to.some((t) => t.includes(rcpt)))
 
     async function until(what: string, ok: () => boolean, ms = 30000): Promise<void> {
@@ -62,20 +46,10 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
     }
 
     before(async () => {
-        const ca = makeCertificate({ cn: 'Report Test CA', ca: true })
-        const endpoint = makeCertificate({ cn: 'report endpoint', ipSans: ['127.0.0.42'], issuer: ca })
-        server = https.createServer({ cert: endpoint.pem, key: endpoint.keyPem }, (req, res) => {
-            const chunks: Buffer[] = []
-            req.on('data', (c: Buffer) => chunks.push(c))
-            req.on('end', () => {
-                posts.push({ type: req.headers['content-type'], body: Buffer.concat(chunks) })
-                res.writeHead(200).end()
-            })
-        })
-        await new Promise<void>((r) => server.listen(443, '127.0.0.42', r))
+        endpoint = await startReportEndpoint('127.0.0.42')
         ;({ world, haraka, daneLog } = await worldWithHaraka(''))
         const caFile = path.join(haraka.dir, 'report-ca.pem')
-        fs.writeFileSync(caFile, ca.pem)
+        fs.writeFileSync(caFile, endpoint.caPem)
         haraka.writeConfigFile(
             'dane.ini',
             fs.readFileSync(path.join(haraka.dir, 'config', 'dane.ini'), 'utf8') +
@@ -99,7 +73,7 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
         await haraka.start()
         await until(
             'the reports',
-            () => reportsTo('ee', 'tlsrpt@ee.dane.test').length >= 1 && reportsTo('fallback1', 'tlsrpt@fallback.dane.test').length >= 1 && posts.length >= 1,
+            () => reportsTo('ee', 'tlsrpt@ee.dane.test').length >= 1 && reportsTo('fallback1', 'tlsrpt@fallback.dane.test').length >= 1 && posts().length >= 1,
         )
     })
 
@@ -107,7 +81,7 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
         await haraka?.stop()
         await world?.stop()
         haraka?.cleanup()
-        server?.close()
+        endpoint?.server.close()
     })
 
     it('by mail: the RFC 8460 5.3 message through Haraka, its attachment the report of the kept results', () => {
@@ -147,9 +121,9 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
     })
 
     it('by HTTPS: POSTed as application/tlsrpt+gzip to the endpoint the record names, PKIX-validated against the given CA', () => {
-        assert.equal(posts.length, 1)
-        assert.equal(posts[0].type, 'application/tlsrpt+gzip')
-        assert.deepEqual(JSON.parse(gunzipSync(posts[0].body).toString()), buildReport(yesterday, 'fallback.dane.test', results, REPORTER))
+        assert.equal(posts().length, 1)
+        assert.equal(posts()[0].type, 'application/tlsrpt+gzip')
+        assert.deepEqual(JSON.parse(gunzipSync(posts()[0].body).toString()), buildReport(yesterday, 'fallback.dane.test', results, REPORTER))
     })
 
     it("the reports' own deliveries are not reported on, and nothing is sent twice after a restart", async () => {
@@ -167,7 +141,7 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
         await sleep(500)
         assert.equal(reportsTo('ee', 'tlsrpt@ee.dane.test').length, 1)
         assert.equal(reportsTo('fallback1', 'tlsrpt@fallback.dane.test').length, 1)
-        assert.equal(posts.length, 1)
+        assert.equal(posts().length, 1)
     })
 })
 

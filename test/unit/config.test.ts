@@ -64,7 +64,32 @@ describe('config (C1, C21–C23)', () => {
             httpsCaFile: '',
             from: '',
             checkSeconds: 60,
+            store: 'file',
+            redisUrl: 'redis://127.0.0.1:6379',
+            redisPrefix: 'dane-tlsrpt',
         })
+        // several nodes: one Redis; a URL with a password is not echoed in the error
+        assert.deepEqual(
+            ok('[tlsrpt]\nenabled=true\norganization_name=X\ncontact_info=t@example.net\nstore=redis\nredis_url=redis://:pw@10.0.0.5:6380/2\nredis_prefix=mta1')
+                .tlsrpt,
+            {
+                ...DEFAULTS.tlsrpt,
+                enabled: true,
+                organizationName: 'X',
+                contactInfo: 't@example.net',
+                store: 'redis',
+                redisUrl: 'redis://:pw@10.0.0.5:6380/2',
+                redisPrefix: 'mta1',
+            },
+        )
+        assert.deepEqual(
+            buildConfig(ini('[tlsrpt]\nstore=sqlite\nredis_url=http://:secret@host/\nredis_prefix=a b'), exc('')).errors.map((e) => [e.line, e.message]),
+            [
+                [2, 'tlsrpt.store: not file or redis, got "sqlite"'],
+                [3, 'tlsrpt.redis_url: not a redis:// or rediss:// URL with a host'],
+                [4, 'tlsrpt.redis_prefix: not 1 to 64 letters, digits or _.:-, got "a b"'],
+            ],
+        )
         const missing = buildConfig(ini('[tlsrpt]\n\nenabled=yes'), exc(''))
         assert.equal(missing.config, undefined)
         assert.deepEqual(

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import type { Answer } from '../../lib/dns/answer'
+import { txtAnswer } from '../world/tlsrpt-fixtures'
 import { DEFAULTS } from '../../lib/config'
-import { JournalStore } from '../../lib/tlsrpt/journal'
+import { FileStore } from '../../lib/tlsrpt/journal'
 import { sessionResult } from '../../lib/tlsrpt/result'
 import { sendNowFile, TlsrptScheduler } from '../../lib/tlsrpt/scheduler'
 import type { DomainOutcome } from '../../lib/tlsrpt/send'
@@ -17,7 +17,7 @@ const day = (offset: number) => new Date(NOW + offset * 86400000).toISOString().
 
 describe('TLSRPT sender rounds', () => {
     let dir: string
-    let journal: JournalStore
+    let journal: FileStore
     let mails: string[]
     let logs: { day: string; o: DomainOutcome }[]
     let faults: string[]
@@ -35,20 +35,11 @@ describe('TLSRPT sender rounds', () => {
     const scheduler = (over: Partial<typeof DEFAULTS.tlsrpt> = {}) =>
         new TlsrptScheduler({
             settings: () => settings(over),
-            journal: () => journal,
-            lookupTxt: async (name): Promise<Answer> => {
+            store: () => journal,
+            requestDir: () => dir,
+            lookupTxt: async (name) => {
                 lookups++
-                return {
-                    name,
-                    type: 'TXT',
-                    status: 'ok',
-                    secure: true,
-                    canonicalName: name,
-                    cnames: [],
-                    ttl: 60,
-                    rcode: 0,
-                    txt: [record],
-                }
+                return txtAnswer(name, [record])
             },
             queueMail: async (_from, to) => {
                 mails.push(to)
@@ -74,7 +65,7 @@ describe('TLSRPT sender rounds', () => {
 
     beforeEach(() => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-tlsrpt-sched-'))
-        journal = new JournalStore(dir)
+        journal = new FileStore(dir)
         mails = []
         logs = []
         faults = []

@@ -7,10 +7,12 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { gunzipSync } from 'node:zlib'
-import type { Answer } from '../../lib/dns/answer'
 import { sessionResult, type SessionResult } from '../../lib/tlsrpt/result'
 import { buildReport } from '../../lib/tlsrpt/report'
-import { backoffMs, destinationState, FileSentStore, sendDueReports, CLAIM_MS, RETRY_FOR_MS, type SendDeps } from '../../lib/tlsrpt/send'
+import { backoffMs, destinationState, sendDueReports, RETRY_FOR_MS, type SendDeps } from '../../lib/tlsrpt/send'
+import { FileSentStore } from '../../lib/tlsrpt/journal'
+import { txtAnswer } from '../world/tlsrpt-fixtures'
+import { CLAIM_MS, dayResultsOf } from '../../lib/tlsrpt/store'
 
 const DAY = '2026-11-24'
 const AFTER = Date.parse('2026-11-25T03:00:00Z')
@@ -31,12 +33,7 @@ function result(id: string, domain: string, ok = true): SessionResult {
     })!
 }
 
-function txt(name: string, records: string[] | 'failed' | 'nxdomain'): Answer {
-    const base = { name, type: 'TXT' as const, secure: true, canonicalName: name, cnames: [], ttl: 300, rcode: 0 }
-    if (records === 'failed') return { ...base, status: 'failed', secure: false, reason: 'servfail', rcode: 2 }
-    if (records === 'nxdomain') return { ...base, status: 'nxdomain' }
-    return { ...base, status: 'ok', txt: records }
-}
+const txt = txtAnswer
 
 describe('TLSRPT sending (RFC 8460 5)', () => {
     let dir: string
@@ -77,7 +74,7 @@ describe('TLSRPT sending (RFC 8460 5)', () => {
     afterEach(() => fs.rmSync(dir, { recursive: true, force: true }))
 
     it('sends each report to every destination of its record, the same report by mail and by HTTPS; none where there is no record', async () => {
-        const out = await sendDueReports(DAY, results, deps(), new FileSentStore(dir))
+        const out = await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), new FileSentStore(dir))
         assert.deepEqual(
             out.map((o) => [o.domain, o.sent.map((s) => [s.uri, s.ok]), o.skipped]),
             [
@@ -105,9 +102,9 @@ describe('TLSRPT sending (RFC 8460 5)', () => {
     })
 
     it('never sends a delivered report again, also after a restart (a new store on the same directory)', async () => {
-        await sendDueReports(DAY, results, deps(), new FileSentStore(dir))
+        await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), new FileSentStore(dir))
         now += 86400000
-        const again = await sendDueReports(DAY, results, deps(), new FileSentStore(dir))
+        const again = await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), new FileSentStore(dir))
         assert.deepEqual(again.find((o) => o.domain === 'a.example')!.sent, [])
         assert.equal(mails.length + posts.length, 2)
     })
@@ -115,61 +112,61 @@ describe('TLSRPT sending (RFC 8460 5)', () => {
     it('a failed destination is tried again after its backoff, doubling, and given up 24 hours after the first try; the others are not resent', async () => {
         httpsOk = false
         const store = new FileSentStore(dir)
-        await sendDueReports(DAY, results, deps(), store)
+        await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), store)
         assert.equal(posts.length, 1)
         now += backoffMs(1) - 1000
-        await sendDueReports(DAY, results, deps(), store)
+        await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), store)
         assert.equal(posts.length, 1, 'not before its backoff')
         now += 1000
-        await sendDueReports(DAY, results, deps(), store)
+        await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), store)
         assert.equal(posts.length, 2)
         assert.equal(mails.length, 1, 'the delivered mail is not sent again')
         assert.equal(backoffMs(2), 2 * backoffMs(1))
         assert.equal(backoffMs(20), 4 * 3600_000)
         now = AFTER + RETRY_FOR_MS + 1
-        assert.equal(destinationState(store.deliveries(DAY, 'a.example'), 'https://r.a.example/tlsrpt', now), 'expired')
-        await sendDueReports(DAY, results, deps(), store)
+        assert.equal(destinationState(await store.deliveries(DAY, 'a.example'), 'https://r.a.example/tlsrpt', now), 'expired')
+        await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), store)
         assert.equal(posts.length, 2, 'given up')
     })
 
     it('a report another process holds is left to it; a claim older than its time is taken over', async () => {
         const other = new FileSentStore(dir)
-        assert.ok(other.claim(DAY, 'a.example', now))
-        const held = await sendDueReports(DAY, results, deps(), new FileSentStore(dir), 'a.example')
+        assert.ok(await other.claim(DAY, 'a.example', now))
+        const held = await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), new FileSentStore(dir), 'a.example')
         assert.deepEqual(held, [{ domain: 'a.example', sent: [], skipped: 'another process is sending this report', pending: true }])
         now += CLAIM_MS + 1
-        const taken = await sendDueReports(DAY, results, deps(), new FileSentStore(dir), 'a.example')
+        const taken = await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), new FileSentStore(dir), 'a.example')
         assert.equal(taken[0].sent.length, 2)
         // released after sending
-        assert.ok(new FileSentStore(dir).claim(DAY, 'a.example', now))
+        assert.ok(await new FileSentStore(dir).claim(DAY, 'a.example', now))
     })
 
-    it('a claim is released only by its holder: a slow first sender cannot free the claim of the one that took over', () => {
+    it('a claim is released only by its holder: a slow first sender cannot free the claim of the one that took over', async () => {
         const a = new FileSentStore(dir)
         const b = new FileSentStore(dir)
-        const ta = a.claim(DAY, 'a.example', now)!
-        const tb = b.claim(DAY, 'a.example', now + CLAIM_MS + 1)!
+        const ta = (await a.claim(DAY, 'a.example', now))!
+        const tb = (await b.claim(DAY, 'a.example', now + CLAIM_MS + 1))!
         assert.ok(tb && tb !== ta)
-        a.release(DAY, 'a.example', ta)
-        assert.equal(new FileSentStore(dir).claim(DAY, 'a.example', now + CLAIM_MS + 2), undefined, "b's claim still holds")
-        b.release(DAY, 'a.example', tb)
-        assert.ok(new FileSentStore(dir).claim(DAY, 'a.example', now + CLAIM_MS + 3))
+        await a.release(DAY, 'a.example', ta)
+        assert.equal(await new FileSentStore(dir).claim(DAY, 'a.example', now + CLAIM_MS + 2), undefined, "b's claim still holds")
+        await b.release(DAY, 'a.example', tb)
+        assert.ok(await new FileSentStore(dir).claim(DAY, 'a.example', now + CLAIM_MS + 3))
     })
 
     it('a delivery that cannot be written to disk is not sent again by this process', async () => {
         const store = new FileSentStore(dir)
         // a dangling link into a directory that does not exist: reads find nothing, appends fail (as on a full disk)
         fs.symlinkSync(path.join(dir, 'gone', 'sent'), path.join(dir, `sent-${DAY}.jsonl`))
-        const first = await sendDueReports(DAY, results, deps(), store, 'a.example')
+        const first = await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), store, 'a.example')
         assert.match(first[0].sent[0].detail, /not recorded on disk/)
-        await sendDueReports(DAY, results, deps(), store, 'a.example')
+        await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), store, 'a.example')
         assert.equal(mails.length, 1)
         assert.equal(posts.length, 1)
     })
 
     it('a transport that throws is a failed delivery, kept and tried again later', async () => {
         const d = { ...deps(), sendMail: async () => Promise.reject(new Error('outbound queue unavailable')) }
-        const out = await sendDueReports(DAY, results, d, new FileSentStore(dir), 'a.example')
+        const out = await sendDueReports(DAY, dayResultsOf(DAY, results), d, new FileSentStore(dir), 'a.example')
         assert.deepEqual(
             out[0].sent.map((s) => [s.ok, s.detail]),
             [
