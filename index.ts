@@ -5,6 +5,7 @@
 //   the session     lib/session through lib/haraka-adapter      (installed by register)
 //   the log         lib/log                                      → dane_delivered, dane_deferred, dane_bounce
 //   TLS reports     lib/tlsrpt (RFC 8460 results, kept per day)  → recordTlsrpt, from the same places as the log
+//   shutting down   (Haraka's graceful shutdown)                 → shutdown
 import cluster from 'node:cluster'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -203,6 +204,34 @@ function startTlsrptScheduler(plugin: DanePlugin): void {
     scheduler.start()
 }
 
+/**
+ * The TLS report store of a configuration: the one in use when it is the same (same directory or Redis),
+ * else a new one, opened before the old is closed; the old one is closed once the sender's round that
+ * may be using it is over. A store that cannot be opened stops Haraka at start-up, and on a reload keeps
+ * the old one in use (its reason in Haraka's log).
+ */
+function reportStoreFor(plugin: DanePlugin, cfg: DaneConfig, dir: string | undefined, old: State['tlsrpt'], startup: boolean): State['tlsrpt'] {
+    const identity = dir === undefined ? undefined : storeIdentity(cfg.tlsrpt, dir)
+    if (old && old.identity === identity) return { ...old, requestDir: dir! }
+    let opened: State['tlsrpt']
+    if (dir !== undefined && identity !== undefined) {
+        try {
+            opened = { store: openStore(cfg.tlsrpt, dir, (message) => plugin.logerror(message)), identity, requestDir: dir }
+        } catch (e) {
+            const msg = `haraka-plugin-dane: the TLS report store ${identity.replace(/\/\/[^@/]*@/, '//***@')} cannot be opened: ${(e as Error)?.message ?? e}`
+            if (startup) throw new Error(msg)
+            plugin.logerror(`${msg}; keeping the one in use`)
+            return old
+        }
+    }
+    if (old) {
+        const closeOld = (): void => void old.store.close()
+        if (plugin.dane_tlsrpt_scheduler) plugin.dane_tlsrpt_scheduler.afterRound(closeOld)
+        else closeOld()
+    }
+    return opened
+}
+
 // C23: errors name file and line; at start-up they stop the plugin, on reload the last good configuration stays
 export function dane_load_config(this: DanePlugin, startup: boolean): void {
     const reload = (): void => this.dane_load_config(false)
@@ -224,22 +253,14 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
     const caFile = cfg.tlsrpt.httpsCaFile && tlsrptDirectory(cfg.tlsrpt.httpsCaFile)
     if (cfg.tlsrpt.enabled && caFile && !fs.existsSync(caFile))
         this.logerror(`haraka-plugin-dane: tlsrpt.https_ca_file ${caFile} cannot be read: reports to https destinations will fail until it can`)
-    const identity = tlsrptDir === undefined ? undefined : storeIdentity(cfg.tlsrpt, tlsrptDir)
-    const keep = old?.tlsrpt !== undefined && old.tlsrpt.identity === identity
-    if (old?.tlsrpt && !keep) void old.tlsrpt.store.close()
-    const onFault = (message: string): void => this.logerror(message)
+    const tlsrpt = reportStoreFor(this, cfg, tlsrptDir, old?.tlsrpt, startup)
     this.dane = {
         config: cfg,
         resolver: sameResolver ? old.resolver : new Resolver(cfg.resolver),
         // C29: a log destination that fails is reported in Haraka's log, never thrown into a hook
         logger: sameLog ? old.logger : createLogger(cfg.log, (message) => this.logerror(message)),
         internals: old?.internals as HarakaInternals,
-        tlsrpt:
-            tlsrptDir === undefined || identity === undefined
-                ? undefined
-                : keep
-                  ? old.tlsrpt
-                  : { store: openStore(cfg.tlsrpt, tlsrptDir, onFault), identity, requestDir: tlsrptDir },
+        tlsrpt,
     }
     if (!startup) this.lognotice('configuration reloaded')
 }
@@ -324,4 +345,15 @@ export function dane_bounce(this: DanePlugin, next: Next, hmail: HMail, err: unk
     const d = hmail.dane_decision
     if (d) writeFinal(this.dane!.logger, d, hmail.todo.uuid, { outcome: 'bounced', reason: String((err as Error)?.message ?? err) })
     next()
+}
+
+// Haraka's graceful shutdown: the report sender stops and the report store closes (a Redis connection would
+// otherwise hold the process; results still waiting for Redis are counted as lost in Haraka's log)
+export function shutdown(this: DanePlugin): void {
+    this.dane_tlsrpt_scheduler?.stop()
+    const t = this.dane?.tlsrpt
+    if (t) {
+        this.dane!.tlsrpt = undefined
+        void t.store.close()
+    }
 }

@@ -538,20 +538,21 @@ async function cmdTlsrpt(args: string[], out: Out): Promise<number> {
         organizationName: cfg.tlsrpt.organizationName || '(tlsrpt.organization_name not set)',
         contactInfo: cfg.tlsrpt.contactInfo || 'unset@invalid',
     }
-    const resolver = values.resolver !== undefined ? openResolver(values, parseTimeout(values.timeout as string | undefined)) : new Resolver(cfg.resolver)
     const store = openCliStore(cfg, dir, out)
     const shown: Record<string, unknown>[] = []
+    let resolver: Resolver | undefined
     try {
-        const kept = await store.day(day)
+        resolver = values.resolver !== undefined ? openResolver(values, parseTimeout(values.timeout as string | undefined)) : new Resolver(cfg.resolver)
+        const kept = await fromStore(store, () => store.day(day))
         for (const domain of kept.domains.filter((d) => only === undefined || d === only)) {
-            const report = reportOfTallies(day, domain, await kept.tallies(domain), reporter)
+            const report = reportOfTallies(day, domain, await fromStore(store, () => kept.tallies(domain)), reporter)
             if (!report) continue
             const txt = await resolver.lookup(tlsrptRecordName(domain), 'TXT')
             const where = tlsrptDestinations(txt)
             shown.push({ domain, ...where, filename: reportFilename(day, domain, reporter), report })
         }
     } finally {
-        resolver.close()
+        resolver?.close()
         await store.close()
     }
     if (values.json) {
@@ -569,6 +570,15 @@ async function cmdTlsrpt(args: string[], out: Out): Promise<number> {
 /** The store dane.ini names, for a command: its faults go to standard error. */
 function openCliStore(cfg: DaneConfig, dir: string, out: Out): TlsrptStore {
     return openStore(cfg.tlsrpt, dir, (m) => out.stderr(`${m}\n`))
+}
+
+/** A read of the store; one that fails is told as such (an unreachable Redis), not as an internal error. */
+async function fromStore<T>(store: TlsrptStore, read: () => Promise<T>): Promise<T> {
+    try {
+        return await read()
+    } catch (e) {
+        throw new UsageError(`cannot read the TLS report store ${store.where}: ${(e as Error)?.message ?? e}`, false)
+    }
 }
 
 /** dane.ini's [tlsrpt] and the journal's directory, for a Haraka directory. */
@@ -606,7 +616,7 @@ async function cmdTlsrptSend(args: string[], out: Out): Promise<number> {
     const store = openCliStore(cfg, dir, out)
     let domains: string[]
     try {
-        domains = (await store.day(day)).domains.filter((d) => !only || d === only)
+        domains = (await fromStore(store, () => store.day(day))).domains.filter((d) => !only || d === only)
     } finally {
         await store.close()
     }

@@ -200,6 +200,29 @@ const DOMAIN_RE = /^\.?(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(\.
 // RFC 5321 4.1.2 addr-spec, the common dot-atom form
 const ADDR_SPEC = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/
 
+/**
+ * Why node-redis would refuse this URL (createClient throws on it), or undefined: the scheme, a host, a
+ * database number as the path, and user and password that decode. Never echoes the URL (a password).
+ */
+export function redisUrlProblem(url: string): string | undefined {
+    let u: URL
+    try {
+        u = new URL(url)
+    } catch {
+        return 'not a URL'
+    }
+    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return 'not a redis:// or rediss:// URL'
+    if (!u.hostname) return 'no host'
+    if (!/^\/?\d*$/.test(u.pathname)) return 'the path is not a database number'
+    try {
+        decodeURIComponent(u.username)
+        decodeURIComponent(u.password)
+    } catch {
+        return 'the user or password is not validly %-encoded'
+    }
+    return undefined
+}
+
 export function normalizeDomain(d: string): string {
     return d.trim().toLowerCase().replace(/\.$/, '')
 }
@@ -363,15 +386,9 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
                 cfg.tlsrpt.store = value
                 return
             case 'tlsrpt.redis_url': {
-                let u: URL | undefined
-                try {
-                    u = new URL(value)
-                } catch {
-                    /* reported below */
-                }
                 // not echoed: it may hold a password
-                if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || !u.hostname)
-                    return err(`${section}.${key}: not a redis:// or rediss:// URL with a host`)
+                const problem = redisUrlProblem(value)
+                if (problem) return err(`${section}.${key}: ${problem} (redis[s]://[[user]:password@]host[:port][/db])`)
                 cfg.tlsrpt.redisUrl = value
                 return
             }

@@ -14,7 +14,7 @@ import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { SessionResult } from './result'
 import { utcDay } from './report'
-import { CLAIM_MS, dayResultsOf, type DayResults, type Delivery, type SentStore, type TlsrptStore } from './store'
+import { CLAIM_MS, dayResultsOf, KeepingSentStore, type DayResults, type Delivery, type TlsrptStore } from './store'
 
 const FILE = /^results-(\d{4}-\d{2}-\d{2})\.jsonl$/
 
@@ -147,10 +147,10 @@ function isResult(r: unknown): r is SessionResult {
  * by renaming it away first (only one process can), then creating a new one. A delivery that cannot be
  * written is kept in memory too, so that this process does not send it again while the disk is full.
  */
-export class FileSentStore implements SentStore {
-    private readonly unwritten = new Map<string, Delivery[]>()
-
-    constructor(readonly dir: string) {}
+export class FileSentStore extends KeepingSentStore {
+    constructor(readonly dir: string) {
+        super()
+    }
 
     private file(day: string): string {
         return path.join(this.dir, `sent-${day}.jsonl`)
@@ -160,14 +160,14 @@ export class FileSentStore implements SentStore {
         return path.join(this.dir, `claim-${day}-${domain}`)
     }
 
-    async deliveries(day: string, domain: string): Promise<Delivery[]> {
+    protected async read(day: string, domain: string): Promise<Delivery[]> {
         let text = ''
         try {
             text = fs.readFileSync(this.file(day), 'utf8')
         } catch (e) {
             if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
         }
-        const out: Delivery[] = [...(this.unwritten.get(`${day} ${domain}`) ?? [])]
+        const out: Delivery[] = []
         for (const line of text.split('\n')) {
             if (!line) continue
             try {
@@ -177,22 +177,20 @@ export class FileSentStore implements SentStore {
                 /* a torn line */
             }
         }
-        return out.sort((a, b) => a.at - b.at)
+        return out
     }
 
-    async add(day: string, domain: string, d: Delivery): Promise<string | undefined> {
+    protected async append(day: string, domain: string, d: Delivery): Promise<string | undefined> {
         try {
             fs.mkdirSync(this.dir, { recursive: true })
             fs.appendFileSync(this.file(day), `\n${JSON.stringify({ domain, ...d })}\n`)
             return undefined
         } catch (e) {
-            const key = `${day} ${domain}`
-            this.unwritten.set(key, [...(this.unwritten.get(key) ?? []), d])
             return (e as Error).message
         }
     }
 
-    async claim(day: string, domain: string, now: number): Promise<string | undefined> {
+    protected async create(day: string, domain: string, now: number): Promise<string | undefined> {
         fs.mkdirSync(this.dir, { recursive: true })
         const f = this.claimFile(day, domain)
         const token = `${process.pid}.${randomBytes(6).toString('hex')}`
@@ -219,14 +217,24 @@ export class FileSentStore implements SentStore {
         return create() ? token : undefined
     }
 
-    async renew(day: string, domain: string, token: string, now: number): Promise<void> {
+    protected async extend(day: string, domain: string, token: string, now: number): Promise<boolean> {
         const f = this.claimFile(day, domain)
-        if (this.readClaim(f)?.token === token) fs.writeFileSync(f, `${token} ${now}\n`)
+        if (this.readClaim(f)?.token !== token) return false
+        try {
+            fs.writeFileSync(f, `${token} ${now}\n`)
+            return true
+        } catch {
+            return false
+        }
     }
 
-    async release(day: string, domain: string, token: string): Promise<void> {
+    protected async drop(day: string, domain: string, token: string): Promise<void> {
         const f = this.claimFile(day, domain)
-        if (this.readClaim(f)?.token === token) fs.rmSync(f, { force: true })
+        try {
+            if (this.readClaim(f)?.token === token) fs.rmSync(f, { force: true })
+        } catch {
+            /* it goes stale after CLAIM_MS */
+        }
     }
 
     private readClaim(f: string): { token: string; since: number } | undefined {

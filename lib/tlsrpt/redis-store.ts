@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto'
 import { createClient } from 'redis'
 import { tallyKey, tallyOfKey, utcDay, type Tally } from './report'
 import type { SessionResult } from './result'
-import { CLAIM_MS, type DayResults, type Delivery, type SentStore, type TlsrptStore } from './store'
+import { CLAIM_MS, KeepingSentStore, type DayResults, type Delivery, type SentStore, type TlsrptStore } from './store'
 
 export interface RedisStoreSettings {
     /** redis[s]://[[user]:password@]host[:port][/db] */
@@ -33,8 +33,10 @@ const KEEP_S = String(KEEP_DAYS * 86400)
 /** Results waiting for Redis or on their way to it, at most; more are dropped (and counted as lost). */
 export const MAX_PENDING = 10_000
 
-/** How long a read waits for an unreachable Redis before it fails (the sender tries again next round). */
+/** How long a command waits for an unreachable Redis before it fails (the sender tries again next round). */
 const READY_MS = 5_000
+/** How long a command may take once sent (a Redis that is paused, a connection that went half-open). */
+const COMMAND_MS = 10_000
 
 const FAULT_REPORT_MS = 60_000
 const DAY = /^\d{4}-\d{2}-\d{2}$/
@@ -71,10 +73,12 @@ export class RedisStore implements TlsrptStore {
     private inFlight = 0
     private waiting: SessionResult[] = []
     private lost = 0
-    private lastReport = -Infinity
+    private lastLoss = -Infinity
+    private lastError = -Infinity
     private closed = false
     readonly sent: SentStore
 
+    /** Throws when node-redis refuses the URL (the configuration checks it first: lib/config.ts redisUrlProblem). */
     constructor(
         readonly settings: RedisStoreSettings,
         private readonly onFault: (message: string) => void = () => undefined,
@@ -85,17 +89,20 @@ export class RedisStore implements TlsrptStore {
             socket: { connectTimeout: 5000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 5000) },
         })
         // without a listener an 'error' event would end Haraka (C29); the client reconnects by itself
-        this.client.on('error', (e: Error) => this.fault(`Redis ${this.where}: ${e?.message ?? e}`))
+        this.client.on('error', (e: Error) => this.connectionFault(e))
         this.client.on('ready', () => this.flush())
-        this.client.connect().catch((e: Error) => this.fault(`Redis ${this.where}: ${e?.message ?? e}`))
+        this.client.connect().catch((e: Error) => this.connectionFault(e))
+        // the connection alone does not keep a Haraka that is shutting down alive
+        this.client.unref()
         this.sent = new RedisSentStore(
             (args) => this.command(args),
             (...parts) => this.key(...parts),
         )
     }
 
-    /** One command, once Redis is reachable (within READY_MS). */
+    /** One command (or one MULTI), once Redis is reachable (within READY_MS), answered within COMMAND_MS. */
     private async command(args: string[] | string[][]): Promise<unknown> {
+        if (this.closed) throw new Error(`Redis ${this.where}: the store was closed`)
         if (!this.client.isReady) {
             await new Promise<void>((resolve, reject) => {
                 const ready = (): void => {
@@ -109,10 +116,23 @@ export class RedisStore implements TlsrptStore {
                 this.client.once('ready', ready)
             })
         }
-        if (typeof args[0] === 'string') return this.client.sendCommand(args as string[])
-        const m = this.client.multi()
-        for (const a of args as string[][]) m.addCommand(a)
-        return m.exec()
+        let sent: Promise<unknown>
+        if (typeof args[0] === 'string') sent = this.client.sendCommand(args as string[])
+        else {
+            const m = this.client.multi()
+            for (const a of args as string[][]) m.addCommand(a)
+            sent = m.exec()
+        }
+        let timer: NodeJS.Timeout | undefined
+        const late = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`Redis ${this.where} did not answer within ${COMMAND_MS / 1000} s`)), COMMAND_MS)
+        })
+        try {
+            return await Promise.race([sent, late])
+        } finally {
+            clearTimeout(timer)
+            sent.catch(() => undefined)
+        }
     }
 
     private flush(): void {
@@ -131,7 +151,7 @@ export class RedisStore implements TlsrptStore {
 
     add(result: SessionResult): void {
         if (this.closed) return
-        if (this.inFlight + this.waiting.length >= MAX_PENDING) return this.lose(`${MAX_PENDING} results already waiting for Redis`)
+        if (this.inFlight + this.waiting.length >= MAX_PENDING) return this.lose(1, `${MAX_PENDING} results already waiting for Redis`)
         if (!this.client.isReady) {
             this.waiting.push(result)
             return
@@ -139,13 +159,14 @@ export class RedisStore implements TlsrptStore {
         this.write(result)
     }
 
+    /** Never throws (it runs inside the client's 'ready' event too). */
     private write(result: SessionResult): void {
-        const day = utcDay(result.at)
-        const domain = result.recipientDomain
-        const field = tallyKey({ policy: result.policy, ok: result.ok, ...(result.ok || !result.failure ? {} : { failure: result.failure }) })
-        const [days, domains, tally] = [this.key('days'), this.key('domains', day), this.key('tally', day, domain)]
         this.inFlight++
         try {
+            const day = utcDay(result.at)
+            const domain = result.recipientDomain
+            const field = tallyKey({ policy: result.policy, ok: result.ok, ...(result.ok || !result.failure ? {} : { failure: result.failure }) })
+            const [days, domains, tally] = [this.key('days'), this.key('domains', day), this.key('tally', day, domain)]
             this.client
                 .multi()
                 .addCommand(['SADD', days, day])
@@ -159,18 +180,22 @@ export class RedisStore implements TlsrptStore {
                     () => this.inFlight--,
                     (e: Error) => {
                         this.inFlight--
-                        this.lose(e?.message ?? String(e))
+                        this.lose(1, e?.message ?? String(e))
                     },
                 )
         } catch (e) {
             this.inFlight--
-            this.lose((e as Error)?.message ?? String(e))
+            this.lose(1, (e as Error)?.message ?? String(e))
         }
     }
 
+    /** The days with results, oldest first; days past KEEP_DAYS are taken out of the set. */
     async days(): Promise<string[]> {
-        const days = (await this.command(['SMEMBERS', this.key('days')])) as string[]
-        return days.filter((d) => DAY.test(d)).sort()
+        const days = ((await this.command(['SMEMBERS', this.key('days')])) as string[]).filter((d) => DAY.test(d)).sort()
+        const oldest = utcDay(Date.now() - KEEP_DAYS * 86400_000)
+        const old = days.filter((d) => d < oldest)
+        if (old.length) await this.command(['SREM', this.key('days'), ...old])
+        return days.filter((d) => d >= oldest)
     }
 
     async day(day: string): Promise<DayResults> {
@@ -188,10 +213,14 @@ export class RedisStore implements TlsrptStore {
         }
     }
 
-    /** Results not yet in Redis are lost (and counted) when the store is closed. */
+    /** Results not yet in Redis are lost when the store is closed, and Haraka's log says how many. */
     async close(): Promise<void> {
         if (this.closed) return
-        if (this.waiting.length) this.lose(`closed with ${this.waiting.length} result(s) waiting for Redis`)
+        if (this.waiting.length) {
+            this.lastLoss = -Infinity
+            this.lose(this.waiting.length, 'the store was closed while Redis was unreachable')
+            this.waiting = []
+        }
         this.closed = true
         try {
             await this.client.close()
@@ -200,18 +229,29 @@ export class RedisStore implements TlsrptStore {
         }
     }
 
-    private lose(why: string): void {
-        this.lost++
-        this.fault(`TLS report result not kept in Redis ${this.where}: ${why}; ${this.lost} result(s) lost so far`)
+    private lose(n: number, why: string): void {
+        this.lost += n
+        const now = Date.now()
+        if (now - this.lastLoss < FAULT_REPORT_MS) return
+        this.lastLoss = now
+        this.tell(
+            `haraka-plugin-dane: TLS report result(s) not kept in Redis ${this.where}: ${why}; ${this.lost} lost so far (repeated at most every ${FAULT_REPORT_MS / 1000} s)`,
+        )
     }
 
-    private fault(message: string): void {
+    private connectionFault(e: Error): void {
         if (this.closed) return
         const now = Date.now()
-        if (now - this.lastReport < FAULT_REPORT_MS) return
-        this.lastReport = now
+        if (now - this.lastError < FAULT_REPORT_MS) return
+        this.lastError = now
+        this.tell(
+            `haraka-plugin-dane: Redis ${this.where}: ${e?.message ?? e}; results wait in memory until it is back (repeated at most every ${FAULT_REPORT_MS / 1000} s)`,
+        )
+    }
+
+    private tell(message: string): void {
         try {
-            this.onFault(`haraka-plugin-dane: ${message} (repeated at most every ${FAULT_REPORT_MS / 1000} s)`)
+            this.onFault(message)
         } catch {
             /* the operator's log failing too is beyond telling */
         }
@@ -219,17 +259,17 @@ export class RedisStore implements TlsrptStore {
 }
 
 /** What was sent, and the claims, in Redis: shared by every node sending from it. */
-class RedisSentStore implements SentStore {
-    private readonly unwritten = new Map<string, Delivery[]>()
-
+class RedisSentStore extends KeepingSentStore {
     constructor(
         private readonly command: (args: string[] | string[][]) => Promise<unknown>,
         private readonly key: (...parts: string[]) => string,
-    ) {}
+    ) {
+        super()
+    }
 
-    async deliveries(day: string, domain: string): Promise<Delivery[]> {
+    protected async read(day: string, domain: string): Promise<Delivery[]> {
         const lines = (await this.command(['LRANGE', this.key('sent', day, domain), '0', '-1'])) as string[]
-        const out: Delivery[] = [...(this.unwritten.get(`${day} ${domain}`) ?? [])]
+        const out: Delivery[] = []
         for (const line of lines) {
             try {
                 const d = JSON.parse(line) as Delivery
@@ -238,10 +278,10 @@ class RedisSentStore implements SentStore {
                 /* not ours */
             }
         }
-        return out.sort((a, b) => a.at - b.at)
+        return out
     }
 
-    async add(day: string, domain: string, d: Delivery): Promise<string | undefined> {
+    protected async append(day: string, domain: string, d: Delivery): Promise<string | undefined> {
         const k = this.key('sent', day, domain)
         try {
             await this.command([
@@ -250,24 +290,25 @@ class RedisSentStore implements SentStore {
             ])
             return undefined
         } catch (e) {
-            const mem = `${day} ${domain}`
-            this.unwritten.set(mem, [...(this.unwritten.get(mem) ?? []), d])
             return (e as Error)?.message ?? String(e)
         }
     }
 
-    async claim(day: string, domain: string): Promise<string | undefined> {
+    protected async create(day: string, domain: string): Promise<string | undefined> {
         const token = `${process.pid}.${randomBytes(6).toString('hex')}`
         const r = await this.command(['SET', this.key('claim', day, domain), token, 'NX', 'PX', String(CLAIM_MS)])
         return (r as unknown) === 'OK' ? token : undefined
     }
 
-    // a claim that cannot be renewed or released expires by itself (CLAIM_MS): neither is worth a failed round
-    async renew(day: string, domain: string, token: string): Promise<void> {
-        await this.command(['EVAL', RENEW, '1', this.key('claim', day, domain), token, String(CLAIM_MS)]).catch(() => undefined)
+    protected async extend(day: string, domain: string, token: string): Promise<boolean> {
+        try {
+            return Number(await this.command(['EVAL', RENEW, '1', this.key('claim', day, domain), token, String(CLAIM_MS)])) === 1
+        } catch {
+            return false
+        }
     }
 
-    async release(day: string, domain: string, token: string): Promise<void> {
+    protected async drop(day: string, domain: string, token: string): Promise<void> {
         await this.command(['EVAL', RELEASE, '1', this.key('claim', day, domain), token]).catch(() => undefined)
     }
 }

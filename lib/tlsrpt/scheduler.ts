@@ -74,6 +74,14 @@ export class TlsrptScheduler {
         this.timer = undefined
     }
 
+    private readonly afterRoundDo: (() => void)[] = []
+
+    /** Run `f` once no round is running (now, or when the current one ends): closing a store it may be using. */
+    afterRound(f: () => void): void {
+        if (this.running) this.afterRoundDo.push(f)
+        else f()
+    }
+
     /** Past days whose every report was sent, given up or had no destination: not looked at again by this process. */
     private readonly finished = new Set<string>()
     private rounds = 0
@@ -118,11 +126,20 @@ export class TlsrptScheduler {
                 } catch {
                     continue
                 }
-                const only = fs.readFileSync(taken, 'utf8').trim() || undefined
-                const outcomes = await sendDueReports(day, await store.day(day), deps, store.sent, only)
-                for (const o of outcomes) if (o.sent.length || o.skipped) this.deps.log(o, day)
-                fs.writeFileSync(`${request}.done`, JSON.stringify(outcomes))
-                fs.rmSync(taken, { force: true })
+                // a request taken is always answered, also when the store cannot be read now
+                let outcomes: DomainOutcome[]
+                try {
+                    const only = fs.readFileSync(taken, 'utf8').trim() || undefined
+                    outcomes = await sendDueReports(day, await store.day(day), deps, store.sent, only)
+                    for (const o of outcomes) if (o.sent.length || o.skipped) this.deps.log(o, day)
+                } catch (e) {
+                    outcomes = [{ domain: '*', sent: [], skipped: `not sent: ${(e as Error)?.message ?? e}`, pending: true }]
+                }
+                try {
+                    fs.writeFileSync(`${request}.done`, JSON.stringify(outcomes))
+                } finally {
+                    fs.rmSync(taken, { force: true })
+                }
             }
             for (const day of past.filter((d) => d >= oldest && !this.finished.has(d))) {
                 const due = (domain: string) => reportDueAt(day, domain, settings.sendAfterMinutes, settings.spreadMinutes)
@@ -136,6 +153,13 @@ export class TlsrptScheduler {
             this.deps.fault(`haraka-plugin-dane: TLS reports not sent this round: ${(e as Error)?.message ?? e}`)
         } finally {
             this.running = false
+            for (const f of this.afterRoundDo.splice(0)) {
+                try {
+                    f()
+                } catch {
+                    /* closing an old store: nothing to do about it */
+                }
+            }
         }
     }
 }

@@ -106,12 +106,13 @@ async function sendDomain(day: string, domain: string, results: DayResults, deps
     const stateOf = (uri: string): DestinationState => destinationState(deliveries, uri, deps.now())
     const open = (): boolean => rua.some((u) => stateOf(u.uri) === 'due' || stateOf(u.uri) === 'wait')
     // nothing due: no report built, no claim taken
-    if (!rua.some((u) => stateOf(u.uri) === 'due')) return { domain, sent: [], pending: open() }
+    if (!rua.some((u) => stateOf(u.uri) === 'due')) return { domain, sent: [], pending: open() || store.hasUnwritten(day, domain) }
     // a domain's counts are read only when its report is due
     const report = reportOfTallies(day, domain, await results.tallies(domain), deps.reporter)
     if (!report) return null
     const token = await store.claim(day, domain, deps.now())
     if (!token) return { domain, sent: [], skipped: 'another process is sending this report', pending: true }
+    // released at the end (the store keeps it while a delivery is not written: lib/tlsrpt/store KeepingSentStore)
     try {
         // read again under the claim: another process may have sent it since
         deliveries = await store.deliveries(day, domain)
@@ -144,8 +145,17 @@ async function sendDomain(day: string, domain: string, results: DayResults, deps
             const d: Delivery = { uri: u.uri, ok: r.ok, detail: r.detail, at: deps.now() }
             const unwritten = await store.add(day, domain, d)
             deliveries.push(d)
-            sent.push(unwritten ? { ...d, detail: `${d.detail}; not recorded on disk (${unwritten}): this process will not send it again` } : d)
-            await store.renew(day, domain, token, deps.now())
+            if (unwritten) {
+                sent.push({
+                    ...d,
+                    detail: `${d.detail}; not recorded in the store (${unwritten}): kept here and written on the next round; the claim is held until then`,
+                })
+                return { domain, sent, pending: true }
+            }
+            sent.push(d)
+            // the claim expired meanwhile (a slow transport) and may be another's now: stop here
+            if (!(await store.renew(day, domain, token, deps.now())))
+                return { domain, sent, skipped: 'the claim on this report was lost; the rest next round', pending: true }
         }
         return { domain, sent, pending: open() }
     } finally {

@@ -83,6 +83,10 @@ describe('TLS report store in a real Redis ([tlsrpt] store=redis)', function () 
             assert.deepEqual(reportOfTallies(DAY, domain, tallies, REPORTER), buildReport(DAY, domain, all, REPORTER))
         }
         assert.deepEqual(await a.days(), [DAY])
+        // a day older than the keys live is taken out of the set of days
+        redis.cli('SADD', `${prefix}:days`, '2001-01-01')
+        assert.deepEqual(await a.days(), [DAY])
+        assert.equal(redis.cli('SISMEMBER', `${prefix}:days`, '2001-01-01'), '0')
     })
 
     it('a claim is held by one node: another cannot take or release it; released by its holder, it can be taken', async () => {
@@ -92,6 +96,8 @@ describe('TLS report store in a real Redis ([tlsrpt] store=redis)', function () 
         assert.ok(ta)
         assert.equal(await b.sent.claim(DAY, 'a.example', Date.now()), undefined)
         await b.sent.release(DAY, 'a.example', 'not-the-token')
+        assert.equal(await b.sent.renew(DAY, 'a.example', 'not-the-token', Date.now()), false)
+        assert.equal(await a.sent.renew(DAY, 'a.example', ta!, Date.now()), true)
         assert.equal(await b.sent.claim(DAY, 'a.example', Date.now()), undefined)
         await a.sent.release(DAY, 'a.example', ta!)
         assert.ok(await b.sent.claim(DAY, 'a.example', Date.now()))
@@ -147,5 +153,8 @@ describe('TLS report store in a real Redis ([tlsrpt] store=redis)', function () 
         for (let i = 0; i < 3; i++) s.add(result('a.example', true))
         await until('a fault told', async () => faults.length > 0)
         assert.match(faults[0], /haraka-plugin-dane: Redis redis:\/\/127\.0\.4\.29:6379\/? \(prefix test-[^)]+\): .*ECONNREFUSED/)
+        // closed (a reload, Haraka's shutdown) while they wait: how many were lost is told, at once
+        await s.close()
+        assert.match(faults[faults.length - 1], /result\(s\) not kept in Redis .*the store was closed while Redis was unreachable; 3 lost so far/)
     })
 })

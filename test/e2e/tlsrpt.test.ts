@@ -1,7 +1,8 @@
 // Issue 14 (TLSRPT, RFC 8460), recording and reports: a real Haraka with the plugin delivers to a
 // verified DANE domain, a domain whose first MX fails DANE, a domain whose TLSA lookup is bogus
 // (SERVFAIL), an insecure domain and a domain with only unusable TLSA records, each publishing a
-// _smtp._tls record in the real signed world; Haraka is restarted in the middle of the day; then
+// _smtp._tls record in the real signed world; Haraka is ended in the middle of the day by SIGTERM (which
+// Haraka 3.3 does not handle unless it is PID 1: as abrupt as a crash) and started again; then
 // `haraka-dane tlsrpt show` builds the day's reports from what was kept. Each report must count
 // exactly the attempts the delivery log shows, nothing lost or counted twice across the restart.
 import assert from 'node:assert/strict'

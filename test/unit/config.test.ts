@@ -86,10 +86,21 @@ describe('config (C1, C21–C23)', () => {
             buildConfig(ini('[tlsrpt]\nstore=sqlite\nredis_url=http://:secret@host/\nredis_prefix=a b'), exc('')).errors.map((e) => [e.line, e.message]),
             [
                 [2, 'tlsrpt.store: not file or redis, got "sqlite"'],
-                [3, 'tlsrpt.redis_url: not a redis:// or rediss:// URL with a host'],
+                [3, 'tlsrpt.redis_url: not a redis:// or rediss:// URL (redis[s]://[[user]:password@]host[:port][/db])'],
                 [4, 'tlsrpt.redis_prefix: not 1 to 64 letters, digits or _.:-, got "a b"'],
             ],
         )
+        // what node-redis would refuse (createClient throws) is refused here, with its line
+        for (const [url, why] of [
+            ['redis://h/x', 'the path is not a database number'],
+            ['redis://:p%zz@h', 'the user or password is not validly %-encoded'],
+            ['redis:///2', 'no host'],
+            ['not a url', 'not a URL'],
+        ])
+            assert.deepEqual(
+                buildConfig(ini(`[tlsrpt]\nredis_url=${url}`), exc('')).errors.map((e) => [e.line, e.message]),
+                [[2, `tlsrpt.redis_url: ${why} (redis[s]://[[user]:password@]host[:port][/db])`]],
+            )
         const missing = buildConfig(ini('[tlsrpt]\n\nenabled=yes'), exc(''))
         assert.equal(missing.config, undefined)
         assert.deepEqual(

@@ -137,4 +137,29 @@ describe('TLSRPT sender rounds', () => {
         assert.equal(lookups, before + 1)
         assert.deepEqual(mails, ['r@dest.example'])
     })
+
+    it('a request is answered also when the store cannot be read now; a store closed on reload waits for the round using it', async () => {
+        add('y', -1)
+        const failing = Object.create(journal) as FileStore
+        failing.day = async () => Promise.reject(new Error('Redis not reachable within 5 s'))
+        const s = scheduler()
+        ;(s as unknown as { deps: { store: () => FileStore } }).deps.store = () => failing
+        fs.writeFileSync(sendNowFile(dir, day(-1)), '\n')
+        await s.tick()
+        const done = JSON.parse(fs.readFileSync(`${sendNowFile(dir, day(-1))}.done`, 'utf8')) as DomainOutcome[]
+        assert.deepEqual(done, [{ domain: '*', sent: [], skipped: 'not sent: Redis not reachable within 5 s', pending: true }])
+        assert.deepEqual(
+            fs.readdirSync(dir).filter((f) => f.startsWith('send-now')),
+            [`send-now-${day(-1)}.done`],
+            'the request taken is gone',
+        )
+        // afterRound: at once when idle; after the round when one is running
+        const order: string[] = []
+        s.afterRound(() => order.push('idle'))
+        const round = s.tick()
+        s.afterRound(() => order.push('after the round'))
+        order.push('during')
+        await round
+        assert.deepEqual(order, ['idle', 'during', 'after the round'])
+    })
 })

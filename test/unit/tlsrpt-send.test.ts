@@ -153,15 +153,37 @@ describe('TLSRPT sending (RFC 8460 5)', () => {
         assert.ok(await new FileSentStore(dir).claim(DAY, 'a.example', now + CLAIM_MS + 3))
     })
 
-    it('a delivery that cannot be written to disk is not sent again by this process', async () => {
+    it('a delivery that cannot be written is not sent again: the claim stays held meanwhile, and the delivery is written once the disk takes it', async () => {
         const store = new FileSentStore(dir)
         // a dangling link into a directory that does not exist: reads find nothing, appends fail (as on a full disk)
-        fs.symlinkSync(path.join(dir, 'gone', 'sent'), path.join(dir, `sent-${DAY}.jsonl`))
+        const link = path.join(dir, `sent-${DAY}.jsonl`)
+        fs.symlinkSync(path.join(dir, 'gone', 'sent'), link)
         const first = await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), store, 'a.example')
-        assert.match(first[0].sent[0].detail, /not recorded on disk/)
-        await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), store, 'a.example')
-        assert.equal(mails.length, 1)
-        assert.equal(posts.length, 1)
+        assert.match(first[0].sent[0].detail, /not recorded in the store/)
+        assert.equal(first[0].pending, true)
+        assert.deepEqual([mails.length, posts.length], [1, 0], 'stopped after the delivery it could not write')
+        assert.equal(await new FileSentStore(dir).claim(DAY, 'a.example', now), undefined, 'no other process may send it meanwhile')
+        // this process takes its claim up again and goes on with the next destination (not written either)
+        const second = await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), store, 'a.example')
+        assert.deepEqual(
+            second[0].sent.map((d) => d.uri),
+            ['https://r.a.example/tlsrpt'],
+        )
+        assert.deepEqual([mails.length, posts.length], [1, 1])
+        // the disk takes writes again: both are written, nothing is sent again, the claim is given up
+        fs.rmSync(link)
+        const third = await sendDueReports(DAY, dayResultsOf(DAY, results), deps(), store, 'a.example')
+        assert.deepEqual(third, [{ domain: 'a.example', sent: [], pending: false }])
+        const other = new FileSentStore(dir)
+        assert.deepEqual(
+            (await other.deliveries(DAY, 'a.example')).map((d) => [d.uri, d.ok]),
+            [
+                ['mailto:tlsrpt@a.example', true],
+                ['https://r.a.example/tlsrpt', true],
+            ],
+        )
+        assert.ok(await other.claim(DAY, 'a.example', now))
+        assert.deepEqual([mails.length, posts.length], [1, 1])
     })
 
     it('a transport that throws is a failed delivery, kept and tried again later', async () => {
