@@ -295,23 +295,25 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
         return v
     }
 
-    socket.emit = (event: string, ...args: unknown[]) => {
+    // every event of the socket passes here: no rest arguments or spreads (an array each), the usual
+    // events answered from their first argument, the others passed on as they came
+    socket.emit = function (event: string, first?: unknown): boolean {
         switch (event) {
             case 'data': {
                 // Haraka's line reader appends each chunk as a string (haraka-net-utils line_socket)
-                const v = judge({ kind: 'chunk', text: typeof args[0] === 'string' ? args[0] : String(args[0]) })
-                return v.action === 'allow' ? origEmit(event, ...args) : true
+                const v = judge({ kind: 'chunk', text: typeof first === 'string' ? first : String(first) })
+                return v.action === 'allow' ? passOn(arguments) : true
             }
             case 'line': {
-                if (typeof args[0] !== 'string') break
+                if (typeof first !== 'string') break
                 if (attempt.localAddress === undefined) attempt.localAddress = socket.targetsocket?.localAddress ?? socket.localAddress ?? ''
-                const v = judge({ kind: 'line', text: args[0] })
+                const v = judge({ kind: 'line', text: first })
                 if (v.action !== 'allow') return true
-                if (v.line !== undefined) args[0] = v.line
-                if (!guard.mandatory) return origEmit(event, ...args)
+                const line = v.line ?? first
+                if (!guard.mandatory) return arguments.length === 2 ? origEmit(event, line) : passOn(arguments, line)
                 mandatoryLineInProgress = true
                 try {
-                    return origEmit(event, ...args)
+                    return arguments.length === 2 ? origEmit(event, line) : passOn(arguments, line)
                 } finally {
                     mandatoryLineInProgress = false
                 }
@@ -319,29 +321,38 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
             case 'timeout': {
                 // Haraka turns a timeout into an error of its own; the guard's failure replaces it
                 const v = judge({ kind: 'timeout' })
-                return v.action === 'allow' ? origEmit(event, ...args) : true
+                return v.action === 'allow' ? passOn(arguments) : true
             }
             case 'error': {
-                const err = args[0] as { source?: string; message?: string } | string | undefined
+                const err = first as { source?: string; message?: string } | string | undefined
                 // C20: never let Haraka mark a DANE or encrypt host "no TLS" for later deliveries
                 // (Haraka tags every error of the raw socket with source 'tls', not only TLS ones)
                 if (guard.mandatory && err && typeof err === 'object') delete err.source
-                if (guard.state === 'failed') return origEmit(event, ...args)
+                if (guard.state === 'failed') return passOn(arguments)
                 const message = typeof err === 'string' ? err : String(err?.message ?? err)
                 const v = judge({ kind: 'error', message: message.trim() })
-                return v.action === 'allow' ? origEmit(event, ...args) : true
+                return v.action === 'allow' ? passOn(arguments) : true
             }
             case 'close':
                 judge({ kind: 'close' })
                 break
         }
-        return origEmit(event, ...args)
+        return passOn(arguments)
+    }
+    /** the event as it came (its first argument replaced when `first` is given) */
+    const passOn = (args: IArguments, first?: string): boolean => {
+        if (first === undefined) return Reflect.apply(origEmit, undefined, args) as boolean
+        const a = Array.prototype.slice.call(args) as unknown[]
+        a[1] = first
+        return Reflect.apply(origEmit, undefined, a) as boolean
     }
 
-    socket.write = (...args: unknown[]) => {
-        const text = typeof args[0] === 'string' ? args[0] : Buffer.isBuffer(args[0]) ? args[0].toString('latin1') : ''
+    socket.write = function (data?: unknown): boolean {
+        // a command line is at most 512 octets (RFC 5321 4.5.3.1.4): a larger buffer is message data, of
+        // which the guard needs no more than that to see it is no command
+        const text = typeof data === 'string' ? data : Buffer.isBuffer(data) ? data.toString('latin1', 0, 512) : ''
         const v = judge({ kind: 'write', text })
-        return v.action === 'allow' ? origWrite(...args) : false
+        return v.action === 'allow' ? (Reflect.apply(origWrite, undefined, arguments) as boolean) : false
     }
 
     socket.upgrade = (options: Record<string, unknown>, cb?: (...a: unknown[]) => void) => {

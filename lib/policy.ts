@@ -132,6 +132,11 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
     const policy = opts.policy ?? 'dane'
     const exception = !!opts.exception
     const base = { domain, policy, exception, implicitMx: false, mxSecure: false }
+    const limits = opts.limits ?? DEFAULT_LIMITS
+    // the same decision while its answers last: no lookups, only the order of equal preferences drawn again
+    const memoKey = `decision ${policy} ${exception} ${limits.mxHosts} ${limits.addresses} ${opts.tlsaAhead === true} ${domain}`
+    const known = opts.memo?.recall(memoKey) as KeptDecision | undefined
+    if (known) return fromKept(known, limits, opts.random)
 
     const mx = await lookup(domain, 'MX')
     // C4: a failed MX lookup defers; never fall back to the domain's addresses
@@ -152,15 +157,55 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
         return { ...base, mxSecure: mx.secure, implicitMx, action: 'defer', reason: `${domain}: MX answer held no usable host`, hosts: [] }
     }
     const nextHop: NextHop = { domain, trust: mxTrust(mx.secure) }
-    const limits = opts.limits ?? DEFAULT_LIMITS
     // C30: a hostile MX RRset of thousands of hosts costs at most limits.mxHosts host lookups
     const considered = names.slice(0, limits.mxHosts)
     const ahead = opts.tlsaAhead === true && nextHop.trust === 'dane' && (policy === 'dane' || policy === 'dane-only') ? lookup : undefined
-    const hosts = withinAddressLimit(await Promise.all(considered.map((h) => hostDecision(h, lookup, policy, nextHop, opts.memo, ahead))), limits.addresses)
-    const decision = finish({ ...base, mxSecure: mx.secure, implicitMx, action: 'deliver', reason: '', hosts })
-    if (names.length > considered.length)
-        decision.reason += ` (${names.length - considered.length} more MX host(s) beyond the limit of ${limits.mxHosts} not considered)`
+    const kept = await Promise.all(considered.map((h) => hostDecision(h, lookup, policy, nextHop, opts.memo, ahead)))
+    const decision = assemble(
+        { ...base, mxSecure: mx.secure, implicitMx },
+        kept.map((k) => k.host),
+        names.length,
+        limits,
+    )
+    // the whole decision, kept while every answer it came from lasts (the MX answer and each host's), when
+    // every MX host was considered (with more, which are considered depends on the shuffle below)
+    const expires = Math.min(Date.now() + mx.ttl * 1000, ...kept.map((k) => k.expires))
+    const left = Math.floor((expires - Date.now()) / 1000) - 1
+    if (opts.memo && names.length <= limits.mxHosts && left >= 1) {
+        const byName = new Map(kept.map((k) => [k.host.name, k.host]))
+        const hosts = names.map((n) => byName.get(n.name)!)
+        const k: KeptDecision = Object.freeze({ head: Object.freeze({ ...base, mxSecure: mx.secure, implicitMx }), hosts: Object.freeze(hosts) })
+        opts.memo.remember(memoKey, k, left, 512 + hosts.reduce((n, h) => n + 64 + 2 * h.name.length, 0))
+    }
     return decision
+}
+
+/** A whole decision as kept (DecideOptions.memo): its head and its hosts, before their order is drawn. */
+interface KeptDecision {
+    head: Omit<Decision, 'action' | 'reason' | 'resultType' | 'hosts'>
+    hosts: readonly HostDecision[]
+}
+
+/** The hosts in MX order (equal preferences shuffled, RFC 5321 5.1), within the limits, and the outcome (C11). */
+function assemble(head: KeptDecision['head'], ordered: HostDecision[], mxCount: number, limits: DecisionLimits): Decision {
+    const decision = finish({ ...head, action: 'deliver', reason: '', hosts: withinAddressLimit(ordered, limits.addresses) })
+    if (mxCount > ordered.length) decision.reason += ` (${mxCount - ordered.length} more MX host(s) beyond the limit of ${limits.mxHosts} not considered)`
+    return decision
+}
+
+/** A kept decision for this message: its hosts in an order drawn again (equal preferences), then assembled. */
+function fromKept(k: KeptDecision, limits: DecisionLimits, random?: () => number): Decision {
+    const order = orderMxHosts(
+        k.hosts.map((h) => ({ preference: h.preference, exchange: h.name })),
+        random,
+    )
+    const byName = new Map(k.hosts.map((h) => [h.name, h]))
+    return assemble(
+        k.head,
+        order.map((o) => byName.get(o.name)!),
+        k.hosts.length,
+        limits,
+    )
 }
 
 // C30: at most `limit` addresses in all, in MX order; a host left with none is not connected to
@@ -326,14 +371,14 @@ async function hostDecision(
     nextHop: NextHop,
     memo?: HostMemo,
     ahead?: Lookup,
-): Promise<HostDecision> {
+): Promise<KeptHost> {
     const key = `host ${policy} ${nextHop.trust} ${nextHop.domain} ${h.name} ${h.preference}`
-    const known = memo?.recall(key) as HostDecision | undefined
+    const known = memo?.recall(key) as KeptHost | undefined
     if (known) return known
     // the TLSA records at the host's own name, asked beside its addresses (DecideOptions.tlsaAhead); the answer is
     // not read here: the decision's own lookup of the same name, if the rules make one, joins it or finds it cached
     if (ahead) void ahead(tlsaQueryName(h.name), 'TLSA')
-    if (!memo) return decideHost(h.name, h.preference, lookup, policy, nextHop)
+    if (!memo) return { host: await decideHost(h.name, h.preference, lookup, policy, nextHop), expires: -Infinity }
     // when the first of the answers used expires, counted from each answer's arrival (the stages run one after another)
     let expires = Infinity
     let failed = false
@@ -345,8 +390,16 @@ async function hostDecision(
     }
     const host = await decideHost(h.name, h.preference, tracked, policy, nextHop)
     const left = (expires - Date.now()) / 1000 - 1
-    if (!failed && Number.isFinite(left) && left >= 1) memo.remember(key, frozenHost(host), Math.floor(left), hostDecisionBytes(host))
-    return host
+    if (failed || !Number.isFinite(left) || left < 1) return { host, expires: -Infinity }
+    const kept: KeptHost = Object.freeze({ host: frozenHost(host), expires: Date.now() + Math.floor(left) * 1000 })
+    memo.remember(key, kept, Math.floor(left), hostDecisionBytes(host))
+    return kept
+}
+
+/** A host decision and when the first answer it came from expires (-Infinity: not to be kept). */
+interface KeptHost {
+    host: HostDecision
+    expires: number
 }
 
 /** A kept host decision is shared by every message that uses it: nothing may change it. */

@@ -50,7 +50,7 @@ const WORLD: Record<string, Partial<Answer>> = {
 }
 
 describe('host decisions kept between messages (C3, C30)', () => {
-    it('C3: a second decision asks only the MX RRset; it equals a fresh one, and each host is kept for the least TTL left of its answers, less a second', async () => {
+    it('C3: a second decision asks nothing; it equals a fresh one; each host is kept for the least TTL left of its answers, less a second, and the whole decision for the least of them all', async () => {
         const c = counters()
         const cache = new AnswerCache(100, 1 << 20, c)
         const kept: { key: string; ttl: number }[] = []
@@ -62,14 +62,17 @@ describe('host decisions kept between messages (C3, C30)', () => {
         // the least TTL (AAAA, 90 s) less a second, less the milliseconds the decision took
         assert.deepEqual(
             kept.map((k) => k.key.split(' ').slice(-2).join(' ')),
-            ['a.x.example 10', 'b.x.example 10'],
+            ['a.x.example 10', 'b.x.example 10', 'false x.example'],
         )
         assert.ok(kept[0].ttl >= 88 && kept[0].ttl <= 89, `${kept[0].ttl}`)
         assert.ok(kept[1].ttl >= 298 && kept[1].ttl <= 299, `${kept[1].ttl}`)
+        // the decision: no longer than its shortest-lived host (a, 88-89 s), less a second
+        assert.match(kept[2].key, /^decision dane false 10 20 false x\.example$/)
+        assert.ok(kept[2].ttl >= 87 && kept[2].ttl <= 88, `${kept[2].ttl}`)
         asked.length = 0
         const again = await decide('x.example', lookup, { memo, random: () => 0.5 })
-        assert.deepEqual(asked, ['x.example MX'])
-        assert.equal(c.derivedHits, 2)
+        assert.deepEqual(asked, [])
+        assert.equal(c.derivedHits, 1)
         const fresh = await decide('x.example', scripted(WORLD, []), { random: () => 0.5 })
         assert.deepEqual(again, fresh)
         assert.ok(Object.isFrozen(again.hosts[0]) && Object.isFrozen(again.hosts[0].tlsa.records), 'a kept decision is shared, so it cannot be changed')

@@ -7,6 +7,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { LOG_FLUSH_MS } from '../../lib/log'
 import { startProcess, stopProcess, waitForTcp, Started, sleep, tail, isRunning, pidsMentioning } from './procs'
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..')
@@ -50,10 +51,10 @@ const file = path.join(process.env.HARAKA, 'events.jsonl')
 let fd
 function writeNow(ev) { fd ??= fs.openSync(file, 'a'); fs.writeSync(fd, JSON.stringify(ev) + '\\n') }
 // An outcome is written only after every other plugin's hook for it has run (priority 100: last) and after
-// the lines those hooks logged are written: the delivery log writes a turn's lines at the end of that turn
-// (setImmediate), and an immediate queued now runs after those. A test that sees "delivered" here can then
-// read the plugin's final line for it.
-function write(ev) { setImmediate(() => writeNow(ev)) }
+// the lines those hooks logged are written: the delivery log writes its lines at most LOG_FLUSH_MS after
+// they were logged (a timer started with the first of them), and a timer started now for longer fires after
+// that one. A test that sees "delivered" here can then read the plugin's final line for it.
+function write(ev) { setTimeout(() => writeNow(ev), ${LOG_FLUSH_MS + 10}) }
 exports.register = function () {
     if (process.env.WORLD_SYSTEM_RESOLVER) {
         // Haraka's own MX lookups (used only when haraka-plugin-dane is not loaded)
