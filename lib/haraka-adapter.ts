@@ -296,7 +296,8 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
     }
 
     // every event of the socket passes here: no rest arguments or spreads (an array each), the usual
-    // events answered from their first argument, the others passed on as they came
+    // events answered from their first argument, the others passed on as they came (`arguments`, uncopied)
+    /* eslint-disable prefer-rest-params */
     socket.emit = function (event: string, first?: unknown): boolean {
         switch (event) {
             case 'data': {
@@ -354,6 +355,7 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
         const v = judge({ kind: 'write', text })
         return v.action === 'allow' ? (Reflect.apply(origWrite, undefined, arguments) as boolean) : false
     }
+    /* eslint-enable prefer-rest-params */
 
     socket.upgrade = (options: Record<string, unknown>, cb?: (...a: unknown[]) => void) => {
         attempt.tlsStarted = Date.now()
