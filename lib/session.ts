@@ -291,8 +291,9 @@ export class SessionGuard {
 
     // after TLS (or going on without it): what Haraka can read passes; only what it cannot ends the attempt
     private asHarakaReads(text: string): Verdict {
-        const bare = parseReplyLine(text)?.bare === true
-        const m = bare ? null : HARAKA_REPLY.exec(text)
+        // a line Haraka's pattern takes has a separator after its code, so it is never a bare code: asked first
+        const m = HARAKA_REPLY.exec(text)
+        const bare = m === null && parseReplyLine(text)?.bare === true
         if (!bare && !m) return this.fail(`${this.who} sent a line that is not an SMTP reply ${WAITING[this.state]}: ${shown(text)}`)
         this.continued = m?.[2] === '-' ? this.continued + 1 : 0
         if (this.continued >= MAX_REPLY_LINES) return this.fail(`${this.who} sent a reply longer than ${MAX_REPLY_LINES} lines ${WAITING[this.state]}`)
