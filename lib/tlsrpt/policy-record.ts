@@ -1,5 +1,6 @@
 // RFC 8460 3: where a domain wants its TLS reports, read from its `_smtp._tls` TXT records. Pure:
 // the lookup is the resolver's, through the same validating resolver as every other answer.
+import { EXT_NAME, EXT_VALUE, malformedRecord, taggedRecord } from '../dns/tagged-record'
 
 /** One place to send reports (RFC 8460 3, "rua"): mail to an address, or an HTTPS POST. */
 export type ReportUri = { scheme: 'mailto'; uri: string; address: string } | { scheme: 'https'; uri: string; url: string }
@@ -20,11 +21,6 @@ export function tlsrptRecordName(domain: string): string {
     return `_smtp._tls.${domain}`
 }
 
-// tlsrpt-version followed by field-delim (*WSP ";" *WSP), case-sensitive (RFC 7405 %s)
-const VERSION = /^v=TLSRPTv1[ \t]*;/
-const EXT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/
-const EXT_VALUE = /^[\x21-\x3a\x3c\x3e-\x7e]+$/
-
 /**
  * RFC 8460 3: the TXT records at `_smtp._tls.<domain>` (each record's strings already joined without
  * spaces, RFC 8460 3 / RFC 7208 3.3). Records that do not begin with "v=TLSRPTv1;" are discarded; unless
@@ -33,26 +29,17 @@ const EXT_VALUE = /^[\x21-\x3a\x3c\x3e-\x7e]+$/
  * plugin can use. Unknown fields are ignored; several rua URIs, comma-separated, are all kept.
  */
 export function parseTlsrptRecords(txts: string[]): TlsrptLookup {
-    const candidates = txts.filter((t) => VERSION.test(t))
-    if (candidates.length === 0)
-        return { kind: 'none', reason: txts.length ? `no record begins with "v=TLSRPTv1;" (${txts.length} TXT record(s))` : 'no TXT record' }
-    if (candidates.length > 1) return { kind: 'none', reason: `${candidates.length} records begin with "v=TLSRPTv1;"; exactly one is required` }
-    const record = candidates[0]
-    const fields = record.split(';').map((f) => f.replace(/^[ \t]+|[ \t]+$/g, ''))
-    // the version, then fields; one trailing delimiter is allowed
-    if (fields[fields.length - 1] === '') fields.pop()
+    const r = taggedRecord(txts, 'v=TLSRPTv1')
+    if (r.kind === 'none') return r
+    const { record } = r
     const rua: ReportUri[] = []
     const ignored: string[] = []
     let sawRua = false
-    for (const field of fields.slice(1)) {
-        const eq = field.indexOf('=')
-        if (eq <= 0) return malformed(record, `field "${field}" is not name=value`)
-        const name = field.slice(0, eq)
-        const value = field.slice(eq + 1)
+    for (const { name, value, field } of r.fields) {
         if (name === 'rua') {
             sawRua = true
             const uris = value.split(/[ \t]*,[ \t]*/)
-            if (uris.some((u) => u === '')) return malformed(record, 'empty URI in rua')
+            if (uris.some((u) => u === '')) return malformedRecord(record, 'empty URI in rua')
             for (const u of uris) {
                 const parsed = reportUri(u)
                 if (typeof parsed === 'string') ignored.push(`${u}: ${parsed}`)
@@ -60,15 +47,11 @@ export function parseTlsrptRecords(txts: string[]): TlsrptLookup {
             }
             continue
         }
-        if (!EXT_NAME.test(name) || !EXT_VALUE.test(value)) return malformed(record, `field "${field}" is neither rua= nor a valid extension`)
+        if (!EXT_NAME.test(name) || !EXT_VALUE.test(value)) return malformedRecord(record, `field "${field}" is neither rua= nor a valid extension`)
     }
-    if (!sawRua) return malformed(record, 'no rua= field')
+    if (!sawRua) return malformedRecord(record, 'no rua= field')
     if (rua.length === 0) return { kind: 'none', reason: `record "${record}" names no destination this plugin can send to (${ignored.join('; ')})` }
     return { kind: 'policy', policy: { record, rua, ignored } }
-}
-
-function malformed(record: string, why: string): TlsrptLookup {
-    return { kind: 'none', reason: `malformed record "${record}": ${why}` }
 }
 
 /** One rua URI (RFC 3986), or why it cannot be used. Commas, "!" and ";" are percent-encoded in it. */
