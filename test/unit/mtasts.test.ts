@@ -1,6 +1,7 @@
 // Issue 15 (MTA-STS, RFC 8461): the record, the policy file and the mx patterns, as the RFC reads.
 import assert from 'node:assert/strict'
 import { allowedBy, MAX_AGE_S, mxMatches, parseStsPolicy, parseStsRecords } from '../../lib/mtasts/policy'
+import { planFetch, REFRESH_AFTER_MS, stsState } from '../../lib/mtasts/cache-rules'
 
 describe('MTA-STS record and policy (RFC 8461 3, 4.1)', () => {
     it('C31: exactly one "v=STSv1;" record with an id of 1-32 letters and digits; anything else is no policy', () => {
@@ -65,5 +66,47 @@ describe('MTA-STS record and policy (RFC 8461 3, 4.1)', () => {
         const policy = { mode: 'enforce' as const, mx: ['mx1.example.com', '*.backup.example.com'], maxAge: 86400 }
         assert.equal(allowedBy('x.backup.example.com', policy), '*.backup.example.com')
         assert.equal(allowedBy('mx2.example.com', policy), undefined)
+    })
+})
+
+describe('MTA-STS: the policy in force and when to fetch (RFC 8461 5, 10.2)', () => {
+    const T0 = Date.parse('2026-11-24T00:00:00Z')
+    const H = 3600_000
+    const enforce = { mode: 'enforce' as const, mx: ['mx.example.com'], maxAge: 7 * 24 * 3600 }
+    const kept = { policy: enforce, id: 'a1', fetchedAt: T0, expires: T0 + 7 * 24 * H }
+    const record = (id: string) => ({ kind: 'record' as const, record: { id, record: `v=STSv1; id=${id}` } })
+
+    it('C35: fetched when new, when the id changes, and once a day; not for an unchanged id with a fresh policy', () => {
+        assert.equal(planFetch(T0, undefined, record('a1')).fetch, true)
+        assert.deepEqual(planFetch(T0 + H, kept, record('a1')), { fetch: false, why: "the kept policy has the record's id a1" })
+        assert.deepEqual(planFetch(T0 + H, kept, record('b2')), { fetch: true, why: "the record's id changed (a1 → b2)" })
+        assert.equal(planFetch(T0 + REFRESH_AFTER_MS, kept, record('a1')).fetch, true, 'refreshed before it expires')
+        assert.equal(planFetch(T0 + 8 * 24 * H, kept, record('a1')).fetch, true, 'expired')
+        assert.equal(planFetch(T0 + H, undefined, { kind: 'none', reason: 'no TXT record' }).fetch, false)
+    })
+
+    it('C35: a vanished or blocked TXT record, a failed fetch or an invalid policy never erases a policy that has not expired', () => {
+        // the TXT record removed (or an attacker blocking it): the kept enforce policy stays in force
+        const gone = stsState(T0 + H, kept, { kind: 'none', reason: 'no TXT record' })
+        assert.deepEqual([gone.inForce, gone.keep], [enforce, kept])
+        const blocked = stsState(T0 + H, kept, { kind: 'failed', reason: 'timeout' })
+        assert.deepEqual([blocked.inForce, blocked.keep], [enforce, kept])
+        // the policy server down at the refresh: kept until it expires, and the failure named for TLSRPT
+        const down = stsState(T0 + 25 * H, kept, record('a1'), { kind: 'fetch-error', reason: 'ECONNREFUSED' })
+        assert.deepEqual([down.inForce, down.keep, down.resultType], [enforce, kept, 'sts-policy-fetch-error'])
+        const invalid = stsState(T0 + 25 * H, kept, record('b2'), { kind: 'invalid', reason: 'mode "strict" is not enforce, testing or none' })
+        assert.deepEqual([invalid.inForce, invalid.keep, invalid.resultType], [enforce, kept, 'sts-policy-invalid'])
+        // once expired, nothing is left to enforce
+        const expired = stsState(T0 + 8 * 24 * H, kept, record('a1'), { kind: 'fetch-error', reason: 'timeout' })
+        assert.deepEqual([expired.inForce, expired.keep, expired.resultType], [undefined, undefined, 'sts-policy-fetch-error'])
+    })
+
+    it("C35: a policy fetched replaces the kept one under the record's id; max_age 0 applies once and is not kept", () => {
+        const testing = { mode: 'testing' as const, mx: ['*.example.com'], maxAge: 86400 }
+        const s = stsState(T0 + H, kept, record('b2'), { kind: 'policy', policy: testing })
+        assert.deepEqual(s.inForce, testing)
+        assert.deepEqual(s.keep, { policy: testing, id: 'b2', fetchedAt: T0 + H, expires: T0 + H + 86400_000 })
+        const once = stsState(T0, undefined, record('c3'), { kind: 'policy', policy: { ...testing, maxAge: 0 } })
+        assert.deepEqual([once.inForce?.mode, once.keep], ['testing', undefined])
     })
 })
