@@ -52,6 +52,8 @@ export class SafeDestination {
     private lastError = ''
     private pending: string[] = []
     private pendingChars = 0
+    /** closed (the configuration named another destination): a late line is still written, the file not kept open */
+    private closed = false
 
     constructor(
         readonly target: string,
@@ -109,10 +111,17 @@ export class SafeDestination {
             this.lost = 0
             this.lastReport = -Infinity
         }
+        if (this.closed) this.closeFd()
     }
 
+    /** Write what is pending and let the file go; a line logged later (a decision that was under way) is still written. */
     close(): void {
+        this.closed = true
         this.flush()
+        this.closeFd()
+    }
+
+    private closeFd(): void {
         if (this.fd !== undefined && this.fd > 2) {
             try {
                 fs.closeSync(this.fd)

@@ -5,6 +5,7 @@
 import type { Answer, RRType } from './resolver'
 import { TlsaRecord, tlsaFromRdata, usableRecords, unusableReason } from './tlsa'
 import type { ResultType } from './result-type'
+import { MAX_CACHE_TTL_S } from './dns/cache'
 
 export type Lookup = (name: string, type: RRType) => Promise<Answer>
 
@@ -139,6 +140,8 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
     if (known) return fromKept(known, limits, opts.random)
 
     const mx = await lookup(domain, 'MX')
+    // when the MX answer stops being good, counted from its arrival (the host stages that follow take time)
+    const mxExpires = Date.now() + Math.min(mx.ttl, MAX_CACHE_TTL_S) * 1000
     // C4: a failed MX lookup defers; never fall back to the domain's addresses
     if (mx.status === 'failed') {
         return { ...base, action: 'defer', reason: describe(mx), resultType: 'dnssec-invalid', hosts: [] }
@@ -169,13 +172,14 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
     )
     // the whole decision, kept while every answer it came from lasts (the MX answer and each host's), when
     // every MX host was considered (with more, which are considered depends on the shuffle below)
-    const expires = Math.min(Date.now() + mx.ttl * 1000, ...kept.map((k) => k.expires))
+    const expires = Math.min(mxExpires, ...kept.map((k) => k.expires))
     const left = Math.floor((expires - Date.now()) / 1000) - 1
     if (opts.memo && names.length <= limits.mxHosts && left >= 1) {
         const byName = new Map(kept.map((k) => [k.host.name, k.host]))
         const hosts = names.map((n) => byName.get(n.name)!)
         const k: KeptDecision = Object.freeze({ head: Object.freeze({ ...base, mxSecure: mx.secure, implicitMx }), hosts: Object.freeze(hosts) })
-        opts.memo.remember(memoKey, k, left, 512 + hosts.reduce((n, h) => n + 64 + 2 * h.name.length, 0))
+        // C30: counted with its hosts, which it holds whether or not their own entries are still in the cache
+        opts.memo.remember(memoKey, k, left, 512 + hosts.reduce((n, h) => n + hostDecisionBytes(h), 0))
     }
     return decision
 }
@@ -389,7 +393,8 @@ async function hostDecision(
         return a
     }
     const host = await decideHost(h.name, h.preference, tracked, policy, nextHop)
-    const left = (expires - Date.now()) / 1000 - 1
+    // no longer than anything is kept in the cache (MAX_CACHE_TTL_S), whatever the TTLs
+    const left = Math.min((expires - Date.now()) / 1000 - 1, MAX_CACHE_TTL_S)
     if (failed || !Number.isFinite(left) || left < 1) return { host, expires: -Infinity }
     const kept: KeptHost = Object.freeze({ host: frozenHost(host), expires: Date.now() + Math.floor(left) * 1000 })
     memo.remember(key, kept, Math.floor(left), hostDecisionBytes(host))

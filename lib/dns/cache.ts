@@ -15,7 +15,8 @@ import { answerBytes, cloneAnswer, type Answer } from './answer'
 export const DEFAULT_CACHE_MAX_BYTES = 32 * 1024 * 1024
 // C3: never keep an entry longer than this, even if its TTL is larger (unbound
 // itself caps at one day; we refetch from the local resolver more often).
-const MAX_CACHE_TTL_S = 3600
+/** The longest anything is kept, answers and what is derived from them, whatever the TTL. */
+export const MAX_CACHE_TTL_S = 3600
 
 /** The counters the cache keeps (they are the resolver's stats). */
 export interface CacheCounters {

@@ -93,6 +93,18 @@ describe('C29: a failing delivery log', () => {
             d.close()
         }
         assert.equal(fs.statSync(file).size, 21 + 100 * 1024, 'close writes what was left')
+        // a line logged after close (a decision under way when the configuration changed) is written, the file not kept open
+        d.write('late\n')
+        await new Promise((resolve) => setTimeout(resolve, LOG_FLUSH_MS + 5))
+        assert.ok(fs.readFileSync(file, 'utf8').endsWith('late\n'))
+        const open = fs.readdirSync('/proc/self/fd').filter((fd) => {
+            try {
+                return fs.readlinkSync(`/proc/self/fd/${fd}`) === file
+            } catch {
+                return false
+            }
+        })
+        assert.deepEqual(open, [], 'no descriptor left on the old file')
         fs.rmSync(dir, { recursive: true, force: true })
     })
 

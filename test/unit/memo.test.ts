@@ -2,7 +2,7 @@
 // cached DNS answers (lib/policy through lib/dns/cache), never staler than the answers (C3) and
 // within the cache's bounds (C30). No network: a scripted lookup and the real cache.
 import assert from 'node:assert/strict'
-import { decide, type Lookup } from '../../lib/policy'
+import { decide, hostDecisionBytes, type Lookup } from '../../lib/policy'
 import { AnswerCache } from '../../lib/dns/cache'
 import type { Answer, RRType } from '../../lib/resolver'
 import { certificateFact, certificateFactsUsage, pairFact, MAX_BYTES, MAX_CERTIFICATES, MAX_PAIR_FACTS } from '../../lib/cert-facts'
@@ -22,10 +22,10 @@ function scripted(table: Record<string, Partial<Answer>>, asked: string[]): Look
 }
 
 /** a memo that records what it was asked to keep, backed by the real cache */
-function recordingMemo(cache: AnswerCache, kept: { key: string; ttl: number }[]) {
+function recordingMemo(cache: AnswerCache, kept: { key: string; ttl: number; bytes?: number }[]) {
     return {
         remember: (key: string, value: unknown, ttlS: number, bytes: number) => {
-            kept.push({ key, ttl: ttlS })
+            kept.push({ key, ttl: ttlS, bytes })
             cache.remember(key, value, ttlS, bytes)
         },
         recall: (key: string) => cache.recall(key),
@@ -106,6 +106,23 @@ describe('host decisions kept between messages (C3, C30)', () => {
         slow.clear()
         await decide('x.example', lookup, { memo })
         assert.deepEqual(kept, [], 'the A answer had under 2 s left: not kept')
+    }).timeout(10000)
+
+    it("C3, C30: a whole decision is kept no longer than its MX answer, counted from that answer's arrival, and counted in bytes with its hosts", async () => {
+        const cache = new AnswerCache(100, 1 << 20, counters())
+        const kept: { key: string; ttl: number; bytes?: number }[] = []
+        const world = { ...WORLD, 'x.example MX': { ...WORLD['x.example MX'], ttl: 4 } }
+        const raw = scripted(world, [])
+        // the host stages take 1.5 s (a cold resolver): the MX answer has 2.5 s left when the decision is made
+        const lookup: Lookup = async (n, t) => {
+            if (t !== 'MX') await new Promise((r) => setTimeout(r, 750))
+            return raw(n, t)
+        }
+        const d = await decide('x.example', lookup, { memo: recordingMemo(cache, kept), random: () => 0.5 })
+        const decision = kept.find((k) => k.key.startsWith('decision '))!
+        assert.equal(decision.ttl, 1, "4 s from the MX answer's arrival, 1.5 s gone, less a second, rounded down")
+        const hostBytes = d.hosts.reduce((n, h) => n + hostDecisionBytes(h), 0)
+        assert.ok(decision.bytes! >= hostBytes, `${decision.bytes} bytes for hosts of ${hostBytes}`)
     }).timeout(10000)
 
     it('C3: the MX order is shuffled afresh for every message, kept hosts or not (RFC 5321 5.1)', async () => {
