@@ -15,26 +15,34 @@ export interface CachedPolicy {
     expires: number
 }
 
-/** RFC 8461 10.2: refresh a policy this long after it was fetched, whatever the record says (a day). */
-export const REFRESH_AFTER_MS = 24 * 3600_000
+/**
+ * RFC 8461 10.2: a kept policy is fetched again before it expires, whatever the record says, so that an
+ * attacker who blocks the TXT record cannot wait it out: within its last day, or its last half when it
+ * lasts under two days. In steady state that is one fetch per domain per max_age.
+ */
+export const REFRESH_BEFORE_MS = 24 * 3600_000
+
+function dueForRefresh(now: number, kept: CachedPolicy): boolean {
+    return kept.expires - now <= Math.min(REFRESH_BEFORE_MS, (kept.expires - kept.fetchedAt) / 2)
+}
 
 /** What the TXT lookup said: a record, no (valid) record, or no answer (SERVFAIL, timeout). */
 export type TxtOutcome = StsRecordLookup | { kind: 'failed'; reason: string }
 
 export type FetchPlan = { fetch: true; why: string } | { fetch: false; why: string }
 
-/** Whether to fetch the policy now (RFC 8461 5.1): a new or changed id, or a kept policy due for its refresh. */
+/** Whether to fetch the policy now (RFC 8461 5.1): a new or changed id, or a kept policy close to its expiry. */
 export function planFetch(now: number, cached: CachedPolicy | undefined, txt: TxtOutcome): FetchPlan {
     const live = cached && cached.expires > now ? cached : undefined
     if (txt.kind === 'record') {
         if (!live) return { fetch: true, why: cached ? 'the kept policy expired' : 'no policy kept' }
         if (live.id !== txt.record.id) return { fetch: true, why: `the record's id changed (${live.id} → ${txt.record.id})` }
-        if (now - live.fetchedAt >= REFRESH_AFTER_MS) return { fetch: true, why: 'the kept policy is due for its daily refresh' }
+        if (dueForRefresh(now, live)) return { fetch: true, why: 'the kept policy is close to its expiry: refreshed' }
         return { fetch: false, why: `the kept policy has the record's id ${live.id}` }
     }
     // no record, or no answer: nothing to fetch on its say; a live policy is refreshed from its host when due
-    if (live && now - live.fetchedAt >= REFRESH_AFTER_MS)
-        return { fetch: true, why: `no usable record (${txt.reason}); the kept policy is due for its refresh` }
+    if (live && dueForRefresh(now, live))
+        return { fetch: true, why: `no usable record (${txt.reason}); the kept policy is close to its expiry: refreshed from its host` }
     return { fetch: false, why: live ? `no usable record (${txt.reason}); the kept policy stays until it expires` : `no usable record (${txt.reason})` }
 }
 

@@ -1,7 +1,7 @@
 // Issue 15 (MTA-STS, RFC 8461): the record, the policy file and the mx patterns, as the RFC reads.
 import assert from 'node:assert/strict'
 import { allowedBy, MAX_AGE_S, mxMatches, parseStsPolicy, parseStsRecords } from '../../lib/mtasts/policy'
-import { planFetch, REFRESH_AFTER_MS, stsState } from '../../lib/mtasts/cache-rules'
+import { planFetch, REFRESH_BEFORE_MS, stsState } from '../../lib/mtasts/cache-rules'
 
 describe('MTA-STS record and policy (RFC 8461 3, 4.1)', () => {
     it('C31: exactly one "v=STSv1;" record with an id of 1-32 letters and digits; anything else is no policy', () => {
@@ -76,11 +76,17 @@ describe('MTA-STS: the policy in force and when to fetch (RFC 8461 5, 10.2)', ()
     const kept = { policy: enforce, id: 'a1', fetchedAt: T0, expires: T0 + 7 * 24 * H }
     const record = (id: string) => ({ kind: 'record' as const, record: { id, record: `v=STSv1; id=${id}` } })
 
-    it('C35: fetched when new, when the id changes, and once a day; not for an unchanged id with a fresh policy', () => {
+    it('C35: fetched when new, when the id changes, and within its last day; not for an unchanged id with a fresh policy', () => {
         assert.equal(planFetch(T0, undefined, record('a1')).fetch, true)
         assert.deepEqual(planFetch(T0 + H, kept, record('a1')), { fetch: false, why: "the kept policy has the record's id a1" })
         assert.deepEqual(planFetch(T0 + H, kept, record('b2')), { fetch: true, why: "the record's id changed (a1 → b2)" })
-        assert.equal(planFetch(T0 + REFRESH_AFTER_MS, kept, record('a1')).fetch, true, 'refreshed before it expires')
+        // one fetch per max_age in steady state: not on day 2, but within the last day before it expires
+        assert.equal(planFetch(T0 + 30 * H, kept, record('a1')).fetch, false)
+        assert.equal(planFetch(kept.expires - REFRESH_BEFORE_MS, kept, record('a1')).fetch, true, 'refreshed before it expires')
+        assert.equal(planFetch(kept.expires - H, kept, { kind: 'failed', reason: 'timeout' }).fetch, true, 'also when the record cannot be had')
+        // a policy of an hour is refreshed in its last half hour
+        const short = { ...kept, expires: T0 + H }
+        assert.deepEqual([planFetch(T0 + H / 4, short, record('a1')).fetch, planFetch(T0 + (3 * H) / 4, short, record('a1')).fetch], [false, true])
         assert.equal(planFetch(T0 + 8 * 24 * H, kept, record('a1')).fetch, true, 'expired')
         assert.equal(planFetch(T0 + H, undefined, { kind: 'none', reason: 'no TXT record' }).fetch, false)
     })
@@ -92,9 +98,9 @@ describe('MTA-STS: the policy in force and when to fetch (RFC 8461 5, 10.2)', ()
         const blocked = stsState(T0 + H, kept, { kind: 'failed', reason: 'timeout' })
         assert.deepEqual([blocked.inForce, blocked.keep], [enforce, kept])
         // the policy server down at the refresh: kept until it expires, and the failure named for TLSRPT
-        const down = stsState(T0 + 25 * H, kept, record('a1'), { kind: 'fetch-error', reason: 'ECONNREFUSED' })
+        const down = stsState(kept.expires - H, kept, record('a1'), { kind: 'fetch-error', reason: 'ECONNREFUSED' })
         assert.deepEqual([down.inForce, down.keep, down.resultType], [enforce, kept, 'sts-policy-fetch-error'])
-        const invalid = stsState(T0 + 25 * H, kept, record('b2'), { kind: 'invalid', reason: 'mode "strict" is not enforce, testing or none' })
+        const invalid = stsState(kept.expires - H, kept, record('b2'), { kind: 'invalid', reason: 'mode "strict" is not enforce, testing or none' })
         assert.deepEqual([invalid.inForce, invalid.keep, invalid.resultType], [enforce, kept, 'sts-policy-invalid'])
         // once expired, nothing is left to enforce
         const expired = stsState(T0 + 8 * 24 * H, kept, record('a1'), { kind: 'fetch-error', reason: 'timeout' })
