@@ -13,9 +13,12 @@ import { parseArgs } from 'node:util'
 import path from 'node:path'
 import { buildConfig, DEFAULTS, formatErrors, resolverSettingsOrThrow, type DaneConfig } from '../lib/config'
 import { openStore } from '../lib/tlsrpt/open-store'
+import { renderReporting, stsShown, tlsrptShown, type StsShown, type TlsrptShown } from '../lib/check-reporting'
+import { StsPolicies, txtOutcome } from '../lib/mtasts/service'
+import { stsRecordName } from '../lib/mtasts/policy'
 import type { TlsrptStore } from '../lib/tlsrpt/store'
 import { dayRange, reportFilename, reportOfTallies, utcDay } from '../lib/tlsrpt/report'
-import { parseTlsrptRecords, tlsrptRecordName } from '../lib/tlsrpt/policy-record'
+import { tlsrptRecordName } from '../lib/tlsrpt/policy-record'
 import type { DomainOutcome } from '../lib/tlsrpt/send'
 import { sendNowFile } from '../lib/tlsrpt/scheduler'
 import { decide, type Decision, type HostDecision, serverName } from '../lib/policy'
@@ -57,6 +60,12 @@ presented chain.
   --json                  print one JSON object (decision, probes, verdict, exitCode)
 ${RESOLVER_HELP}
   --ehlo NAME             EHLO name to send (default: this host's name)
+  --sts-ca FILE           CA certificates (PEM) for the MTA-STS policy host instead of node's store
+
+Then, for information (no effect on the status): the domain's TLSRPT record (RFC 8460:
+where its reports go) and its MTA-STS policy as published now (RFC 8461: mode, mx
+patterns, whether each MX host is allowed, and whether MTA-STS applies: only where the
+DNS shows no DANE).
 
 Status (first line, Nagios style):
   CRITICAL  mail would be deferred (e.g. every host's TLSA lookup fails), a DANE host fails
@@ -366,7 +375,7 @@ async function decideWithProgress(
 }
 
 async function cmdCheck(args: string[], out: Out): Promise<number> {
-    const cmd = parseDomainCommand(args, { ehlo: { type: 'string' } }, USAGE_CHECK, out)
+    const cmd = parseDomainCommand(args, { ehlo: { type: 'string' }, 'sts-ca': { type: 'string' } }, USAGE_CHECK, out)
     if (!cmd) return 0
     const { values, domain } = cmd
     const timeoutMs = parseTimeout(values.timeout as string | undefined)
@@ -396,13 +405,55 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
     await Promise.all(jobs)
 
     const report = checkVerdict(decision, probes, { resolverUnreachable: resolverUnreachable(answers) })
+    const reporting = await reportingRecords(domain, decision, values, timeoutMs, progress)
     if (values.json) {
-        out.stdout(`${JSON.stringify(checkJson(decision, report), null, 2)}\n`)
+        out.stdout(`${JSON.stringify({ ...checkJson(decision, report), reporting }, null, 2)}\n`)
     } else {
         out.stdout(`${report.summary}\n`)
         for (const line of renderCheck(decision, report)) out.stdout(`${line}\n`)
+        for (const line of renderReporting(reporting.tlsrpt, reporting.mtasts)) out.stdout(`${line}\n`)
     }
     return report.exitCode
+}
+
+/** The destination's TLSRPT record and MTA-STS policy (fetched now, nothing kept), through the same resolver. */
+async function reportingRecords(
+    domain: string,
+    decision: Decision,
+    values: Record<string, string | boolean | undefined>,
+    timeoutMs: number,
+    progress: (s: string) => void,
+): Promise<{ tlsrpt: TlsrptShown; mtasts: StsShown }> {
+    let ca: Buffer | undefined
+    if (values['sts-ca'] !== undefined) {
+        try {
+            ca = fs.readFileSync(String(values['sts-ca']))
+        } catch (e) {
+            throw new UsageError(`--sts-ca: ${(e as Error).message}`, false)
+        }
+    }
+    const resolver = openResolver(values, timeoutMs)
+    try {
+        progress(`looking up ${tlsrptRecordName(domain)} and ${stsRecordName(domain)}`)
+        const tlsrpt = tlsrptShown(await resolver.lookup(tlsrptRecordName(domain), 'TXT'))
+        const txt = txtOutcome(await resolver.lookup(stsRecordName(domain), 'TXT'))
+        const sts = new StsPolicies({
+            lookupTxt: (name) => resolver.lookup(name, 'TXT'),
+            addresses: async (host) => {
+                const [a, aaaa] = await Promise.all([resolver.lookup(host, 'A'), resolver.lookup(host, 'AAAA')])
+                return [...(a.addresses ?? []), ...(aaaa.addresses ?? [])]
+            },
+            // nothing kept: what the destination publishes now
+            store: { get: async () => undefined, set: async () => undefined },
+            ca,
+            timeoutMs: Math.min(timeoutMs, 10_000),
+        })
+        if (txt.kind === 'record') progress(`fetching https://mta-sts.${domain}/.well-known/mta-sts.txt`)
+        const outcome = await sts.policyFor(domain)
+        return { tlsrpt, mtasts: stsShown(decision, outcome, txt.kind === 'record' ? txt.record.id : undefined) }
+    } finally {
+        resolver.close()
+    }
 }
 
 const SELECTOR_WORDS = ['0', '1', 'cert', 'spki']
@@ -548,7 +599,8 @@ async function cmdTlsrpt(args: string[], out: Out): Promise<number> {
             const report = reportOfTallies(day, domain, await fromStore(store, () => kept.tallies(domain)), reporter)
             if (!report) continue
             const txt = await resolver.lookup(tlsrptRecordName(domain), 'TXT')
-            const where = tlsrptDestinations(txt)
+            const shownTxt = tlsrptShown(txt)
+            const where = shownTxt.destinations ? { destinations: shownTxt.destinations } : { not_sent: shownTxt.none }
             shown.push({ domain, ...where, filename: reportFilename(day, domain, reporter), report })
         }
     } finally {
@@ -653,14 +705,6 @@ async function cmdTlsrptSend(args: string[], out: Out): Promise<number> {
         if (now.length === 0 && outcomes.every((o) => !o.skipped)) out.stdout(`${day}: nothing to send now (every destination already has its report)\n`)
     }
     return now.some((d) => !d.ok) ? 1 : 0
-}
-
-/** RFC 8460 3 through the validating resolver: where a domain's reports go, or why they do not. */
-function tlsrptDestinations(txt: Answer): { destinations: string[] } | { not_sent: string } {
-    if (txt.status === 'failed') return { not_sent: `TXT lookup for ${txt.name} failed (${txt.reason ?? 'unknown'}); tried again when sending` }
-    if (txt.status !== 'ok') return { not_sent: `no TLSRPT record (${txt.name}: ${txt.status})` }
-    const parsed = parseTlsrptRecords(txt.txt ?? [])
-    return parsed.kind === 'policy' ? { destinations: parsed.policy.rua.map((u) => u.uri) } : { not_sent: parsed.reason }
 }
 
 const COMMANDS: Record<string, { usage: string; run: (args: string[], out: Out) => number | Promise<number> }> = {

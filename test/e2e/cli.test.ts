@@ -76,6 +76,16 @@ describe('haraka-dane command line, against the test world', function () {
         assert.deepEqual(world.listeners.get('ee')!.sniSeen.slice(sniBefore), ['mx.ee.dane.test'])
     })
 
+    it('check ee.dane.test also shows where its TLS reports go, and that MTA-STS does not apply where DANE does', async () => {
+        const r = await check('ee.dane.test')
+        assert.match(r.stdout, /^TLSRPT: reports go to mailto:tlsrpt@ee\.dane\.test$/m)
+        assert.match(r.stdout, /^MTA-STS: no policy \(_mta-sts\.ee\.dane\.test: nxdomain\)$/m)
+        assert.match(r.stdout, /^MTA-STS does not apply: DANE applies to this destination \(RFC 8461 2\)$/m)
+        const j = JSON.parse((await check('unusable.dane.test', '--json')).stdout)
+        assert.match(j.reporting.tlsrpt.none, /2 records begin with "v=TLSRPTv1;"; exactly one is required/)
+        assert.equal(j.reporting.mtasts.applies, true, 'only unusable TLSA records: no DANE, MTA-STS would apply')
+    })
+
     it('C8, C19: check cu.dane.test: a secure CNAME into an unsigned zone is probed with SNI the original name and verified by its TLSA', async () => {
         const sniBefore = world.listeners.get('cu')!.sniSeen.length
         const r = await check('cu.dane.test')

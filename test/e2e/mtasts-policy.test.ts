@@ -1,6 +1,6 @@
 // Issue 15 (MTA-STS, RFC 8461 5, 10.2): a destination's policy from real parts: its `_mta-sts` TXT record
 // in a signed zone served by nsd and validated by unbound (127.0.7.52/53), asked through the plugin's own
-// resolver; the policy from a real HTTPS server at the address of mta-sts.sts.test (127.0.7.81:8443, a
+// resolver; the policy from a real HTTPS server at the address of mta-sts.sts.test (127.0.7.81:443, a
 // test CA given as the CA; the system store is never changed); kept in the file store across a restart.
 // The clock is moved by the test, never waited for.
 import assert from 'node:assert/strict'
@@ -13,19 +13,29 @@ import { makeCertificate } from '../world/certs'
 import { Resolver } from '../../lib/resolver'
 import { resolverSettingsOrThrow } from '../../lib/config'
 import { FileStsStore, StsPolicies } from '../../lib/mtasts/service'
+import { main } from '../../bin/haraka-dane'
 
 const POLICY_ADDRESS = '127.0.7.81'
-const PORT = 8443
+const PORT = 443
 const H = 3600_000
 
 describe('MTA-STS: the policy in force, from real DNS and a real policy server (RFC 8461 5)', function () {
     this.timeout(60000)
     const dns = new DnsWorld({ nsdAddress: '127.0.7.52', resolverAddress: '127.0.7.53' })
     const ca = makeCertificate({ cn: 'STS Test CA', ca: true })
+    // two MX hosts (nothing listens on them: the check's probes fail fast), the policy allows the first
     const zone = (txt: string[]): ZoneSpec => ({
         name: 'sts.test',
         signing: 'signed',
-        records: [...txt.map((t) => `_mta-sts TXT "${t}"`), `mta-sts A ${POLICY_ADDRESS}`],
+        records: [
+            ...txt.map((t) => `_mta-sts TXT "${t}"`),
+            `mta-sts A ${POLICY_ADDRESS}`,
+            '@ MX 10 mx',
+            '@ MX 20 backup',
+            'mx A 127.0.7.91',
+            'backup A 127.0.7.92',
+            '_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@sts.test"',
+        ],
     })
     let served = 'version: STSv1\nmode: enforce\nmx: mx.sts.test\nmax_age: 604800\n'
     let requests = 0
@@ -83,6 +93,24 @@ describe('MTA-STS: the policy in force, from real DNS and a real policy server (
         resolver?.close()
         await dns.stop()
         fs.rmSync(dir, { recursive: true, force: true })
+    })
+
+    it('haraka-dane check shows the TLSRPT record and the MTA-STS policy as published, which MX hosts it allows, and that it applies (no DANE here)', async () => {
+        const caFile = path.join(dir, 'sts-ca.pem')
+        fs.writeFileSync(caFile, ca.pem)
+        let stdout = ''
+        await main(['check', 'sts.test', '--resolver', `${dns.resolverAddress}:${dns.port}`, '--timeout', '2000', '-q', '--sts-ca', caFile], {
+            stdout: (t) => (stdout += t),
+            stderr: () => undefined,
+        })
+        assert.match(stdout, /^TLSRPT: reports go to mailto:tlsrpt@sts\.test$/m)
+        assert.match(stdout, /^MTA-STS: policy id one, mode enforce, max_age 604800 s, mx mx\.sts\.test$/m)
+        assert.match(stdout, /^ {2}mx\.sts\.test: allowed \(mx\.sts\.test\)$/m)
+        assert.match(stdout, /^ {2}backup\.sts\.test: not allowed by the policy$/m)
+        assert.match(stdout, /^MTA-STS applies: the DNS shows no DANE for this destination$/m)
+        // the check keeps nothing: the service's own first fetch is still to come
+        requests = 0
+        assert.equal(fs.readdirSync(dir).filter((f) => f.startsWith('sts-sts')).length, 0)
     })
 
     it('C36: first asked, the policy is fetched once however many deliveries ask at once, and kept on disk', async () => {

@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict'
 import { allowedBy, MAX_AGE_S, mxMatches, parseStsPolicy, parseStsRecords } from '../../lib/mtasts/policy'
 import { planFetch, REFRESH_BEFORE_MS, stsState } from '../../lib/mtasts/cache-rules'
+import { stsApplies } from '../../lib/check-reporting'
+import type { Decision, HostDecision, HostMode, TlsaState } from '../../lib/policy'
 
 describe('MTA-STS record and policy (RFC 8461 3, 4.1)', () => {
     it('C31: exactly one "v=STSv1;" record with an id of 1-32 letters and digits; anything else is no policy', () => {
@@ -114,5 +116,35 @@ describe('MTA-STS: the policy in force and when to fetch (RFC 8461 5, 10.2)', ()
         assert.deepEqual(s.keep, { policy: testing, id: 'b2', fetchedAt: T0 + H, expires: T0 + H + 86400_000 })
         const once = stsState(T0, undefined, record('c3'), { kind: 'policy', policy: { ...testing, maxAge: 0 } })
         assert.deepEqual([once.inForce?.mode, once.keep], ['testing', undefined])
+    })
+})
+
+describe('MTA-STS only where DANE does not apply (RFC 8461 2)', () => {
+    const host = (mode: HostMode, tlsaState: TlsaState): HostDecision => ({
+        name: `mx-${mode}.example`,
+        preference: 10,
+        addresses: ['192.0.2.1'],
+        addressSecure: true,
+        referenceNames: [],
+        tlsa: { state: tlsaState, records: [], usable: 0 },
+        mode,
+        reason: 'test',
+    })
+    const decision = (action: 'deliver' | 'defer', ...hosts: HostDecision[]): Decision => ({
+        domain: 'example',
+        policy: 'dane',
+        exception: false,
+        mxSecure: true,
+        implicitMx: false,
+        action,
+        reason: 'test',
+        hosts,
+    })
+
+    it('C36: a destination with any DANE host, or a TLSA lookup that failed, or deferred, is never handed to MTA-STS', () => {
+        assert.equal(stsApplies(decision('deliver', host('dane', 'secure'), host('opportunistic', 'none'))).applies, false)
+        assert.equal(stsApplies(decision('deliver', host('skip', 'failed'), host('opportunistic', 'none'))).applies, false)
+        assert.equal(stsApplies(decision('defer', host('skip', 'failed'))).applies, false)
+        assert.equal(stsApplies(decision('deliver', host('opportunistic', 'none'), host('opportunistic', 'insecure'))).applies, true)
     })
 })
