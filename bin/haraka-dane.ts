@@ -14,7 +14,7 @@ import path from 'node:path'
 import { buildConfig, DEFAULTS, formatErrors, resolverSettingsOrThrow, type DaneConfig } from '../lib/config'
 import { openStore } from '../lib/tlsrpt/open-store'
 import { renderReporting, stsShown, tlsrptShown, type StsShown, type TlsrptShown } from '../lib/check-reporting'
-import { StsPolicies, txtOutcome } from '../lib/mtasts/service'
+import { StsPolicies } from '../lib/mtasts/service'
 import { stsRecordName } from '../lib/mtasts/policy'
 import type { TlsrptStore } from '../lib/tlsrpt/store'
 import { dayRange, reportFilename, reportOfTallies, utcDay } from '../lib/tlsrpt/report'
@@ -381,6 +381,15 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
     const timeoutMs = parseTimeout(values.timeout as string | undefined)
     const ehloName = values.ehlo !== undefined ? String(values.ehlo) : undefined
     if (ehloName !== undefined && !/^[\x21-\x7e]+$/.test(ehloName)) throw new UsageError('--ehlo: not a host name')
+    // read first: a bad path is a usage error before anything is probed
+    let stsCa: Buffer | undefined
+    if (values['sts-ca'] !== undefined) {
+        try {
+            stsCa = fs.readFileSync(String(values['sts-ca']))
+        } catch (e) {
+            throw new UsageError(`--sts-ca: ${(e as Error).message}`, false)
+        }
+    }
     const { decision, answers, progress } = await decideWithProgress(domain, values, timeoutMs, out)
 
     const probes: Record<string, ProbeResult[]> = {}
@@ -405,7 +414,7 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
     await Promise.all(jobs)
 
     const report = checkVerdict(decision, probes, { resolverUnreachable: resolverUnreachable(answers) })
-    const reporting = await reportingRecords(domain, decision, values, timeoutMs, progress)
+    const reporting = await reportingRecords(domain, decision, values, stsCa, timeoutMs, progress)
     if (values.json) {
         out.stdout(`${JSON.stringify({ ...checkJson(decision, report), reporting }, null, 2)}\n`)
     } else {
@@ -421,22 +430,14 @@ async function reportingRecords(
     domain: string,
     decision: Decision,
     values: Record<string, string | boolean | undefined>,
+    ca: Buffer | undefined,
     timeoutMs: number,
     progress: (s: string) => void,
 ): Promise<{ tlsrpt: TlsrptShown; mtasts: StsShown }> {
-    let ca: Buffer | undefined
-    if (values['sts-ca'] !== undefined) {
-        try {
-            ca = fs.readFileSync(String(values['sts-ca']))
-        } catch (e) {
-            throw new UsageError(`--sts-ca: ${(e as Error).message}`, false)
-        }
-    }
     const resolver = openResolver(values, timeoutMs)
     try {
         progress(`looking up ${tlsrptRecordName(domain)} and ${stsRecordName(domain)}`)
         const tlsrpt = tlsrptShown(await resolver.lookup(tlsrptRecordName(domain), 'TXT'))
-        const txt = txtOutcome(await resolver.lookup(stsRecordName(domain), 'TXT'))
         const sts = new StsPolicies({
             lookupTxt: (name) => resolver.lookup(name, 'TXT'),
             addresses: async (host) => {
@@ -448,9 +449,8 @@ async function reportingRecords(
             ca,
             timeoutMs: Math.min(timeoutMs, 10_000),
         })
-        if (txt.kind === 'record') progress(`fetching https://mta-sts.${domain}/.well-known/mta-sts.txt`)
         const outcome = await sts.policyFor(domain)
-        return { tlsrpt, mtasts: stsShown(decision, outcome, txt.kind === 'record' ? txt.record.id : undefined) }
+        return { tlsrpt, mtasts: stsShown(decision, outcome) }
     } finally {
         resolver.close()
     }

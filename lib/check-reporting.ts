@@ -35,22 +35,27 @@ export function tlsrptShown(txt: Answer): TlsrptShown {
 }
 
 /**
- * RFC 8461 2: a destination DANE authenticates is not MTA-STS's; nor is one whose DNSSEC failed (it is
- * deferred, never handed to a weaker policy). MTA-STS applies where the DNS proved there is no DANE.
+ * RFC 8461 2: MTA-STS applies only where the DNS proved there is no DANE: under the `dane` policy word (the
+ * operator's other words decide for themselves), a decision to deliver, no host with secure TLSA records
+ * (usable or not, and also one left out by the address limit), no host skipped for a DNSSEC failure, and
+ * every MX host considered (none beyond the limit, whose DNS is unknown).
  */
 export function stsApplies(d: Decision): { applies: boolean; why: string } {
+    if (d.policy !== 'dane') return { applies: false, why: `the operator's policy for this destination is ${d.policy}` }
     if (d.action !== 'deliver') return { applies: false, why: `the DANE decision is to ${d.action} (${d.reason})` }
-    if (d.hosts.some((h) => h.mode === 'dane')) return { applies: false, why: 'DANE applies to this destination (RFC 8461 2)' }
-    if (d.hosts.some((h) => h.tlsa.state === 'failed'))
-        return { applies: false, why: 'a TLSA lookup failed: the destination is deferred, never handed to MTA-STS' }
+    if (d.hosts.some((h) => h.tlsa.state === 'secure'))
+        return { applies: false, why: 'DANE applies to this destination: it publishes secure TLSA records (RFC 8461 2)' }
+    if (d.hosts.some((h) => h.tlsa.state === 'failed' || h.resultType === 'dnssec-invalid'))
+        return { applies: false, why: 'a lookup of this destination failed DNSSEC validation: whether it has DANE is unknown' }
+    if (/beyond the limit/.test(d.reason)) return { applies: false, why: 'some MX hosts were beyond the limit: whether they have DANE is unknown' }
     return { applies: true, why: 'the DNS shows no DANE for this destination' }
 }
 
-export function stsShown(d: Decision, o: StsOutcome, id?: string): StsShown {
+export function stsShown(d: Decision, o: StsOutcome): StsShown {
     const { applies, why } = stsApplies(d)
     const p = o.inForce
     return {
-        id,
+        id: o.id,
         policy: p && { mode: p.mode, maxAge: p.maxAge, mx: p.mx },
         none: p ? undefined : o.reason,
         resultType: o.resultType,
@@ -66,7 +71,8 @@ export function renderReporting(t: TlsrptShown, s: StsShown): string[] {
     if (!s.policy) lines.push(`MTA-STS: ${s.none}${s.resultType ? ` [${s.resultType}]` : ''}`)
     else {
         lines.push(`MTA-STS: policy id ${s.id ?? '?'}, mode ${s.policy.mode}, max_age ${s.policy.maxAge} s, mx ${s.policy.mx.join(', ') || '(none)'}`)
-        for (const h of s.hosts) lines.push(`  ${h.name}: ${h.allowedBy ? `allowed (${h.allowedBy})` : 'not allowed by the policy'}`)
+        if (s.policy.mode === 'none') lines.push('  (mode none: the domain has withdrawn its policy; no MX host is restricted)')
+        else for (const h of s.hosts) lines.push(`  ${h.name}: ${h.allowedBy ? `allowed (${h.allowedBy})` : 'not allowed by the policy'}`)
     }
     lines.push(`MTA-STS ${s.applies ? 'applies' : 'does not apply'}: ${s.why}`)
     return lines

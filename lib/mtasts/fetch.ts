@@ -40,6 +40,8 @@ export function fetchStsPolicy(domain: string, opts: FetchOptions = {}): Promise
             if (done) return
             done = true
             clearTimeout(deadline)
+            // nothing more is read: a refused answer's body, however long, does not keep the connection
+            req?.destroy()
             resolve({ ...r, host })
         }
         const deadline = setTimeout(() => {
@@ -82,7 +84,6 @@ export function fetchStsPolicy(domain: string, opts: FetchOptions = {}): Promise
                     const status = res.statusCode ?? 0
                     // RFC 8461 3.3: no redirects; only 200
                     if (status !== 200) {
-                        res.resume()
                         return finish({ ok: false, error: `HTTP ${status}${status >= 300 && status < 400 ? ' (a redirect: not followed)' : ''}` })
                     }
                     const type = String(res.headers['content-type'] ?? '')
@@ -90,7 +91,6 @@ export function fetchStsPolicy(domain: string, opts: FetchOptions = {}): Promise
                         .trim()
                         .toLowerCase()
                     if (type !== 'text/plain') {
-                        res.resume()
                         return finish({ ok: false, error: `Content-Type "${type || 'none'}" is not text/plain` })
                     }
                     const chunks: Buffer[] = []
@@ -98,7 +98,6 @@ export function fetchStsPolicy(domain: string, opts: FetchOptions = {}): Promise
                     res.on('data', (c: Buffer) => {
                         size += c.length
                         if (size > MAX_POLICY_BYTES) {
-                            res.destroy()
                             return finish({ ok: false, error: `policy larger than ${MAX_POLICY_BYTES} bytes` })
                         }
                         chunks.push(c)

@@ -69,9 +69,10 @@ export function parseStsPolicy(text: string): StsPolicyParse {
     let mode: string | undefined
     let maxAge: number | undefined
     const mx: string[] = []
-    const lines = text.split(/\r?\n/)
-    if (lines[lines.length - 1] === '') lines.pop()
+    // a byte-order mark and blank lines are no fields (a policy is not made invalid by them)
+    const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/)
     for (const raw of lines) {
+        if (/^[ \t]*$/.test(raw)) continue
         const colon = raw.indexOf(':')
         if (colon <= 0) return invalid(`line "${raw.slice(0, 80)}" is not "key: value"`)
         const key = raw.slice(0, colon)
@@ -92,6 +93,8 @@ export function parseStsPolicy(text: string): StsPolicyParse {
                 maxAge = Math.min(Number(value), MAX_AGE_S)
                 break
             case 'mx': {
+                // ASCII only, checked before case is folded (toLowerCase maps some non-ASCII letters to ASCII)
+                if (!/^[\x21-\x7e]+$/.test(value)) return invalid(`mx "${value}" is not an ASCII host name`)
                 const p = value.toLowerCase().replace(/\.$/, '')
                 if (!MX_PATTERN.test(p)) return invalid(`mx "${value}" is not a host name or "*." and a domain`)
                 if (!mx.includes(p)) mx.push(p)

@@ -4,7 +4,7 @@
 // throws, never blocks the event loop.
 import fs from 'node:fs'
 import path from 'node:path'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Answer } from '../dns/answer'
 import { parseStsPolicy, parseStsRecords, stsRecordName } from './policy'
 import { fetchStsPolicy, policyHost, type FetchOptions, type FetchResult } from './fetch'
@@ -18,15 +18,16 @@ export interface StsStore {
 }
 
 /**
- * One small JSON file a domain (`sts-<domain>.json`), written to a temporary name and renamed into place,
- * so that a reader never sees half a file and two processes writing the same domain leave one whole
- * policy, never a mix. A file that cannot be read as a policy is no policy kept.
+ * One small JSON file a domain, named by the SHA-256 of the domain (a recipient domain can be any string
+ * Haraka accepts: it never becomes a path), written to a temporary name and renamed into place, so that a
+ * reader never sees half a file and two processes writing the same domain leave one whole policy, never a
+ * mix. A file that cannot be read as this domain's policy is no policy kept.
  */
 export class FileStsStore implements StsStore {
     constructor(readonly dir: string) {}
 
-    private file(domain: string): string {
-        return path.join(this.dir, `sts-${domain}.json`)
+    file(domain: string): string {
+        return path.join(this.dir, `sts-${createHash('sha256').update(domain).digest('hex')}.json`)
     }
 
     async get(domain: string): Promise<CachedPolicy | undefined> {
@@ -37,16 +38,17 @@ export class FileStsStore implements StsStore {
             return undefined
         }
         try {
-            const c = JSON.parse(text) as CachedPolicy
+            const c = JSON.parse(text) as CachedPolicy & { domain?: string }
             const ok =
-                typeof c?.id === 'string' &&
+                c?.domain === domain &&
+                typeof c.id === 'string' &&
                 Number.isFinite(c.fetchedAt) &&
                 Number.isFinite(c.expires) &&
                 ['enforce', 'testing', 'none'].includes(c.policy?.mode) &&
                 Array.isArray(c.policy.mx) &&
                 c.policy.mx.every((m: unknown) => typeof m === 'string') &&
                 Number.isFinite(c.policy.maxAge)
-            return ok ? c : undefined
+            return ok ? { policy: c.policy, id: c.id, fetchedAt: c.fetchedAt, expires: c.expires } : undefined
         } catch {
             return undefined
         }
@@ -61,8 +63,12 @@ export class FileStsStore implements StsStore {
             }
             await fs.promises.mkdir(this.dir, { recursive: true })
             const tmp = `${f}.${process.pid}.${randomBytes(4).toString('hex')}`
-            await fs.promises.writeFile(tmp, JSON.stringify(c))
-            await fs.promises.rename(tmp, f)
+            try {
+                await fs.promises.writeFile(tmp, JSON.stringify({ domain, ...c }))
+                await fs.promises.rename(tmp, f)
+            } finally {
+                await fs.promises.rm(tmp, { force: true })
+            }
             return undefined
         } catch (e) {
             return (e as Error)?.message ?? String(e)
@@ -85,9 +91,16 @@ export interface StsServiceDeps {
     fault?: (message: string) => void
 }
 
+/** RFC 8461 3.3: after a failed fetch, the same domain and id are not fetched again for five minutes. */
+export const FETCH_RETRY_MS = 5 * 60_000
+/** failed fetches remembered at most (the oldest forgotten first) */
+const MAX_FAILURES = 10_000
+
 /** The policy in force for one delivery, and how it was arrived at (for the log and TLSRPT). */
 export interface StsOutcome extends StsState {
     domain: string
+    /** the `_mta-sts` record's id, when there is a record */
+    id?: string
     plan: FetchPlan
     /** the policy host, when a fetch was made */
     fetchedFrom?: string
@@ -95,6 +108,8 @@ export interface StsOutcome extends StsState {
 
 export class StsPolicies {
     private readonly inflight = new Map<string, Promise<StsOutcome>>()
+    /** "domain id" → the last failed fetch, for FETCH_RETRY_MS */
+    private readonly failures = new Map<string, { at: number; outcome: FetchOutcome }>()
 
     constructor(private readonly deps: StsServiceDeps) {}
 
@@ -114,10 +129,20 @@ export class StsPolicies {
         const now = (this.deps.now ?? Date.now)()
         const cached = await this.deps.store.get(domain)
         const txt = txtOutcome(await this.deps.lookupTxt(stsRecordName(domain)))
-        const plan = planFetch(now, cached, txt)
+        const id = txt.kind === 'record' ? txt.record.id : undefined
+        let plan = planFetch(now, cached, txt)
         let fetched: FetchOutcome | undefined
         let fetchedFrom: string | undefined
-        if (plan.fetch) {
+        const failureKey = `${domain} ${id ?? cached?.id ?? ''}`
+        const failed = this.failures.get(failureKey)
+        if (plan.fetch && failed && now - failed.at < FETCH_RETRY_MS) {
+            // the last fetch failed moments ago: its outcome stands until the retry time (no fetch a delivery)
+            plan = {
+                fetch: false,
+                why: `${plan.why}; the last fetch failed ${Math.round((now - failed.at) / 1000)} s ago, tried again after ${FETCH_RETRY_MS / 60_000} min`,
+            }
+            fetched = failed.outcome
+        } else if (plan.fetch) {
             const r = await (this.deps.fetch ?? fetchStsPolicy)(domain, {
                 ca: this.deps.ca,
                 timeoutMs: this.deps.timeoutMs,
@@ -130,13 +155,18 @@ export class StsPolicies {
                 const parsed = parseStsPolicy(r.text)
                 fetched = parsed.kind === 'policy' ? parsed : { kind: 'invalid', reason: parsed.reason }
             }
+            if (fetched.kind === 'policy') this.failures.delete(failureKey)
+            else {
+                if (this.failures.size >= MAX_FAILURES) this.failures.delete(this.failures.keys().next().value as string)
+                this.failures.set(failureKey, { at: now, outcome: fetched })
+            }
         }
         const state = stsState((this.deps.now ?? Date.now)(), cached, txt, fetched)
         if (state.keep !== cached) {
             const why = await this.deps.store.set(domain, state.keep)
             if (why) this.deps.fault?.(`haraka-plugin-dane: the MTA-STS policy of ${domain} could not be kept (${why}); it is fetched again next time`)
         }
-        return { domain, plan, fetchedFrom, ...state }
+        return { domain, id, plan, fetchedFrom, ...state }
     }
 }
 

@@ -80,10 +80,15 @@ describe('haraka-dane command line, against the test world', function () {
         const r = await check('ee.dane.test')
         assert.match(r.stdout, /^TLSRPT: reports go to mailto:tlsrpt@ee\.dane\.test$/m)
         assert.match(r.stdout, /^MTA-STS: no policy \(_mta-sts\.ee\.dane\.test: nxdomain\)$/m)
-        assert.match(r.stdout, /^MTA-STS does not apply: DANE applies to this destination \(RFC 8461 2\)$/m)
+        assert.match(r.stdout, /^MTA-STS does not apply: DANE applies to this destination: it publishes secure TLSA records \(RFC 8461 2\)$/m)
         const j = JSON.parse((await check('unusable.dane.test', '--json')).stdout)
         assert.match(j.reporting.tlsrpt.none, /2 records begin with "v=TLSRPTv1;"; exactly one is required/)
-        assert.equal(j.reporting.mtasts.applies, true, 'only unusable TLSA records: no DANE, MTA-STS would apply')
+        // only unusable TLSA records: DANE still decides (C12: TLS without authentication), MTA-STS does not
+        assert.equal(j.reporting.mtasts.applies, false)
+        assert.match(j.reporting.mtasts.why, /secure TLSA records/)
+        // the operator's word decides for itself
+        const may = JSON.parse((await check('insecure.test', '--json')).stdout)
+        assert.equal(may.reporting.mtasts.applies, true, 'an unsigned domain: no DANE, MTA-STS would apply')
     })
 
     it('C8, C19: check cu.dane.test: a secure CNAME into an unsigned zone is probed with SNI the original name and verified by its TLSA', async () => {

@@ -75,6 +75,20 @@ describe('MTA-STS policy fetch (RFC 8461 3.3) from a real HTTPS server', functio
         }
     })
 
+    it('C34: a refused answer whose body never ends does not keep the connection', async () => {
+        answer = (_req, res) => {
+            res.writeHead(404, { 'Content-Type': 'text/plain' })
+            res.write('not here, and more to come ')
+        }
+        const r = await fetch()
+        assert.match((r as { error: string }).error, /HTTP 404/)
+        const end = Date.now() + 2000
+        let open = 1
+        while (Date.now() < end && (open = await new Promise<number>((res) => server.getConnections((_e, n) => res(n)))) > 0)
+            await new Promise((res) => setTimeout(res, 50))
+        assert.equal(open, 0, 'the client closed it')
+    })
+
     it(`C34: a body over ${MAX_POLICY_BYTES} bytes is no policy`, async () => {
         answer = (_req, res) => res.writeHead(200, { 'Content-Type': 'text/plain' }).end(POLICY + 'x'.repeat(MAX_POLICY_BYTES))
         const r = await fetch()

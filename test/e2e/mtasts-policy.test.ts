@@ -110,7 +110,7 @@ describe('MTA-STS: the policy in force, from real DNS and a real policy server (
         assert.match(stdout, /^MTA-STS applies: the DNS shows no DANE for this destination$/m)
         // the check keeps nothing: the service's own first fetch is still to come
         requests = 0
-        assert.equal(fs.readdirSync(dir).filter((f) => f.startsWith('sts-sts')).length, 0)
+        assert.equal(fs.readdirSync(dir).filter((f) => /^sts-[0-9a-f]{64}\.json$/.test(f)).length, 0)
     })
 
     it('C36: first asked, the policy is fetched once however many deliveries ask at once, and kept on disk', async () => {
@@ -119,7 +119,7 @@ describe('MTA-STS: the policy in force, from real DNS and a real policy server (
         assert.equal(requests, 1)
         for (const o of all) assert.deepEqual(o.inForce, { mode: 'enforce', mx: ['mx.sts.test'], maxAge: 604800 })
         assert.equal(all[0].plan.fetch, true)
-        const kept = JSON.parse(fs.readFileSync(path.join(dir, 'sts-sts.test.json'), 'utf8'))
+        const kept = JSON.parse(fs.readFileSync(new FileStsStore(dir).file('sts.test'), 'utf8'))
         assert.deepEqual([kept.id, kept.policy.mode, kept.expires - kept.fetchedAt], ['one', 'enforce', 604800_000])
     })
 
@@ -145,7 +145,7 @@ describe('MTA-STS: the policy in force, from real DNS and a real policy server (
         now += H
         const o = await service().policyFor('sts.test')
         assert.deepEqual([o.plan.fetch, o.inForce?.mode, requests], [true, 'testing', 2])
-        assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'sts-sts.test.json'), 'utf8')).id, 'two')
+        assert.equal(JSON.parse(fs.readFileSync(new FileStsStore(dir).file('sts.test'), 'utf8')).id, 'two')
     })
 
     it('C36: the policy server down at the refresh: the kept policy stays in force until it expires, then none', async () => {
@@ -154,10 +154,22 @@ describe('MTA-STS: the policy in force, from real DNS and a real policy server (
         const refresh = await service().policyFor('sts.test')
         assert.deepEqual([refresh.plan.fetch, refresh.inForce?.mode, refresh.resultType], [true, 'testing', 'sts-policy-fetch-error'])
         assert.match(refresh.reason, /the fetch failed .*ECONNREFUSED.*stays in force until it expires/)
+        // RFC 8461 3.3: the failed fetch is not made again for five minutes (not once a delivery)
+        now += 60_000
+        const soon = await service().policyFor('sts.test')
+        assert.equal(soon.plan.fetch, true, 'a new service (a restart) remembers no failure: it tries once')
+        const s = service()
+        await s.policyFor('sts.test')
+        now += 60_000
+        const again = await s.policyFor('sts.test')
+        assert.deepEqual([again.plan.fetch, again.inForce?.mode, again.resultType], [false, 'testing', 'sts-policy-fetch-error'])
+        assert.match(again.plan.why, /the last fetch failed 60 s ago, tried again after 5 min/)
+        now += 5 * 60_000
+        assert.equal((await s.policyFor('sts.test')).plan.fetch, true)
         now += H // expired
         const expired = await service().policyFor('sts.test')
         assert.deepEqual([expired.inForce, expired.resultType], [undefined, 'sts-policy-fetch-error'])
-        assert.equal(fs.existsSync(path.join(dir, 'sts-sts.test.json')), false, 'an expired policy is not kept')
+        assert.equal(fs.existsSync(new FileStsStore(dir).file('sts.test')), false, 'an expired policy is not kept')
         assert.deepEqual(faults, [])
     })
 })

@@ -1,5 +1,9 @@
 // Issue 15 (MTA-STS, RFC 8461): the record, the policy file and the mx patterns, as the RFC reads.
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { FileStsStore } from '../../lib/mtasts/service'
 import { allowedBy, MAX_AGE_S, mxMatches, parseStsPolicy, parseStsRecords } from '../../lib/mtasts/policy'
 import { planFetch, REFRESH_BEFORE_MS, stsState } from '../../lib/mtasts/cache-rules'
 import { stsApplies } from '../../lib/check-reporting'
@@ -37,6 +41,10 @@ describe('MTA-STS record and policy (RFC 8461 3, 4.1)', () => {
             policy: { mode: 'testing', mx: ['mx.example.net'], maxAge: MAX_AGE_S },
         })
         assert.deepEqual(parseStsPolicy('version: STSv1\nmode: none\nmax_age: 86400\n'), { kind: 'policy', policy: { mode: 'none', mx: [], maxAge: 86400 } })
+        // a byte-order mark and blank lines do not make a policy invalid
+        assert.equal(parseStsPolicy('\uFEFFversion: STSv1\r\n\r\nmode: enforce\nmx: a.example\nmax_age: 1\n\n\n').kind, 'policy')
+        // a non-ASCII letter that folds to ASCII (KELVIN SIGN → k) is no host name
+        assert.equal(parseStsPolicy('version: STSv1\nmode: enforce\nmx: \u212Aey.example.com\nmax_age: 1\n').kind, 'invalid')
         for (const [text, why] of [
             ['mode: enforce\nmx: a.example\nmax_age: 1\n', /no version/],
             ['version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 1\n', /not STSv1/],
@@ -146,5 +154,35 @@ describe('MTA-STS only where DANE does not apply (RFC 8461 2)', () => {
         assert.equal(stsApplies(decision('deliver', host('skip', 'failed'), host('opportunistic', 'none'))).applies, false)
         assert.equal(stsApplies(decision('defer', host('skip', 'failed'))).applies, false)
         assert.equal(stsApplies(decision('deliver', host('opportunistic', 'none'), host('opportunistic', 'insecure'))).applies, true)
+    })
+})
+
+describe('MTA-STS kept policies on disk', () => {
+    it("C36: a file a domain named by its hash: a hostile domain string never becomes a path; another domain's file is not taken; no temporary file is left", async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-sts-store-'))
+        try {
+            const store = new FileStsStore(dir)
+            const kept = { policy: { mode: 'enforce' as const, mx: ['mx.example'], maxAge: 60 }, id: 'a1', fetchedAt: 1, expires: 60_001 }
+            assert.equal(await store.set('x/../../escaped', kept), undefined)
+            assert.deepEqual(
+                fs.readdirSync(path.dirname(dir)).filter((f) => f.startsWith('escaped')),
+                [],
+            )
+            assert.deepEqual(await store.get('x/../../escaped'), kept)
+            assert.equal(path.dirname(store.file('x/../../escaped')), dir)
+            // a file copied under another domain's name is not that domain's policy
+            fs.copyFileSync(store.file('x/../../escaped'), store.file('other.example'))
+            assert.equal(await store.get('other.example'), undefined)
+            // a write that fails (the target is a directory) leaves no temporary file
+            fs.rmSync(store.file('busy.example'), { force: true })
+            fs.mkdirSync(store.file('busy.example'))
+            assert.match((await store.set('busy.example', kept))!, /EISDIR|directory/)
+            assert.deepEqual(
+                fs.readdirSync(dir).filter((f) => f.includes('.json.')),
+                [],
+            )
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true })
+        }
     })
 })
