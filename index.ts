@@ -30,6 +30,7 @@ import {
     type Outcome,
 } from './lib/log'
 import { openStore, storeIdentity } from './lib/tlsrpt/open-store'
+import { unsignedReason } from './lib/tlsrpt/dkim-check'
 import type { TlsrptStore } from './lib/tlsrpt/store'
 import { resultOfAttempt, resultOfSkippedHost } from './lib/tlsrpt/from-attempt'
 import type { SessionResult } from './lib/tlsrpt/result'
@@ -262,7 +263,36 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
         internals: old?.internals as HarakaInternals,
         tlsrpt,
     }
+    if (cfg.tlsrpt.enabled) warnIfReportsUnsigned(this, cfg.tlsrpt.from || cfg.tlsrpt.contactInfo)
     if (!startup) this.lognotice('configuration reloaded')
+}
+
+/** RFC 8460 5.3: say at start-up (and on reload) when Haraka's DKIM plugin will not sign report mail. */
+function warnIfReportsUnsigned(plugin: DanePlugin, from: string): void {
+    try {
+        // where Haraka's DKIM plugin looks for its keys (process.env.HARAKA/config/dkim/<domain>)
+        const root = path.resolve(process.env.HARAKA ?? '', 'config')
+        const get = (name: string, type: string): unknown => plugin.config.get(name, type)
+        const ini = (get('dkim.ini', 'ini') ?? {}) as { sign?: Record<string, unknown> }
+        const list = (get('plugins', 'list') ?? []) as string[]
+        const key = (get('dkim.private.key', 'data') ?? []) as string[]
+        const why = unsignedReason(from, {
+            plugins: list.map((p) => String(p).trim()),
+            sign: {
+                enabled: /^(true|yes|on|1)$/i.test(String(ini.sign?.enabled ?? '')),
+                domain: ini.sign?.domain ? String(ini.sign.domain) : undefined,
+                selector: ini.sign?.selector ? String(ini.sign.selector) : undefined,
+            },
+            defaultKey: key.join('').trim().length > 0,
+            keyDir: (d) => fs.existsSync(path.join(root, 'dkim', d, 'private')) && fs.existsSync(path.join(root, 'dkim', d, 'selector')),
+        })
+        if (why)
+            plugin.lognotice(
+                `haraka-plugin-dane: TLS report mail from ${from} will not be DKIM-signed: ${why}. RFC 8460 5.3 wants it signed and receivers may discard unsigned reports; https destinations are not affected`,
+            )
+    } catch (e) {
+        plugin.logerror(`haraka-plugin-dane: could not tell whether TLS report mail will be DKIM-signed: ${(e as Error)?.message ?? e}`)
+    }
 }
 
 // C4-C12, C21, C22: the decision for the recipient domain, as Haraka's MX list, DENYSOFT or DENY

@@ -114,6 +114,8 @@ describe('end to end: TLS reports sent (RFC 8460 5) by mail through Haraka and b
         assert.equal(sig.status.result, 'pass', JSON.stringify(sig.status))
         assert.equal(sig.signingDomain, world.dkim.domain)
         assert.equal(sig.selector, world.dkim.selector)
+        // the plugin saw at start-up that the reports would be signed: no warning
+        assert.doesNotMatch(fs.readFileSync(haraka.logFile, 'utf8'), /will not be DKIM-signed/)
     })
 
     it('despite TLS failures (RFC 8460 5.3): the report reached the first MX of a domain whose first MX fails DANE', () => {
@@ -188,6 +190,13 @@ describe('end to end: haraka-dane tlsrpt send asks the running Haraka to send a 
         await haraka?.stop()
         await world?.stop()
         haraka?.cleanup()
+    })
+
+    it('a Haraka without DKIM signing is told at start-up that report mail will go out unsigned', () => {
+        assert.match(
+            fs.readFileSync(haraka.logFile, 'utf8'),
+            /TLS report mail from tls-reports@haraka\.world\.test will not be DKIM-signed: Haraka's DKIM plugin \(dkim\) is not in config\/plugins/,
+        )
     })
 
     it('sends nothing before the hour; on request, one domain now, then the rest; never twice; today refused', async () => {

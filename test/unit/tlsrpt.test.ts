@@ -11,6 +11,7 @@ import { buildReport, dayRange, reportFilename, reportId, utcDay } from '../../l
 import { JournalStore } from '../../lib/tlsrpt/journal'
 import { resultOfAttempt, resultOfSkippedHost, type AttemptLike } from '../../lib/tlsrpt/from-attempt'
 import { tlsaFromText } from '../../lib/tlsa'
+import { unsignedReason, type DkimSetup } from '../../lib/tlsrpt/dkim-check'
 import type { HostDecision } from '../../lib/policy'
 import { gzipReport, reportMessage } from '../../lib/tlsrpt/message'
 import { gunzipSync } from 'node:zlib'
@@ -341,5 +342,25 @@ describe('TLSRPT report mail (RFC 8460 5.3)', () => {
 
     it('refuses a value that would break a header', () => {
         assert.throws(() => reportMessage({ ...mail, to: 'a@dest.example\r\nBcc: x@evil.example' }), /line break/)
+    })
+})
+
+describe('TLS report mail and DKIM (RFC 8460 5.3)', () => {
+    const setup = (over: Partial<DkimSetup> = {}): DkimSetup => ({
+        plugins: ['relay', 'dkim', 'dane'],
+        sign: { enabled: true },
+        defaultKey: false,
+        keyDir: (d) => d === 'example.net',
+        ...over,
+    })
+    it("says why report mail would go out unsigned, as Haraka's DKIM plugin would look for its key", () => {
+        assert.equal(unsignedReason('tls@example.net', setup()), undefined)
+        assert.equal(unsignedReason('tls@mail.example.net', setup()), undefined, "a parent domain's key serves, as the DKIM plugin walks up")
+        assert.match(unsignedReason('tls@example.net', setup({ plugins: ['relay', 'dane'] }))!, /not in config\/plugins/)
+        assert.match(unsignedReason('tls@example.net', setup({ sign: { enabled: false } }))!, /\[sign\] enabled is not true/)
+        assert.match(unsignedReason('tls@other.org', setup())!, /no DKIM key for other\.org/)
+        assert.equal(unsignedReason('tls@other.org', setup({ sign: { enabled: true, domain: 'other.org', selector: 's1' }, defaultKey: true })), undefined)
+        // as the DKIM plugin, never a single-label key directory (config/dkim/com)
+        assert.match(unsignedReason('tls@example.com', setup({ keyDir: (d) => d === 'com' }))!, /no DKIM key for example\.com/)
     })
 })
