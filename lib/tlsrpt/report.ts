@@ -203,10 +203,3 @@ export function reportOfTallies(day: string, domain: string, tallies: Iterable<T
         policies,
     }
 }
-
-/** The recipient domains with results on `day`, sorted. */
-export function domainsWithResults(day: string, results: Iterable<SessionResult>): string[] {
-    const out = new Set<string>()
-    for (const res of results) if (utcDay(res.at) === day) out.add(res.recipientDomain)
-    return [...out].sort()
-}

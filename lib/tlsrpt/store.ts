@@ -1,7 +1,7 @@
 // Where TLS report results and the state of their sending are kept: the interface both stores give, the
 // journal under Haraka's directory (lib/tlsrpt/journal.ts, one machine) and Redis
 // (lib/tlsrpt/redis-store.ts, several machines sending one report per domain and day between them).
-import { domainsWithResults, tallyResults, type Tally } from './report'
+import { tallyResults, utcDay, type Tally } from './report'
 import type { SessionResult } from './result'
 
 /** How long a claim holds before another process may take it over (a sender that died or hung). */
@@ -120,7 +120,17 @@ export interface TlsrptStore {
     close(): Promise<void>
 }
 
-/** A day's results held in memory (the journal's, read once a round; tests). */
+/**
+ * A day's results held in memory (the journal's, read once a round; tests), grouped by recipient domain
+ * once: a domain's counts are taken from its own results, not from a walk over the whole day each.
+ */
 export function dayResultsOf(day: string, results: SessionResult[]): DayResults {
-    return { domains: domainsWithResults(day, results), tallies: async (domain) => tallyResults(day, domain, results) }
+    const byDomain = new Map<string, SessionResult[]>()
+    for (const r of results) {
+        if (utcDay(r.at) !== day) continue
+        const list = byDomain.get(r.recipientDomain)
+        if (list) list.push(r)
+        else byDomain.set(r.recipientDomain, [r])
+    }
+    return { domains: [...byDomain.keys()].sort(), tallies: async (domain) => tallyResults(day, domain, byDomain.get(domain) ?? []) }
 }
