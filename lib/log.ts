@@ -4,6 +4,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import pino from 'pino'
+import { NOTICE_EVERY_MS, OperatorNotice } from './notice'
 import type { Decision, HostDecision, HostMode } from './policy'
 import type { ResultType } from './result-type'
 
@@ -14,8 +15,8 @@ export interface LogSettings {
 
 export type DaneLogger = pino.Logger
 
-/** How often, at most, a failing log destination is reported to the operator. */
-export const LOG_FAULT_REPORT_MS = 60_000
+/** How often, at most, a failing log destination is reported to the operator (lib/notice.ts). */
+export const LOG_FAULT_REPORT_MS = NOTICE_EVERY_MS
 
 /** lines are written at most this long after they were logged (one write for all the lines of that time) */
 export const LOG_FLUSH_MS = 20
@@ -40,16 +41,15 @@ function writeAllAtExit(): void {
  * The lines logged within LOG_FLUSH_MS are written together, in one system call (sooner past
  * FLUSH_CHARS), and whatever is left when the process exits (Haraka's shutdown on SIGINT, an uncaught
  * exception) is written then: a delivery logs three lines, in two turns of the event loop, and a write
- * call for each turn was the largest part of what the log cost (issue 13's profile: a fifth of the
- * plugin's time); under load one write now carries the lines of a dozen messages. A process ended by a
- * signal it does not handle (SIGKILL; SIGTERM, which Haraka 3.3 handles only as PID 1) can lose the lines
- * of its last LOG_FLUSH_MS.
+ * call for each turn was the largest part of what the log cost in issue 13's CPU profiles; under load
+ * one write now carries the lines of several messages. A process ended by a signal it does not handle
+ * (SIGKILL; SIGTERM, which Haraka 3.3 handles only as PID 1) can lose the lines of its last LOG_FLUSH_MS.
  */
 export class SafeDestination {
     private fd: number | undefined
     private lost = 0
-    private lastReport = -Infinity
     private lastError = ''
+    private readonly notice: OperatorNotice
     private pending: string[] = []
     private pendingChars = 0
     /** closed (the configuration named another destination): a late line is still written, the file not kept open */
@@ -57,9 +57,11 @@ export class SafeDestination {
 
     constructor(
         readonly target: string,
-        private readonly onFault: (message: string) => void,
-        private readonly clock: () => number = Date.now,
-    ) {}
+        onFault: (message: string) => void,
+        clock: () => number = Date.now,
+    ) {
+        this.notice = new OperatorNotice(onFault, clock)
+    }
 
     /** pino's entry point: keep the line for the next write (within LOG_FLUSH_MS). Never throws. */
     write(line: string): boolean {
@@ -97,19 +99,15 @@ export class SafeDestination {
             this.lastError = err.code ?? err.message ?? String(e)
             // a file descriptor that went bad is opened again on the next write
             if (err.code === 'EBADF' && this.fd !== undefined && this.fd > 2) this.fd = undefined
-            const now = this.clock()
-            if (now - this.lastReport >= LOG_FAULT_REPORT_MS) {
-                this.lastReport = now
-                this.tell(
-                    `haraka-plugin-dane: the delivery log ${this.target} cannot be written (${this.lastError}); ${this.lost} line(s) lost so far. Deliveries go on by policy; this is repeated at most every ${LOG_FAULT_REPORT_MS / 1000} s while it lasts`,
-                )
-            }
+            this.notice.throttled(
+                `haraka-plugin-dane: the delivery log ${this.target} cannot be written (${this.lastError}); ${this.lost} line(s) lost so far. Deliveries go on by policy; this is repeated at most every ${LOG_FAULT_REPORT_MS / 1000} s while it lasts`,
+            )
             return
         }
         if (this.lost > 0) {
-            this.tell(`haraka-plugin-dane: the delivery log ${this.target} is written again; ${this.lost} line(s) were lost (${this.lastError})`)
+            this.notice.now(`haraka-plugin-dane: the delivery log ${this.target} is written again; ${this.lost} line(s) were lost (${this.lastError})`)
             this.lost = 0
-            this.lastReport = -Infinity
+            this.notice.reset()
         }
         if (this.closed) this.closeFd()
     }
@@ -137,14 +135,6 @@ export class SafeDestination {
         if (this.target === 'stderr') return 2
         fs.mkdirSync(path.dirname(this.target), { recursive: true })
         return fs.openSync(this.target, 'a')
-    }
-
-    private tell(message: string): void {
-        try {
-            this.onFault(message)
-        } catch {
-            /* the operator's own log failing too is beyond telling */
-        }
     }
 }
 

@@ -14,23 +14,23 @@ import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { SessionResult } from './result'
 import { utcDay } from './report'
+import { NOTICE_EVERY_MS, OperatorNotice } from '../notice'
 import { CLAIM_MS, dayResultsOf, KeepingSentStore, type DayResults, type Delivery, type TlsrptStore } from './store'
 
 const FILE = /^results-(\d{4}-\d{2}-\d{2})\.jsonl$/
-
-/** How often, at most, a store that cannot write says so in Haraka's log (as the delivery log, C29). */
-const FAULT_REPORT_MS = 60_000
 
 export class JournalStore {
     private fd: number | undefined
     private fdDay = ''
     private lost = 0
-    private lastReport = -Infinity
+    private readonly notice: OperatorNotice
 
     constructor(
         readonly dir: string,
-        private readonly onFault: (message: string) => void = () => undefined,
-    ) {}
+        onFault: (message: string) => void = () => undefined,
+    ) {
+        this.notice = new OperatorNotice(onFault)
+    }
 
     fileOf(day: string): string {
         return path.join(this.dir, `results-${day}.jsonl`)
@@ -51,16 +51,9 @@ export class JournalStore {
         } catch (e) {
             this.closeFd()
             this.lost++
-            const now = Date.now()
-            if (now - this.lastReport < FAULT_REPORT_MS) return
-            this.lastReport = now
-            try {
-                this.onFault(
-                    `haraka-plugin-dane: TLS report result not kept in ${this.dir}: ${(e as Error).message}; ${this.lost} result(s) lost so far (repeated at most every ${FAULT_REPORT_MS / 1000} s)`,
-                )
-            } catch {
-                /* the operator's log failing too is beyond telling */
-            }
+            this.notice.throttled(
+                `haraka-plugin-dane: TLS report result not kept in ${this.dir}: ${(e as Error).message}; ${this.lost} result(s) lost so far (repeated at most every ${NOTICE_EVERY_MS / 1000} s)`,
+            )
         }
     }
 

@@ -16,6 +16,7 @@
 // queue is off (disableOfflineQueue): it has no bound.
 import { randomBytes } from 'node:crypto'
 import { createClient } from 'redis'
+import { NOTICE_EVERY_MS, OperatorNotice } from '../notice'
 import { tallyKey, tallyOfKey, utcDay, type Tally } from './report'
 import type { SessionResult } from './result'
 import { CLAIM_MS, KeepingSentStore, type DayResults, type Delivery, type SentStore, type TlsrptStore } from './store'
@@ -38,7 +39,6 @@ const READY_MS = 5_000
 /** How long a command may take once sent (a Redis that is paused, a connection that went half-open). */
 const COMMAND_MS = 10_000
 
-const FAULT_REPORT_MS = 60_000
 const DAY = /^\d{4}-\d{2}-\d{2}$/
 
 // compare-and-delete and compare-and-extend: only the holder of a claim releases or renews it
@@ -73,16 +73,19 @@ export class RedisStore implements TlsrptStore {
     private inFlight = 0
     private waiting: SessionResult[] = []
     private lost = 0
-    private lastLoss = -Infinity
-    private lastError = -Infinity
+    /** results lost, and the connection's trouble: two faults, each told at most once a minute */
+    private readonly lossNotice: OperatorNotice
+    private readonly connectionNotice: OperatorNotice
     private closed = false
     readonly sent: SentStore
 
     /** Throws when node-redis refuses the URL (the configuration checks it first: lib/config.ts redisUrlProblem). */
     constructor(
         readonly settings: RedisStoreSettings,
-        private readonly onFault: (message: string) => void = () => undefined,
+        onFault: (message: string) => void = () => undefined,
     ) {
+        this.lossNotice = new OperatorNotice(onFault)
+        this.connectionNotice = new OperatorNotice(onFault)
         this.client = createClient({
             url: settings.url,
             disableOfflineQueue: true,
@@ -217,7 +220,7 @@ export class RedisStore implements TlsrptStore {
     async close(): Promise<void> {
         if (this.closed) return
         if (this.waiting.length) {
-            this.lastLoss = -Infinity
+            this.lossNotice.reset()
             this.lose(this.waiting.length, 'the store was closed while Redis was unreachable')
             this.waiting = []
         }
@@ -231,30 +234,16 @@ export class RedisStore implements TlsrptStore {
 
     private lose(n: number, why: string): void {
         this.lost += n
-        const now = Date.now()
-        if (now - this.lastLoss < FAULT_REPORT_MS) return
-        this.lastLoss = now
-        this.tell(
-            `haraka-plugin-dane: TLS report result(s) not kept in Redis ${this.where}: ${why}; ${this.lost} lost so far (repeated at most every ${FAULT_REPORT_MS / 1000} s)`,
+        this.lossNotice.throttled(
+            `haraka-plugin-dane: TLS report result(s) not kept in Redis ${this.where}: ${why}; ${this.lost} lost so far (repeated at most every ${NOTICE_EVERY_MS / 1000} s)`,
         )
     }
 
     private connectionFault(e: Error): void {
         if (this.closed) return
-        const now = Date.now()
-        if (now - this.lastError < FAULT_REPORT_MS) return
-        this.lastError = now
-        this.tell(
-            `haraka-plugin-dane: Redis ${this.where}: ${e?.message ?? e}; results wait in memory until it is back (repeated at most every ${FAULT_REPORT_MS / 1000} s)`,
+        this.connectionNotice.throttled(
+            `haraka-plugin-dane: Redis ${this.where}: ${e?.message ?? e}; results wait in memory until it is back (repeated at most every ${NOTICE_EVERY_MS / 1000} s)`,
         )
-    }
-
-    private tell(message: string): void {
-        try {
-            this.onFault(message)
-        } catch {
-            /* the operator's log failing too is beyond telling */
-        }
     }
 }
 
