@@ -29,7 +29,7 @@ import {
     tlsOutcome,
     type Outcome,
 } from './lib/log'
-import { openStore, storeIdentity } from './lib/tlsrpt/open-store'
+import { describeStore, openStore, storeIdentity } from './lib/tlsrpt/open-store'
 import { unsignedReason } from './lib/tlsrpt/dkim-check'
 import type { TlsrptStore } from './lib/tlsrpt/store'
 import { resultOfAttempt, resultOfSkippedHost } from './lib/tlsrpt/from-attempt'
@@ -219,7 +219,7 @@ function reportStoreFor(plugin: DanePlugin, cfg: DaneConfig, dir: string | undef
         try {
             opened = { store: openStore(cfg.tlsrpt, dir, (message) => plugin.logerror(message)), identity, requestDir: dir }
         } catch (e) {
-            const msg = `haraka-plugin-dane: the TLS report store ${identity.replace(/\/\/[^@/]*@/, '//***@')} cannot be opened: ${(e as Error)?.message ?? e}`
+            const msg = `haraka-plugin-dane: the TLS report store ${describeStore(cfg.tlsrpt, dir)} cannot be opened: ${(e as Error)?.message ?? e}`
             if (startup) throw new Error(msg)
             plugin.logerror(`${msg}; keeping the one in use`)
             return old
