@@ -255,6 +255,16 @@ const INI_RANGES = {
 } satisfies SettingRanges
 
 // [resolver] number keys: the setting each one is, and how an error on it reads.
+/** The whole-number settings of [limits] and [tlsrpt]: their range, what an error says, where they go. */
+type ConfigBody = Omit<DaneConfig, 'resolver'>
+const INI_WHOLE_NUMBERS: Record<string, { min: number; max: number; what: string; set: (cfg: ConfigBody, n: number) => void }> = {
+    'limits.mx_hosts': { min: 1, max: 100, what: 'not a whole number from 1 to 100', set: (c, n) => (c.limits.mxHosts = n) },
+    'limits.addresses': { min: 1, max: 1000, what: 'not a whole number from 1 to 1000', set: (c, n) => (c.limits.addresses = n) },
+    'tlsrpt.send_after_minutes': { min: 0, max: 2880, what: 'not a whole number of minutes from 0 to 2880', set: (c, n) => (c.tlsrpt.sendAfterMinutes = n) },
+    'tlsrpt.spread_minutes': { min: 0, max: 2880, what: 'not a whole number of minutes from 0 to 2880', set: (c, n) => (c.tlsrpt.spreadMinutes = n) },
+    'tlsrpt.check_seconds': { min: 1, max: 3600, what: 'not a whole number of seconds from 1 to 3600', set: (c, n) => (c.tlsrpt.checkSeconds = n) },
+}
+
 const INI_RESOLVER_NUMBERS: Record<string, { field: keyof typeof INI_RANGES; what: string }> = {
     port: { field: 'port', what: 'not a port number' },
     timeout_ms: { field: 'timeoutMs', what: `not a whole number of milliseconds from ${INI_RANGES.timeoutMs.min} to ${INI_RANGES.timeoutMs.max}` },
@@ -266,7 +276,7 @@ const INI_RESOLVER_NUMBERS: Record<string, { field: keyof typeof INI_RANGES; wha
 /** Build the configuration; `config` is absent when any error was found. */
 export function buildConfig(ini: Source, exceptions: Source): { config?: DaneConfig; errors: ConfigError[] } {
     const errors: ConfigError[] = []
-    const cfg: Omit<DaneConfig, 'resolver'> = {
+    const cfg: ConfigBody = {
         policy: DEFAULTS.policy,
         log: { ...DEFAULTS.log },
         limits: { ...DEFAULTS.limits },
@@ -295,6 +305,12 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         const key = kv[1].trim().toLowerCase()
         const value = kv[2].replace(/^"(.*)"$/, '$1')
         const bad = (what: string) => err(`${section}.${key}: ${what}, got "${value}"`)
+        const whole = INI_WHOLE_NUMBERS[`${section}.${key}`]
+        if (whole) {
+            const n = parseIntIn(value, whole.min, whole.max)
+            if (n === undefined) return bad(whole.what)
+            return whole.set(cfg, n)
+        }
         switch (`${section}.${key}`) {
             case 'main.policy':
                 if (isPolicy(value)) cfg.policy = value
@@ -315,18 +331,6 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
                 resolverLines[field] = line
                 if (resolverSettingProblem(field, n, INI_RANGES)) return bad(what)
                 resolver[field] = n
-                return
-            }
-            case 'limits.mx_hosts': {
-                const n = parseIntIn(value, 1, 100)
-                if (n === undefined) return bad('not a whole number from 1 to 100')
-                cfg.limits.mxHosts = n
-                return
-            }
-            case 'limits.addresses': {
-                const n = parseIntIn(value, 1, 1000)
-                if (n === undefined) return bad('not a whole number from 1 to 1000')
-                cfg.limits.addresses = n
                 return
             }
             case 'resolver.trust_non_loopback': {
@@ -364,20 +368,6 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
                 if (!value) return bad('empty')
                 cfg.tlsrpt.directory = value
                 return
-            case 'tlsrpt.send_after_minutes':
-            case 'tlsrpt.spread_minutes': {
-                const n = parseIntIn(value, 0, 2880)
-                if (n === undefined) return bad('not a whole number of minutes from 0 to 2880')
-                if (key === 'send_after_minutes') cfg.tlsrpt.sendAfterMinutes = n
-                else cfg.tlsrpt.spreadMinutes = n
-                return
-            }
-            case 'tlsrpt.check_seconds': {
-                const n = parseIntIn(value, 1, 3600)
-                if (n === undefined) return bad('not a whole number of seconds from 1 to 3600')
-                cfg.tlsrpt.checkSeconds = n
-                return
-            }
             case 'tlsrpt.https_ca_file':
                 cfg.tlsrpt.httpsCaFile = value
                 return
