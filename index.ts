@@ -4,6 +4,7 @@
 //   the decision    lib/policy through lib/resolver              → dane_get_mx
 //   the session     lib/session through lib/haraka-adapter      (installed by register)
 //   the log         lib/log                                      → dane_delivered, dane_deferred, dane_bounce
+//   MTA-STS         lib/mtasts (RFC 8461, hosts without DANE)    → dane_get_mx, after the DANE decision
 //   TLS reports     lib/tlsrpt (RFC 8460 results, kept per day)  → recordTlsrpt, from the same places as the log
 //   shutting down   (Haraka's graceful shutdown)                 → shutdown
 import cluster from 'node:cluster'
@@ -35,6 +36,8 @@ import type { TlsrptStore } from './lib/tlsrpt/store'
 import { resultOfAttempt, resultOfSkippedHost } from './lib/tlsrpt/from-attempt'
 import type { SessionResult } from './lib/tlsrpt/result'
 import { REPORT_NOTE, TlsrptScheduler } from './lib/tlsrpt/scheduler'
+import { applySts, stsAsked } from './lib/mtasts/apply'
+import { openStsService, type StsService } from './lib/mtasts/open'
 import {
     installGlue,
     loadHarakaInternals,
@@ -75,6 +78,8 @@ interface State {
     internals: HarakaInternals
     /** where TLS report results are kept, when [tlsrpt] enabled=true (lib/tlsrpt/open-store) */
     tlsrpt?: { store: TlsrptStore; identity: string; requestDir: string }
+    /** MTA-STS policies, when [mtasts] enabled=true (lib/mtasts/open) */
+    sts?: StsService
 }
 
 /** RFC 8460: keep one attempt's TLS result for its domain's daily report. Never throws. */
@@ -255,6 +260,7 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
     if (cfg.tlsrpt.enabled && caFile && !fs.existsSync(caFile))
         this.logerror(`haraka-plugin-dane: tlsrpt.https_ca_file ${caFile} cannot be read: reports to https destinations will fail until it can`)
     const tlsrpt = reportStoreFor(this, cfg, tlsrptDir, old?.tlsrpt, startup)
+    const sts = stsServiceFor(this, cfg, old, startup)
     this.dane = {
         config: cfg,
         resolver: sameResolver ? old.resolver : new Resolver(cfg.resolver),
@@ -262,9 +268,63 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
         logger: sameLog ? old.logger : createLogger(cfg.log, (message) => this.logerror(message)),
         internals: old?.internals as HarakaInternals,
         tlsrpt,
+        sts,
     }
     if (cfg.tlsrpt.enabled) warnIfReportsUnsigned(this, cfg.tlsrpt.from || cfg.tlsrpt.contactInfo)
+    if (cfg.mtasts.enabled) warnIfMutualTlsCa(this)
+    // a policy fetch must end before Haraka's hook timeout, or the first delivery to a slow policy host always defers
+    if (cfg.mtasts.enabled && this.timeout && cfg.mtasts.timeoutSeconds >= this.timeout - 1)
+        this.lognotice(
+            `haraka-plugin-dane: mtasts.timeout_seconds (${cfg.mtasts.timeoutSeconds}) is not below the plugin timeout (${this.timeout} s, config/dane.timeout): a slow policy host makes the first delivery to its domain defer; lower it`,
+        )
     if (!startup) this.lognotice('configuration reloaded')
+}
+
+/**
+ * MTA-STS for a configuration (lib/mtasts/open): its kept policies' store stays open while it is the same
+ * (same directory or Redis), the rest is made anew. A CA file that cannot be read, or a store that cannot be
+ * opened, stops Haraka at start-up and, on a reload, keeps the MTA-STS in use (its reason in Haraka's log).
+ */
+function stsServiceFor(plugin: DanePlugin, cfg: DaneConfig, old: State | undefined, startup: boolean): StsService | undefined {
+    const previous = old?.sts
+    if (!cfg.mtasts.enabled) {
+        if (previous) setTimeout(() => previous.close(), previous.policies.timeoutMs + 5000).unref()
+        return undefined
+    }
+    try {
+        const service = openStsService(cfg.mtasts, {
+            dir: tlsrptDirectory(cfg.mtasts.directory),
+            caFile: cfg.mtasts.caFile && tlsrptDirectory(cfg.mtasts.caFile),
+            resolver: () => plugin.dane!.resolver,
+            fault: (m) => plugin.logerror(m),
+            previous,
+        })
+        // the old store may still serve lookups under way: closed once they are over (a fetch's deadline, and more)
+        if (previous && previous.store !== service.store) setTimeout(() => previous.close(), previous.policies.timeoutMs + 5000).unref()
+        return service
+    } catch (e) {
+        const msg = `haraka-plugin-dane: MTA-STS cannot be set up: ${(e as Error)?.message ?? e}`
+        if (startup) throw new Error(msg)
+        plugin.logerror(`${msg}; keeping the one in use`)
+        return previous
+    }
+}
+
+/**
+ * MTA-STS: Haraka's mutual TLS lays tls.ini's own options over the plugin's at the handshake (tls_socket.js
+ * connect/upgrade); a `ca` there then replaces the CAs MTA-STS hosts are judged against. Said, not changed.
+ */
+function warnIfMutualTlsCa(plugin: DanePlugin): void {
+    try {
+        const tlsIni = (plugin.config.get('tls.ini', 'ini') ?? {}) as { main?: Record<string, unknown>; mutual_auth_hosts?: Record<string, unknown> }
+        const mutual = /^(true|yes|on|1)$/i.test(String(tlsIni.main?.mutual_tls ?? '')) || Object.keys(tlsIni.mutual_auth_hosts ?? {}).length > 0
+        if (mutual && tlsIni.main?.ca)
+            plugin.lognotice(
+                `haraka-plugin-dane: tls.ini has mutual TLS and a ca (${String(tlsIni.main.ca)}): on those connections Haraka's CAs, not [mtasts] ca_file or node's store, judge MTA-STS hosts' certificates`,
+            )
+    } catch (e) {
+        plugin.logerror(`haraka-plugin-dane: could not read tls.ini: ${(e as Error)?.message ?? e}`)
+    }
 }
 
 /** RFC 8460 5.3: say at start-up (and on reload) when Haraka's DKIM plugin will not sign report mail. */
@@ -315,7 +375,7 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
     if (this.timeout && this.timeout > 1) {
         deadline = setTimeout(
             () => {
-                const reason = `DNS answers for ${domainIn} took longer than the plugin timeout (${this.timeout} s)`
+                const reason = `DNS answers${st.sts ? ' (and the MTA-STS policy)' : ''} for ${domainIn} took longer than the plugin timeout (${this.timeout} s)`
                 st.logger.warn({ event: 'decision', queue_id: queueId, domain: domainIn, action: 'defer', reason }, `${domainIn}: defer: ${reason}`)
                 reply(constants.denysoft, `DANE: ${reason}`)
             },
@@ -332,14 +392,16 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
     const report = isReportMessage(hmail)
     const { policy, exception } = report ? { policy: 'may' as const, exception: false } : policyFor(st.config, domain)
     decide(domain, (n, t) => st.resolver.lookup(n, t), { policy, exception, limits: st.config.limits, memo: st.resolver })
+        // MTA-STS for the MX hosts the DNS proved have no DANE (C37-C39); DANE decides the others
+        .then(async (decided) => (st.sts && stsAsked(decided).ask ? applySts(decided, await st.sts.policies.policyFor(decided.domain)) : decided))
         .then((decision) => {
             hmail.dane_decision = decision
             st.logger.info(decisionFields(decision, queueId, Date.now() - started), `${decision.domain}: ${decision.action}: ${decision.reason}`)
             for (const a of skippedAttempts(decision, queueId)) writeAttempt(st.logger, this, a)
-            if (!report) for (const h of decision.hosts) if (h.mode === 'skip') recordTlsrpt(this, () => resultOfSkippedHost(decision.domain, h))
+            if (!report) for (const h of decision.hosts) if (h.mode === 'skip') recordTlsrpt(this, () => resultOfSkippedHost(decision.domain, h, decision.sts))
             if (decision.action === 'defer') return reply(constants.denysoft, `DANE: ${decision.reason}`)
             if (decision.action === 'bounce') return reply(constants.deny, decision.reason)
-            reply(constants.ok, harakaMxList(st.internals.HarakaMx, decision, queueId))
+            reply(constants.ok, harakaMxList(st.internals.HarakaMx, decision, queueId, st.sts?.ca))
         })
         .catch((err: Error) => {
             // never downgrade on an internal error: the message stays queued (C29: and nothing escapes this hook)
@@ -361,6 +423,8 @@ export function dane_delivered(this: DanePlugin, next: Next, hmail: HMail, param
     if (d && a) {
         const { secured, response } = deliveredFacts(params)
         writeDelivered(this.dane!.logger, this, d, hmail.todo.uuid, a, secured, response)
+        // a session without TLS is a TLS result only where a policy asked for TLS (MTA-STS testing)
+        recordTlsrptAttempt(this, hmail, a, tlsOutcome(a.ctx.mode, secured))
     }
     next()
 }
@@ -381,6 +445,7 @@ export function dane_bounce(this: DanePlugin, next: Next, hmail: HMail, err: unk
 // otherwise hold the process; results still waiting for Redis are counted as lost in Haraka's log)
 export function shutdown(this: DanePlugin): void {
     this.dane_tlsrpt_scheduler?.stop()
+    this.dane?.sts?.close()
     const t = this.dane?.tlsrpt
     if (t) {
         this.dane!.tlsrpt = undefined

@@ -5,6 +5,7 @@ import { benchResolverCache } from './resolver.bench'
 import { benchPolicy } from './policy.bench'
 import { benchDelivery } from './delivery.bench'
 import { benchCache } from './cache.bench'
+import { benchMtasts } from './mtasts.bench'
 
 async function main(): Promise<void> {
     const only = process.argv[2]
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
         cache: benchCache,
         policy: benchPolicy,
         delivery: benchDelivery,
+        mtasts: benchMtasts,
     }
     for (const [name, fn] of Object.entries(all)) {
         if (only && only !== name) continue

@@ -14,7 +14,9 @@ import path from 'node:path'
 import { buildConfig, DEFAULTS, formatErrors, resolverSettingsOrThrow, type DaneConfig } from '../lib/config'
 import { openStore } from '../lib/tlsrpt/open-store'
 import { renderReporting, stsShown, tlsrptShown, type StsShown, type TlsrptShown } from '../lib/check-reporting'
-import { StsPolicies } from '../lib/mtasts/service'
+import { FileStsStore, StsPolicies, type StsOutcome, type StsStore } from '../lib/mtasts/service'
+import { RedisStsStore } from '../lib/mtasts/redis-store'
+import { applySts, stsAsked } from '../lib/mtasts/apply'
 import { stsRecordName } from '../lib/mtasts/policy'
 import type { TlsrptStore } from '../lib/tlsrpt/store'
 import { dayRange, reportFilename, reportOfTallies, utcDay } from '../lib/tlsrpt/report'
@@ -50,7 +52,7 @@ const RESOLVER_HELP = `  --resolver ADDR[:PORT]  validating resolver to ask (def
   --timeout MS            timeout per DNS attempt and per SMTP step (default 5000)
   -q, --quiet             no progress messages on stderr`
 
-const USAGE_CHECK = `Usage: ${PROG} check <domain> [--json] [--resolver ADDR[:PORT]] [--trust-resolver] [--timeout MS] [--ehlo NAME] [-q]
+const USAGE_CHECK = `Usage: ${PROG} check <domain> [--json] [--resolver ADDR[:PORT]] [--trust-resolver] [--timeout MS] [--ehlo NAME] [--sts-ca FILE] [--haraka DIR] [-q]
 
 Runs the plugin's DANE decision (RFC 7672) for <domain>, prints it for every MX host,
 then probes each address of each host that would be used: EHLO, STARTTLS, the TLS
@@ -60,16 +62,20 @@ presented chain.
   --json                  print one JSON object (decision, probes, verdict, exitCode)
 ${RESOLVER_HELP}
   --ehlo NAME             EHLO name to send (default: this host's name)
-  --sts-ca FILE           CA certificates (PEM) for the MTA-STS policy host instead of node's store
+  --sts-ca FILE           CA certificates (PEM) for MTA-STS (policy host, MX hosts) instead of
+                          node's store (default: the ca_file of --haraka's [mtasts])
+  --haraka DIR            also show the MTA-STS policy that Haraka in DIR keeps for <domain>
 
-Then, for information (no effect on the status): the domain's TLSRPT record (RFC 8460:
-where its reports go) and its MTA-STS policy as published now (RFC 8461: mode, mx
-patterns, whether each MX host is allowed, and whether MTA-STS applies: only where the
-DNS shows no DANE).
+MTA-STS (RFC 8461) is applied as the plugin applies it, with the policy published now, to
+the MX hosts without DANE: under enforce a host the policy does not name is skipped, and
+each other host must present a certificate PKIX-valid for its name (CRITICAL if not); under
+testing a certificate that is not is a WARNING. Then the domain's TLSRPT record (RFC 8460:
+where its reports go) and the MTA-STS policy: mode, mx patterns, which MX hosts it allows.
 
 Status (first line, Nagios style):
   CRITICAL  mail would be deferred (e.g. every host's TLSA lookup fails), a DANE host fails
-            verification or does not offer STARTTLS, an encrypt host has no working STARTTLS
+            verification or does not offer STARTTLS, an encrypt host has no working STARTTLS,
+            an MTA-STS (enforce) host fails PKIX
   WARNING   some hosts skipped, a DANE host verified by the only TLSA record published
             (no next key: the next key change breaks delivery), TLSA records all unusable
             (encrypt only), an address that cannot be reached
@@ -375,22 +381,28 @@ async function decideWithProgress(
 }
 
 async function cmdCheck(args: string[], out: Out): Promise<number> {
-    const cmd = parseDomainCommand(args, { ehlo: { type: 'string' }, 'sts-ca': { type: 'string' } }, USAGE_CHECK, out)
+    const cmd = parseDomainCommand(args, { ehlo: { type: 'string' }, 'sts-ca': { type: 'string' }, haraka: { type: 'string' } }, USAGE_CHECK, out)
     if (!cmd) return 0
     const { values, domain } = cmd
     const timeoutMs = parseTimeout(values.timeout as string | undefined)
     const ehloName = values.ehlo !== undefined ? String(values.ehlo) : undefined
     if (ehloName !== undefined && !/^[\x21-\x7e]+$/.test(ehloName)) throw new UsageError('--ehlo: not a host name')
     // read first: a bad path is a usage error before anything is probed
+    const haraka = typeof values.haraka === 'string' ? harakaSetup(values.haraka) : undefined
+    const caFile =
+        values['sts-ca'] !== undefined ? String(values['sts-ca']) : haraka?.cfg.mtasts.caFile && path.resolve(haraka.harakaDir, haraka.cfg.mtasts.caFile)
     let stsCa: Buffer | undefined
-    if (values['sts-ca'] !== undefined) {
+    if (caFile) {
         try {
-            stsCa = fs.readFileSync(String(values['sts-ca']))
+            stsCa = fs.readFileSync(caFile)
         } catch (e) {
-            throw new UsageError(`--sts-ca: ${(e as Error).message}`, false)
+            throw new UsageError(`${values['sts-ca'] !== undefined ? '--sts-ca' : `[mtasts] ca_file of ${haraka!.iniFile}`}: ${(e as Error).message}`, false)
         }
     }
-    const { decision, answers, progress } = await decideWithProgress(domain, values, timeoutMs, out)
+    const { decision: decided, answers, progress } = await decideWithProgress(domain, values, timeoutMs, out)
+    // MTA-STS as the plugin applies it (lib/mtasts/apply): the policy published now, for the hosts without DANE
+    const reporting = await reportingRecords(domain, decided, values, stsCa, timeoutMs, progress)
+    const decision = reporting.outcome && stsAsked(decided).ask ? applySts(decided, reporting.outcome) : decided
 
     const probes: Record<string, ProbeResult[]> = {}
     const jobs: Promise<void>[] = []
@@ -401,10 +413,12 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
             // C19: the SNI the plugin would send (lib/policy serverName), else the host name
             const servername = serverName(h) ?? h.name
             probes[h.name] = []
+            // MTA-STS: the certificate checked by PKIX for the MX host name (enforced, or reported in testing)
+            const pkixFor = h.mode === 'sts' || h.sts?.mode === 'testing' ? { host: h.name, ca: stsCa } : undefined
             h.addresses.forEach((address, i) => {
                 progress(`probing ${h.name} [${address}]:25 (${h.mode}, SNI ${servername})`)
                 jobs.push(
-                    probe({ address, servername, timeoutMs, ehloName }).then((p) => {
+                    probe({ address, servername, timeoutMs, ehloName, pkixFor }).then((p) => {
                         probes[h.name][i] = p
                     }),
                 )
@@ -414,13 +428,13 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
     await Promise.all(jobs)
 
     const report = checkVerdict(decision, probes, { resolverUnreachable: resolverUnreachable(answers) })
-    const reporting = await reportingRecords(domain, decision, values, stsCa, timeoutMs, progress)
     if (values.json) {
-        out.stdout(`${JSON.stringify({ ...checkJson(decision, report), reporting }, null, 2)}\n`)
+        out.stdout(`${JSON.stringify({ ...checkJson(decision, report), reporting: { tlsrpt: reporting.tlsrpt, mtasts: reporting.mtasts } }, null, 2)}\n`)
     } else {
         out.stdout(`${report.summary}\n`)
         for (const line of renderCheck(decision, report)) out.stdout(`${line}\n`)
         for (const line of renderReporting(reporting.tlsrpt, reporting.mtasts)) out.stdout(`${line}\n`)
+        if (haraka) out.stdout(`${await keptPolicyLine(haraka, domain)}\n`)
     }
     return report.exitCode
 }
@@ -433,7 +447,7 @@ async function reportingRecords(
     ca: Buffer | undefined,
     timeoutMs: number,
     progress: (s: string) => void,
-): Promise<{ tlsrpt: TlsrptShown; mtasts: StsShown }> {
+): Promise<{ tlsrpt: TlsrptShown; mtasts: StsShown; outcome?: StsOutcome }> {
     const resolver = openResolver(values, timeoutMs)
     try {
         progress(`looking up ${tlsrptRecordName(domain)} and ${stsRecordName(domain)}`)
@@ -449,8 +463,13 @@ async function reportingRecords(
             ca,
             timeoutMs: Math.min(timeoutMs, 10_000),
         })
-        const outcome = await sts.policyFor(domain)
-        return { tlsrpt, mtasts: stsShown(decision, outcome) }
+        let outcome: StsOutcome
+        try {
+            outcome = await sts.policyFor(domain)
+        } catch (e) {
+            outcome = { domain, plan: { fetch: false, why: 'internal error' }, reason: `no policy known: ${(e as Error)?.message ?? e}` }
+        }
+        return { tlsrpt, mtasts: stsShown(decision, outcome), outcome }
     } finally {
         resolver.close()
     }
@@ -634,7 +653,29 @@ async function fromStore<T>(store: TlsrptStore, read: () => Promise<T>): Promise
 }
 
 /** dane.ini's [tlsrpt] and the journal's directory, for a Haraka directory. */
-function tlsrptSetup(harakaDir: string): { cfg: DaneConfig; dir: string; iniFile: string } {
+/** The MTA-STS policy a Haraka keeps for `domain` ([mtasts] store: its files, or Redis), as one line. */
+async function keptPolicyLine(h: { cfg: DaneConfig; harakaDir: string }, domain: string): Promise<string> {
+    const m = h.cfg.mtasts
+    const store: StsStore =
+        m.store === 'redis' ? new RedisStsStore({ url: m.redisUrl, prefix: m.redisPrefix }) : new FileStsStore(path.resolve(h.harakaDir, m.directory))
+    try {
+        let kept: Awaited<ReturnType<StsStore['get']>>
+        try {
+            kept = await store.get(domain)
+        } catch (e) {
+            return `MTA-STS kept by Haraka (${h.harakaDir}): cannot be read: ${(e as Error)?.message ?? e}`
+        }
+        if (!kept) return `MTA-STS kept by Haraka (${h.harakaDir}): none`
+        const when = (t: number): string => new Date(t).toISOString().replace(/\.\d+Z$/, 'Z')
+        const state = kept.expires > Date.now() ? `expires ${when(kept.expires)}` : `expired ${when(kept.expires)}`
+        return `MTA-STS kept by Haraka (${h.harakaDir}): id ${kept.id}, mode ${kept.policy.mode}, mx ${kept.policy.mx.join(', ') || '(none)'}, fetched ${when(kept.fetchedAt)}, ${state}`
+    } finally {
+        await store.close?.()
+    }
+}
+
+/** A Haraka's directory as the commands read it: its dane.ini (checked as the plugin checks it). */
+function harakaSetup(harakaDir: string): { cfg: DaneConfig; harakaDir: string; iniFile: string } {
     const iniFile = path.join(harakaDir, 'config', 'dane.ini')
     let lines: string[]
     try {
@@ -644,7 +685,12 @@ function tlsrptSetup(harakaDir: string): { cfg: DaneConfig; dir: string; iniFile
     }
     const built = buildConfig({ file: iniFile, lines }, { file: 'dane.exceptions', lines: [] })
     if (!built.config) throw new UsageError(`configuration error:\n${formatErrors(built.errors)}`, false)
-    return { cfg: built.config, dir: path.resolve(harakaDir, built.config.tlsrpt.directory), iniFile }
+    return { cfg: built.config, harakaDir, iniFile }
+}
+
+function tlsrptSetup(harakaDir: string): { cfg: DaneConfig; dir: string; iniFile: string } {
+    const { cfg, iniFile } = harakaSetup(harakaDir)
+    return { cfg, dir: path.resolve(harakaDir, cfg.tlsrpt.directory), iniFile }
 }
 
 async function cmdTlsrptSend(args: string[], out: Out): Promise<number> {

@@ -5,6 +5,7 @@ import type { Answer } from './dns/answer'
 import type { Decision } from './policy'
 import { parseTlsrptRecords } from './tlsrpt/policy-record'
 import { allowedBy } from './mtasts/policy'
+import { stsAsked } from './mtasts/apply'
 import type { StsOutcome } from './mtasts/service'
 
 export interface TlsrptShown {
@@ -20,7 +21,7 @@ export interface StsShown {
     /** why there is no policy ("no policy (...)": no record, a fetch that failed, an invalid policy) */
     none?: string
     resultType?: string
-    /** RFC 8461 2: MTA-STS applies only where DANE does not */
+    /** RFC 8461 2: MTA-STS applies only to MX hosts without DANE (lib/mtasts/apply) */
     applies: boolean
     why: string
     /** each MX host of the decision: the pattern that allows it, or null */
@@ -34,25 +35,8 @@ export function tlsrptShown(txt: Answer): TlsrptShown {
     return parsed.kind === 'policy' ? { destinations: parsed.policy.rua.map((u) => u.uri) } : { none: parsed.reason }
 }
 
-/**
- * RFC 8461 2: MTA-STS applies only where the DNS proved there is no DANE: under the `dane` policy word (the
- * operator's other words decide for themselves), a decision to deliver, no host with secure TLSA records
- * (usable or not, and also one left out by the address limit), no host skipped for a DNSSEC failure, and
- * every MX host considered (none beyond the limit, whose DNS is unknown).
- */
-export function stsApplies(d: Decision): { applies: boolean; why: string } {
-    if (d.policy !== 'dane') return { applies: false, why: `the operator's policy for this destination is ${d.policy}` }
-    if (d.action !== 'deliver') return { applies: false, why: `the DANE decision is to ${d.action} (${d.reason})` }
-    if (d.hosts.some((h) => h.tlsa.state === 'secure'))
-        return { applies: false, why: 'DANE applies to this destination: it publishes secure TLSA records (RFC 8461 2)' }
-    if (d.hosts.some((h) => h.tlsa.state === 'failed' || h.resultType === 'dnssec-invalid'))
-        return { applies: false, why: 'a lookup of this destination failed DNSSEC validation: whether it has DANE is unknown' }
-    if (/beyond the limit/.test(d.reason)) return { applies: false, why: 'some MX hosts were beyond the limit: whether they have DANE is unknown' }
-    return { applies: true, why: 'the DNS shows no DANE for this destination' }
-}
-
 export function stsShown(d: Decision, o: StsOutcome): StsShown {
-    const { applies, why } = stsApplies(d)
+    const { ask: applies, why } = stsAsked(d)
     const p = o.inForce
     return {
         id: o.id,

@@ -123,8 +123,8 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
         report.problems.push({ status, text, resultType })
         report.status = worst(report.status, status)
     }
-    const mandatory = host.mode === 'dane' || host.mode === 'encrypt'
-    const why = host.mode === 'dane' ? 'DANE requires TLS' : 'TLS is mandatory'
+    const mandatory = host.mode === 'dane' || host.mode === 'encrypt' || host.mode === 'sts'
+    const why = host.mode === 'dane' ? 'DANE requires TLS' : host.mode === 'sts' ? 'MTA-STS (enforce) requires TLS' : 'TLS is mandatory'
     const err = probe.error
 
     // could not talk SMTP at all: the host is not usable now, but that says nothing about DANE
@@ -151,6 +151,12 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
         add('WARNING', `${where}: probe ended without TLS${err ? ` (${err.step}: ${err.message})` : ''}`)
         return report
     }
+    // MTA-STS: a PKIX-valid certificate for the MX host name, required (enforce) or reported (testing)
+    const pkix = probe.tls.pkix
+    if (pkix && !pkix.ok) {
+        if (host.mode === 'sts') add('CRITICAL', `${where} fails MTA-STS: ${pkix.detail} (${pkix.resultType})`, pkix.resultType)
+        else add('WARNING', `${where} would fail MTA-STS if the policy were enforced: ${pkix.detail} (${pkix.resultType})`, pkix.resultType)
+    } else if (pkix) report.notes.push(`${where}: certificate PKIX-valid for ${host.name} (MTA-STS ${host.sts?.mode ?? ''})`.replace(' )', ')'))
     if (host.mode !== 'dane') return report
 
     const chain = parseChain(chainDer)
@@ -257,7 +263,10 @@ export function checkVerdict(decision: Decision, probes: Record<string, ProbeRes
         }
         const dane = d.hosts.filter((h) => h.mode === 'dane')
         const encrypt = d.hosts.filter((h) => h.mode === 'encrypt')
-        if (dane.length === 0 && encrypt.length === 0) {
+        const sts = d.hosts.filter((h) => h.mode === 'sts')
+        if (dane.length === 0 && encrypt.length === 0 && sts.length > 0) {
+            okText = `DANE does not apply (${dnsWhy(d)}); MTA-STS enforce: ${sts.map((h) => h.name).join(', ')} PKIX-valid`
+        } else if (dane.length === 0 && encrypt.length === 0) {
             okText = `DANE does not apply: ${dnsWhy(d)}; opportunistic TLS`
         } else {
             const verified = hosts.flatMap((h) =>

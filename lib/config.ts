@@ -124,6 +124,22 @@ export interface DaneConfig {
     exceptions: Set<string>
     /** TLS reporting (RFC 8460): results kept for the daily reports */
     tlsrpt: TlsrptSettings
+    /** MTA-STS (RFC 8461) for MX hosts without DANE */
+    mtasts: MtaStsSettings
+}
+
+export interface MtaStsSettings {
+    enabled: boolean
+    /** PEM file of CAs trusted for policy hosts and MX hosts instead of node's store; '' for node's store */
+    caFile: string
+    /** where policies are kept between restarts (store=file); relative to Haraka's directory */
+    directory: string
+    /** the whole policy fetch, seconds */
+    timeoutSeconds: number
+    /** where policies are kept: files in `directory` (one machine), or Redis (several) */
+    store: 'file' | 'redis'
+    redisUrl: string
+    redisPrefix: string
 }
 
 export interface TlsrptSettings {
@@ -189,6 +205,15 @@ export const DEFAULTS: Omit<DaneConfig, 'domains' | 'exceptions'> = {
         store: 'file',
         redisUrl: 'redis://127.0.0.1:6379',
         redisPrefix: 'dane-tlsrpt',
+    },
+    mtasts: {
+        enabled: true,
+        caFile: '',
+        directory: 'dane-mta-sts',
+        timeoutSeconds: 10,
+        store: 'file',
+        redisUrl: 'redis://127.0.0.1:6379',
+        redisPrefix: 'dane-mta-sts',
     },
 }
 
@@ -263,6 +288,7 @@ const INI_WHOLE_NUMBERS: Record<string, { min: number; max: number; what: string
     'tlsrpt.send_after_minutes': { min: 0, max: 2880, what: 'not a whole number of minutes from 0 to 2880', set: (c, n) => (c.tlsrpt.sendAfterMinutes = n) },
     'tlsrpt.spread_minutes': { min: 0, max: 2880, what: 'not a whole number of minutes from 0 to 2880', set: (c, n) => (c.tlsrpt.spreadMinutes = n) },
     'tlsrpt.check_seconds': { min: 1, max: 3600, what: 'not a whole number of seconds from 1 to 3600', set: (c, n) => (c.tlsrpt.checkSeconds = n) },
+    'mtasts.timeout_seconds': { min: 1, max: 60, what: 'not a whole number of seconds from 1 to 60', set: (c, n) => (c.mtasts.timeoutSeconds = n) },
 }
 
 const INI_RESOLVER_NUMBERS: Record<string, { field: keyof typeof INI_RANGES; what: string }> = {
@@ -281,6 +307,7 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         log: { ...DEFAULTS.log },
         limits: { ...DEFAULTS.limits },
         tlsrpt: { ...DEFAULTS.tlsrpt },
+        mtasts: { ...DEFAULTS.mtasts },
         domains: new Map(),
         exceptions: new Set(),
     }
@@ -297,7 +324,7 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
         const sec = /^\[([^\]]+)\]$/.exec(text)
         if (sec) {
             section = sec[1].trim().toLowerCase()
-            if (!['main', 'resolver', 'log', 'limits', 'domains', 'tlsrpt'].includes(section)) err(`unknown section [${section}]`)
+            if (!['main', 'resolver', 'log', 'limits', 'domains', 'tlsrpt', 'mtasts'].includes(section)) err(`unknown section [${section}]`)
             return
         }
         const kv = /^([^=]+?)\s*=\s*(.*?)\s*$/.exec(text)
@@ -371,20 +398,37 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
             case 'tlsrpt.https_ca_file':
                 cfg.tlsrpt.httpsCaFile = value
                 return
-            case 'tlsrpt.store':
-                if (value !== 'file' && value !== 'redis') return bad('not file or redis')
-                cfg.tlsrpt.store = value
+            case 'mtasts.enabled': {
+                const b = parseBool(value)
+                if (b === undefined) return bad('not true or false')
+                cfg.mtasts.enabled = b
                 return
-            case 'tlsrpt.redis_url': {
+            }
+            case 'mtasts.ca_file':
+                cfg.mtasts.caFile = value
+                return
+            case 'mtasts.directory':
+                if (!value) return bad('empty')
+                cfg.mtasts.directory = value
+                return
+            // the Redis settings of [tlsrpt] and [mtasts], read the same way
+            case 'tlsrpt.store':
+            case 'mtasts.store':
+                if (value !== 'file' && value !== 'redis') return bad('not file or redis')
+                cfg[section as 'tlsrpt' | 'mtasts'].store = value
+                return
+            case 'tlsrpt.redis_url':
+            case 'mtasts.redis_url': {
                 // not echoed: it may hold a password
                 const problem = redisUrlProblem(value)
                 if (problem) return err(`${section}.${key}: ${problem} (redis[s]://[[user]:password@]host[:port][/db])`)
-                cfg.tlsrpt.redisUrl = value
+                cfg[section as 'tlsrpt' | 'mtasts'].redisUrl = value
                 return
             }
             case 'tlsrpt.redis_prefix':
+            case 'mtasts.redis_prefix':
                 if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(value)) return bad('not 1 to 64 letters, digits or _.:-')
-                cfg.tlsrpt.redisPrefix = value
+                cfg[section as 'tlsrpt' | 'mtasts'].redisPrefix = value
                 return
         }
         if (section === 'domains') {
@@ -432,8 +476,8 @@ export function buildConfig(ini: Source, exceptions: Source): { config?: DaneCon
             errors.push({ file: ini.file, line: tlsrptLine, message: 'tlsrpt.enabled=true needs tlsrpt.contact_info (a mail address)' })
     }
     if (errors.length || 'errors' in checkedResolver) return { errors }
-    const { policy, log, limits, domains, tlsrpt } = cfg
-    return { config: { policy, resolver: checkedResolver.settings, log, limits, domains, exceptions: cfg.exceptions, tlsrpt }, errors }
+    const { policy, log, limits, domains, tlsrpt, mtasts } = cfg
+    return { config: { policy, resolver: checkedResolver.settings, log, limits, domains, exceptions: cfg.exceptions, tlsrpt, mtasts }, errors }
 }
 
 function isPolicy(v: string): v is PolicyWord {

@@ -29,6 +29,9 @@ import { verifyChain, rfc8460ResultType, VerifyResult } from './verify'
 import { presentedChain } from './peer-chain'
 import { SessionGuard, requirementOf, type SessionInput, type Verdict } from './session'
 import type { ResultType } from './result-type'
+import { webPkiCheck, type WebPkiCheck } from './webpki'
+import type { StsPolicy } from './mtasts/policy'
+import type { StsPolicyResultType } from './mtasts/cache-rules'
 
 export const SUPPORTED_HARAKA = /^3\.3\./
 
@@ -43,6 +46,19 @@ export interface MxContext {
     tlsaBase?: string
     referenceNames: string[]
     records: TlsaRecord[]
+    /** MTA-STS for this host without DANE (lib/mtasts/apply), when the decision asked it */
+    sts?: StsContext
+}
+
+/** What a session needs of MTA-STS: the policy's mode for this host, the policy (for TLS reports), the CAs. */
+export interface StsContext {
+    /** undefined: no policy in force (resultType says why, when a fetch failed) */
+    mode?: 'enforce' | 'testing'
+    allowedBy?: string
+    policy?: StsPolicy
+    resultType?: StsPolicyResultType
+    /** CA certificates (PEM) for PKIX ([mtasts] ca_file); node's own store when undefined */
+    ca?: string | Buffer
 }
 
 /** The record of one connection attempt, reported through `onAttemptFailed` and kept for the final line. */
@@ -51,6 +67,8 @@ export interface Attempt {
     address: string
     guard: SessionGuard
     verify?: VerifyResult
+    /** MTA-STS: the PKIX check of the session's certificate for the MX host name (enforced in mode sts, reported in testing) */
+    pkix?: WebPkiCheck
     failure?: { resultType?: ResultType; reason: string }
     tlsStarted?: number
     tlsMs?: number
@@ -357,18 +375,26 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
     }
     /* eslint-enable prefer-rest-params */
 
+    // MTA-STS (RFC 8461 4.2): PKIX for the MX host name, required on an sts host and checked for the report in testing
+    const sts = ctx.sts
+    const pkixChecked = ctx.mode === 'sts' || (sts?.mode === 'testing' && ctx.mode === 'opportunistic')
     socket.upgrade = (options: Record<string, unknown>, cb?: (...a: unknown[]) => void) => {
         attempt.tlsStarted = Date.now()
-        const tlsOptions: Record<string, unknown> = guard.mandatory
-            ? {
-                  ...options,
-                  // C19: SNI carries the TLSA base domain on DANE connections
-                  servername: serverName(ctx) ?? options.servername,
-                  // authentication is DANE's (or, for encrypt, deliberately none): no PKIX rejection
-                  rejectUnauthorized: false,
-                  checkServerIdentity: () => undefined,
-              }
-            : options
+        let tlsOptions = options
+        if (guard.mandatory)
+            tlsOptions = {
+                ...options,
+                // C19: SNI carries the TLSA base domain on DANE connections, the MX host name on MTA-STS ones
+                servername: serverName(ctx) ?? options.servername,
+                // authentication is DANE's or MTA-STS's, checked below (or, for encrypt, deliberately none): no
+                // rejection inside the handshake, so that a failure is the guard's, named, and the next MX is tried
+                rejectUnauthorized: false,
+                checkServerIdentity: () => undefined,
+            }
+        // the CAs MTA-STS trusts ([mtasts] ca_file, else node's store), whatever Haraka's tls.ini says; a testing
+        // session keeps Haraka's own rejection setting (when that is on, Haraka's rules decide as before)
+        if (ctx.mode === 'sts') tlsOptions.ca = sts?.ca
+        else if (pkixChecked && options.rejectUnauthorized !== true) tlsOptions = { ...tlsOptions, ca: sts?.ca }
         origUpgrade(tlsOptions, (...cbArgs: unknown[]) => {
             if (guard.state === 'failed') return
             attempt.tlsMs = Date.now() - (attempt.tlsStarted ?? Date.now())
@@ -385,6 +411,11 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
                         resultType: rfc8460ResultType(f.code),
                     }
                 }
+            } else if (pkixChecked) {
+                const check = webPkiCheck(ctx.host, socket.cleartext)
+                attempt.pkix = check
+                if (ctx.mode === 'sts' && !check.ok)
+                    input = { kind: 'handshake', ok: false, reason: `MTA-STS: ${who}: ${check.detail}`, resultType: check.resultType }
             }
             if (judge(input).action !== 'allow') return
             try {
@@ -403,11 +434,18 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
 // parameters, and where a configuration file came from
 // ---------------------------------------------------------------------------
 
-/** C7: one HarakaMx per validated address, Haraka's own class (get_mx_respond keeps instances), each carrying its host's context. */
-export function harakaMxList(HarakaMx: HarakaInternals['HarakaMx'], d: Decision, queueId: string): HarakaMxObject[] {
+/**
+ * C7: one HarakaMx per validated address, Haraka's own class (get_mx_respond keeps instances), each carrying
+ * its host's context; `stsCa` the CAs MTA-STS trusts ([mtasts] ca_file), for hosts MTA-STS covers.
+ */
+export function harakaMxList(HarakaMx: HarakaInternals['HarakaMx'], d: Decision, queueId: string, stsCa?: string | Buffer): HarakaMxObject[] {
     const out: HarakaMxObject[] = []
     for (const h of d.hosts) {
         if (h.mode === 'skip') continue
+        const sts: StsContext | undefined =
+            d.sts && (h.mode === 'sts' || h.mode === 'opportunistic')
+                ? { mode: h.sts?.mode, allowedBy: h.sts?.allowedBy, policy: d.sts.policy, resultType: d.sts.resultType, ca: stsCa }
+                : undefined
         const ctx: MxContext = {
             queueId,
             domain: d.domain,
@@ -419,6 +457,7 @@ export function harakaMxList(HarakaMx: HarakaInternals['HarakaMx'], d: Decision,
             referenceNames: h.referenceNames,
             records: h.tlsa.records,
         }
+        if (sts) ctx.sts = sts
         // only the addresses the resolver validated
         for (const address of h.addresses) {
             const mx = new HarakaMx({ exchange: address, priority: h.preference, from_dns: h.name })

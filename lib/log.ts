@@ -168,6 +168,7 @@ export function closeLogger(logger: DaneLogger): void {
 /** What happened on one attempt (C24). */
 export type Outcome =
     | 'verified' // DANE authenticated the peer
+    | 'pkix-verified' // MTA-STS enforce: a PKIX-valid certificate for the MX host name
     | 'unauthenticated-tls' // TLS mandatory, no authentication (C12, policy encrypt)
     | 'opportunistic-tls'
     | 'opportunistic-plaintext'
@@ -189,6 +190,8 @@ export interface AttemptFields {
     depth?: number // 0 = leaf
     matched_name?: string // DANE-TA: the reference identifier the leaf carried (C16)
     result_type?: ResultType // RFC 8460 result type (C25)
+    sts?: 'enforce' | 'testing' // the MTA-STS mode this host was used under
+    pkix?: string // MTA-STS: "valid", or why the certificate is not PKIX-valid for the MX host name
     reason: string
     tls_ms?: number
 }
@@ -225,6 +228,14 @@ export function decisionFields(d: Decision, queueId: string | undefined, dnsMs: 
         result_type: d.resultType,
         dns_ms: dnsMs,
         hosts: d.hosts.map(hostSummary),
+        sts: d.sts && {
+            id: d.sts.id,
+            mode: d.sts.policy?.mode,
+            mx: d.sts.policy?.mx,
+            max_age: d.sts.policy?.maxAge,
+            result_type: d.sts.resultType,
+            reason: d.sts.reason,
+        },
     }
 }
 
@@ -241,6 +252,8 @@ function hostSummary(h: HostDecision): Record<string, unknown> {
         tlsa_state: h.tlsa.state,
         tlsa_usable: h.tlsa.usable,
         mode: h.mode,
+        sts: h.sts?.mode,
+        sts_allowed_by: h.sts?.allowedBy,
         reason: h.reason,
     }
 }
@@ -259,6 +272,7 @@ export function skippedAttempts(d: Decision, queueId: string | undefined): Attem
             mode: h.mode,
             outcome: 'skipped' as const,
             result_type: h.resultType,
+            sts: h.sts?.mode,
             reason: h.reason,
         }))
 }
@@ -282,6 +296,7 @@ export interface HostContext {
     host: string
     mode: HostMode
     tlsaBase?: string
+    sts?: { mode?: 'enforce' | 'testing'; allowedBy?: string }
 }
 
 /** What the log needs of one connection attempt (lib/haraka-adapter Attempt). */
@@ -289,6 +304,7 @@ export interface AttemptRecord {
     ctx: HostContext
     address: string
     verify?: { match?: { record: { text: string }; depth: number }; matchedName?: string }
+    pkix?: { ok: true } | { ok: false; code: string; detail: string }
     failure?: { resultType?: ResultType; reason: string }
     tlsMs?: number
 }
@@ -302,6 +318,7 @@ export function contextFields(ctx: HostContext): Omit<AttemptFields, 'outcome' |
         mx_host: ctx.host,
         tlsa_base: ctx.tlsaBase,
         mode: ctx.mode,
+        sts: ctx.sts?.mode,
     }
 }
 
@@ -310,6 +327,8 @@ export function tlsOutcome(mode: HostMode, secured: boolean): Outcome {
     switch (mode) {
         case 'dane':
             return 'verified'
+        case 'sts':
+            return 'pkix-verified'
         case 'encrypt':
             return 'unauthenticated-tls'
         case 'plaintext':
@@ -329,9 +348,19 @@ export function attemptFields(a: AttemptRecord, outcome: Outcome): AttemptFields
         depth: m?.depth,
         matched_name: a.verify?.matchedName,
         result_type: a.failure?.resultType,
-        reason: a.failure?.reason ?? (m ? `authenticated by TLSA ${m.record.text} at depth ${m.depth}` : outcome),
+        pkix: a.pkix && (a.pkix.ok ? 'valid' : a.pkix.code),
+        reason: a.failure?.reason ?? (m ? `authenticated by TLSA ${m.record.text} at depth ${m.depth}` : stsReason(a, outcome)),
         tls_ms: a.tlsMs,
     }
+}
+
+// MTA-STS: what the session's certificate check found (enforced on an sts host, only reported in testing)
+function stsReason(a: AttemptRecord, outcome: Outcome): string {
+    const p = a.pkix
+    if (!p) return outcome
+    const allowed = a.ctx.sts?.allowedBy ? `allowed by mx ${a.ctx.sts.allowedBy}` : "not among the policy's mx"
+    if (outcome === 'pkix-verified') return `MTA-STS enforce: certificate PKIX-valid for ${a.ctx.host} (${allowed})`
+    return `${outcome}; MTA-STS testing (${allowed}): ${p.ok ? `certificate PKIX-valid for ${a.ctx.host}` : p.detail}; reported, not enforced`
 }
 
 /** C24: one JSON line per attempt, and a short human line in Haraka's own log */

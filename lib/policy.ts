@@ -6,6 +6,7 @@ import type { Answer, RRType } from './resolver'
 import { TlsaRecord, tlsaFromRdata, usableRecords, unusableReason } from './tlsa'
 import type { ResultType } from './result-type'
 import { MAX_CACHE_TTL_S } from './dns/cache'
+import type { StsApplied } from './mtasts/apply'
 
 export type Lookup = (name: string, type: RRType) => Promise<Answer>
 
@@ -19,9 +20,11 @@ export const POLICY_WORDS: readonly PolicyWord[] = ['dane-only', 'dane', 'may', 
  * - encrypt: STARTTLS mandatory, no authentication (C12, or the `encrypt` policy)
  * - opportunistic: Haraka's usual STARTTLS-if-offered
  * - plaintext: no TLS at all (the `none` policy)
- * - skip: do not connect (C7, C11, or `dane-only` without DANE)
+ * - sts: STARTTLS mandatory, a PKIX-valid certificate for the MX host name (an MTA-STS policy in
+ *   enforce mode allows this host, which has no DANE: lib/mtasts/apply, C37)
+ * - skip: do not connect (C7, C11, or `dane-only` without DANE, or not among an enforced MTA-STS policy's mx)
  */
-export type HostMode = 'dane' | 'encrypt' | 'opportunistic' | 'plaintext' | 'skip'
+export type HostMode = 'dane' | 'encrypt' | 'opportunistic' | 'plaintext' | 'sts' | 'skip'
 
 export type TlsaState = 'secure' | 'none' | 'insecure' | 'failed' | 'not-looked-up'
 
@@ -41,6 +44,8 @@ export interface HostDecision {
     resultType?: ResultType
     /** address families whose lookup failed and which contribute no address (C7) */
     failedFamilies?: RRType[]
+    /** MTA-STS for this host without DANE (lib/mtasts/apply): the policy's mode, and the mx pattern that allows it */
+    sts?: { mode: 'enforce' | 'testing'; allowedBy?: string }
 }
 
 export type Action = 'deliver' | 'defer' | 'bounce'
@@ -55,6 +60,10 @@ export interface Decision {
     reason: string
     resultType?: ResultType
     hosts: HostDecision[]
+    /** C30: how many MX hosts were beyond the limit of `limit`, not considered */
+    notConsidered?: { count: number; limit: number }
+    /** MTA-STS, when it was asked (lib/mtasts/apply): the policy in force, or why there is none */
+    sts?: StsApplied
 }
 
 /** C30: work per destination (lib/config's [limits]) */
@@ -192,9 +201,8 @@ interface KeptDecision {
 
 /** The hosts in MX order (equal preferences shuffled, RFC 5321 5.1), within the limits, and the outcome (C11). */
 function assemble(head: KeptDecision['head'], ordered: HostDecision[], mxCount: number, limits: DecisionLimits): Decision {
-    const decision = finish({ ...head, action: 'deliver', reason: '', hosts: withinAddressLimit(ordered, limits.addresses) })
-    if (mxCount > ordered.length) decision.reason += ` (${mxCount - ordered.length} more MX host(s) beyond the limit of ${limits.mxHosts} not considered)`
-    return decision
+    const beyond = mxCount > ordered.length ? { notConsidered: { count: mxCount - ordered.length, limit: limits.mxHosts } } : {}
+    return conclude({ ...head, ...beyond, action: 'deliver', reason: '', hosts: withinAddressLimit(ordered, limits.addresses) })
 }
 
 /** A kept decision for this message: its hosts in an order drawn again (equal preferences), then assembled. */
@@ -232,7 +240,17 @@ function withinAddressLimit(hosts: HostDecision[], limit: number): HostDecision[
     })
 }
 
-// C11: every MX host skipped → defer; otherwise deliver to the hosts left
+/**
+ * C11: the outcome of a decision from its hosts (every MX host skipped → defer, otherwise deliver to the
+ * hosts left) and its reason; also after MTA-STS changed some hosts (lib/mtasts/apply).
+ */
+export function conclude(d: Decision): Decision {
+    const out = finish(d)
+    const n = d.notConsidered
+    if (n) out.reason += ` (${n.count} more MX host(s) beyond the limit of ${n.limit} not considered)`
+    return out
+}
+
 function finish(d: Decision): Decision {
     const usable = d.hosts.filter((h) => h.mode !== 'skip')
     const mxWord = d.implicitMx ? 'implicit MX' : `MX${d.mxSecure ? ' (secure)' : ' (insecure)'}`
@@ -355,10 +373,13 @@ export function referenceIdentifiers(host: string, tlsaBase: string, nextHop?: N
 
 /**
  * C19, RFC 7672 8.1: the SNI name of a connection the plugin makes: the TLSA base domain of a DANE
- * host. Other hosts get none from this rule (Haraka's own choice, or the host name in the command).
+ * host; the MX host name of an MTA-STS host (`host`, the MX context's). Other hosts get none from this rule (Haraka's own choice, or the host name in the command).
  */
-export function serverName(host: { mode: HostMode; tlsaBase?: string }): string | undefined {
-    return host.mode === 'dane' ? host.tlsaBase : undefined
+export function serverName(host: { mode: HostMode; tlsaBase?: string; host?: string }): string | undefined {
+    if (host.mode === 'dane') return host.tlsaBase
+    // RFC 8461 4.2: an MTA-STS host is authenticated by its MX host name, which SNI carries
+    if (host.mode === 'sts') return host.host
+    return undefined
 }
 
 /**

@@ -8,6 +8,7 @@ import net from 'node:net'
 import os from 'node:os'
 import tls from 'node:tls'
 import { presentedChain } from './peer-chain'
+import { webPkiCheck, type WebPkiCheck } from './webpki'
 import { ReplyAssembler, offersStartTls, MAX_REPLY_BYTES } from './session'
 
 export type ProbeStep = 'connect' | 'greeting' | 'ehlo' | 'starttls' | 'tls' | 'quit'
@@ -22,6 +23,8 @@ export interface ProbeOptions {
     ehloName?: string
     /** per step (connect, each SMTP reply, the TLS handshake); default 10000 */
     timeoutMs?: number
+    /** MTA-STS: also check the chain by PKIX for this host name, against these CAs (node's store when undefined) */
+    pkixFor?: { host: string; ca?: string | Buffer }
 }
 
 export type { Reply as SmtpReply } from './session'
@@ -35,6 +38,8 @@ export interface ProbeTls {
     chain: Buffer[]
     /** ms for the handshake */
     handshakeMs: number
+    /** the PKIX check ProbeOptions.pkixFor asked for */
+    pkix?: WebPkiCheck
 }
 
 export interface ProbeResult {
@@ -202,10 +207,12 @@ function connect(address: string, port: number, timeoutMs: number): Promise<net.
     )
 }
 
-function handshake(sock: net.Socket, servername: string | undefined, timeoutMs: number): Promise<tls.TLSSocket> {
+function handshake(sock: net.Socket, servername: string | undefined, timeoutMs: number, ca?: string | Buffer): Promise<tls.TLSSocket> {
     const secure = tls.connect({
         socket: sock,
         servername,
+        // the CAs a PKIX check (MTA-STS) trusts; the handshake itself never rejects
+        ...(ca ? { ca } : {}),
         // DANE (or, for encrypt hosts, deliberately nothing) authenticates, not PKIX
         rejectUnauthorized: false,
         checkServerIdentity: () => undefined,
@@ -262,7 +269,9 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
 
         const servername = opts.servername && net.isIP(opts.servername) === 0 ? opts.servername : undefined
         const t0 = Date.now()
-        secure = await handshake(sock, servername, timeoutMs)
+        secure = await handshake(sock, servername, timeoutMs, opts.pkixFor?.ca)
+        // before presentedChain, after which node's getPeerCertificate() has nothing left to give (lib/peer-chain)
+        const pkix = opts.pkixFor ? webPkiCheck(opts.pkixFor.host, secure) : undefined
         result.tls = {
             protocol: secure.getProtocol(),
             cipher: secure.getCipher()?.name ?? '',
@@ -270,6 +279,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
             chain: presentedChain(secure).map((c) => c.raw),
             handshakeMs: Date.now() - t0,
         }
+        if (pkix) result.tls.pkix = pkix
         reader.switchTo(secure)
         send('QUIT')
         // a server that hangs up without a 221 is not a failure worth reporting

@@ -32,8 +32,11 @@
 
 import type { ResultType } from './result-type'
 
-/** What this host's policy requires of the session (from lib/policy's HostMode). */
-export type Requirement = 'authenticated' | 'encrypted' | 'opportunistic' | 'plaintext'
+/**
+ * What this host's policy requires of the session (from lib/policy's HostMode): authenticated by DANE,
+ * authenticated by PKIX (an MTA-STS policy in enforce mode), encrypted without authentication, or not.
+ */
+export type Requirement = 'authenticated' | 'pkix' | 'encrypted' | 'opportunistic' | 'plaintext'
 
 export type SessionState = 'greeting' | 'ehlo' | 'starttls-sent' | 'handshaking' | 'verified' | 'session' | 'quitting' | 'failed'
 
@@ -188,9 +191,9 @@ export class SessionGuard {
         private readonly who: string,
     ) {}
 
-    /** TLS is mandatory on this host (DANE, or policy encrypt) */
+    /** TLS is mandatory on this host (DANE, MTA-STS enforce, or policy encrypt) */
     get mandatory(): boolean {
-        return this.requirement === 'authenticated' || this.requirement === 'encrypted'
+        return this.requirement === 'authenticated' || this.requirement === 'pkix' || this.requirement === 'encrypted'
     }
 
     /** The one entry point: the verdict on one input; the state moves accordingly. */
@@ -315,7 +318,7 @@ export class SessionGuard {
         if (preTls) {
             // C9, C20: the MAIL transaction never starts without the required TLS
             if (this.mandatory) {
-                const required = this.requirement === 'authenticated' ? 'DANE' : 'policy'
+                const required = this.requirement === 'authenticated' ? 'DANE' : this.requirement === 'pkix' ? 'MTA-STS' : 'policy'
                 if (!this.startTlsOffered) return this.fail(`${this.who} did not offer STARTTLS; ${required} requires TLS`, 'starttls-not-supported')
                 return this.fail(
                     `Haraka chose not to use the offered STARTTLS with ${this.who} (enable_tls=false or no_tls_hosts); TLS is required`,
@@ -332,10 +335,12 @@ export class SessionGuard {
 }
 
 /** The requirement of a host mode (lib/policy): skip never connects. */
-export function requirementOf(mode: 'dane' | 'encrypt' | 'opportunistic' | 'plaintext' | 'skip'): Requirement {
+export function requirementOf(mode: 'dane' | 'encrypt' | 'opportunistic' | 'plaintext' | 'sts' | 'skip'): Requirement {
     switch (mode) {
         case 'dane':
             return 'authenticated'
+        case 'sts':
+            return 'pkix'
         case 'encrypt':
             return 'encrypted'
         case 'plaintext':

@@ -47,7 +47,11 @@ export function planFetch(now: number, cached: CachedPolicy | undefined, txt: Tx
 }
 
 /** A fetch's outcome, the policy parsed: a policy, no policy fetched (HTTP, TLS, timeout), or one that is invalid. */
-export type FetchOutcome = { kind: 'policy'; policy: StsPolicy } | { kind: 'fetch-error'; reason: string } | { kind: 'invalid'; reason: string }
+export type FetchOutcome =
+    { kind: 'policy'; policy: StsPolicy } | { kind: 'fetch-error'; reason: string; webpki?: boolean } | { kind: 'invalid'; reason: string }
+
+/** RFC 8460 4.3.2.2: why no policy could be had: no fetch, an invalid policy, or the policy host's certificate */
+export type StsPolicyResultType = 'sts-policy-fetch-error' | 'sts-policy-invalid' | 'sts-webpki-invalid'
 
 export interface StsState {
     /** the policy to apply to this delivery, or none */
@@ -56,7 +60,7 @@ export interface StsState {
     keep?: CachedPolicy
     /** why, for the log; and the RFC 8460 result type when a policy could not be had */
     reason: string
-    resultType?: 'sts-policy-fetch-error' | 'sts-policy-invalid'
+    resultType?: StsPolicyResultType
 }
 
 /**
@@ -76,8 +80,9 @@ export function stsState(now: number, cached: CachedPolicy | undefined, txt: Txt
         }
     }
     if (fetched) {
-        // RFC 8460 4.3.2.2: an invalid policy and one that could not be fetched are told apart
-        const resultType = fetched.kind === 'invalid' ? 'sts-policy-invalid' : 'sts-policy-fetch-error'
+        // RFC 8460 4.3.2.2: an invalid policy, a policy host that failed PKIX and one that could not be fetched are told apart
+        const resultType: StsPolicyResultType =
+            fetched.kind === 'invalid' ? 'sts-policy-invalid' : fetched.webpki ? 'sts-webpki-invalid' : 'sts-policy-fetch-error'
         if (live)
             return {
                 inForce: live.policy,

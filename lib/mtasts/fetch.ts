@@ -4,7 +4,9 @@
 // whole fetch has a deadline. The host's addresses come from the caller (the plugin's resolver), so that
 // the fetch asks the same DNS as everything else and never blocks Haraka's event loop.
 import https from 'node:https'
+import tls from 'node:tls'
 import type { LookupAddress } from 'node:dns'
+import { isCertificateError } from '../webpki'
 
 /** RFC 8461 3.3: senders SHOULD limit the policy to 64 KiB. */
 export const MAX_POLICY_BYTES = 64 * 1024
@@ -20,7 +22,21 @@ export interface FetchOptions {
     port?: number
 }
 
-export type FetchResult = { ok: true; text: string; host: string } | { ok: false; error: string; host: string }
+/** A failed fetch says whether it failed on the policy host's certificate (RFC 8460 sts-webpki-invalid). */
+export type FetchResult = { ok: true; text: string; host: string } | { ok: false; error: string; host: string; webpki?: boolean }
+
+/**
+ * The TLS context of the CAs given, made once for as long as the same CAs are given: a context made with
+ * `ca` parses every certificate of it, synchronously, which for each fetch would hold the event loop.
+ */
+let lastContext: { ca: string | Buffer; context: tls.SecureContext } | undefined
+function contextFor(ca: string | Buffer): tls.SecureContext {
+    if (lastContext?.ca !== ca) lastContext = { ca, context: tls.createSecureContext({ ca, minVersion: 'TLSv1.2' }) }
+    return lastContext.context
+}
+
+/** the whole fetch, when the caller says nothing */
+export const DEFAULT_FETCH_MS = 10_000
 
 export function policyHost(domain: string): string {
     return `mta-sts.${domain}`
@@ -33,10 +49,10 @@ export function policyUrl(domain: string): string {
 /** Fetch one domain's policy. Never throws; resolves once. */
 export function fetchStsPolicy(domain: string, opts: FetchOptions = {}): Promise<FetchResult> {
     const host = policyHost(domain)
-    const timeoutMs = opts.timeoutMs ?? 10_000
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_FETCH_MS
     return new Promise((resolve) => {
         let done = false
-        const finish = (r: { ok: true; text: string } | { ok: false; error: string }): void => {
+        const finish = (r: { ok: true; text: string } | { ok: false; error: string; webpki?: boolean }): void => {
             if (done) return
             done = true
             clearTimeout(deadline)
@@ -74,7 +90,7 @@ export function fetchStsPolicy(domain: string, opts: FetchOptions = {}): Promise
                     method: 'GET',
                     servername: host,
                     headers: { Host: host, Accept: 'text/plain' },
-                    ca: opts.ca,
+                    ...(opts.ca ? { secureContext: contextFor(opts.ca) } : {}),
                     rejectUnauthorized: true,
                     minVersion: 'TLSv1.2',
                     agent: false,
@@ -109,7 +125,9 @@ export function fetchStsPolicy(domain: string, opts: FetchOptions = {}): Promise
         } catch (e) {
             return finish({ ok: false, error: (e as Error)?.message ?? String(e) })
         }
-        req.on('error', (e: NodeJS.ErrnoException) => finish({ ok: false, error: e.code ? `${e.code}: ${e.message}` : e.message }))
+        req.on('error', (e: NodeJS.ErrnoException) =>
+            finish({ ok: false, error: e.code ? `${e.code}: ${e.message}` : e.message, ...(isCertificateError(e.code) ? { webpki: true } : {}) }),
+        )
         req.end()
     })
 }

@@ -6,15 +6,42 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import type { Answer } from '../dns/answer'
+import { OperatorNotice } from '../notice'
 import { parseStsPolicy, parseStsRecords, stsRecordName } from './policy'
-import { fetchStsPolicy, policyHost, type FetchOptions, type FetchResult } from './fetch'
+import { DEFAULT_FETCH_MS, fetchStsPolicy, policyHost, type FetchOptions, type FetchResult } from './fetch'
 import { planFetch, stsState, type CachedPolicy, type FetchOutcome, type FetchPlan, type StsState, type TxtOutcome } from './cache-rules'
 
 /** Where kept policies live between restarts (and between the processes of one machine). */
 export interface StsStore {
+    /** The policy kept for a domain, or undefined when none is; rejects when the store could not be read. */
     get(domain: string): Promise<CachedPolicy | undefined>
     /** Keep (or, with undefined, drop) a domain's policy. Never rejects: why it could not be written, or undefined. */
     set(domain: string, c: CachedPolicy | undefined): Promise<string | undefined>
+    close?(): Promise<void>
+}
+
+/** A kept policy as written by a store (JSON with its domain inside), or undefined when it is not that domain's. */
+export function keptPolicyOf(text: string, domain: string): CachedPolicy | undefined {
+    try {
+        const c = JSON.parse(text) as CachedPolicy & { domain?: string }
+        const ok =
+            c?.domain === domain &&
+            typeof c.id === 'string' &&
+            Number.isFinite(c.fetchedAt) &&
+            Number.isFinite(c.expires) &&
+            ['enforce', 'testing', 'none'].includes(c.policy?.mode) &&
+            Array.isArray(c.policy.mx) &&
+            c.policy.mx.every((m: unknown) => typeof m === 'string') &&
+            Number.isFinite(c.policy.maxAge)
+        return ok ? { policy: c.policy, id: c.id, fetchedAt: c.fetchedAt, expires: c.expires } : undefined
+    } catch {
+        return undefined
+    }
+}
+
+/** A kept policy as a store writes it. */
+export function keptPolicyText(domain: string, c: CachedPolicy): string {
+    return JSON.stringify({ domain, ...c })
 }
 
 /**
@@ -34,24 +61,12 @@ export class FileStsStore implements StsStore {
         let text: string
         try {
             text = await fs.promises.readFile(this.file(domain), 'utf8')
-        } catch {
-            return undefined
+        } catch (e) {
+            // no file: nothing kept; any other error is a read that failed, which is not "nothing kept"
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+            throw e
         }
-        try {
-            const c = JSON.parse(text) as CachedPolicy & { domain?: string }
-            const ok =
-                c?.domain === domain &&
-                typeof c.id === 'string' &&
-                Number.isFinite(c.fetchedAt) &&
-                Number.isFinite(c.expires) &&
-                ['enforce', 'testing', 'none'].includes(c.policy?.mode) &&
-                Array.isArray(c.policy.mx) &&
-                c.policy.mx.every((m: unknown) => typeof m === 'string') &&
-                Number.isFinite(c.policy.maxAge)
-            return ok ? { policy: c.policy, id: c.id, fetchedAt: c.fetchedAt, expires: c.expires } : undefined
-        } catch {
-            return undefined
-        }
+        return keptPolicyOf(text, domain)
     }
 
     async set(domain: string, c: CachedPolicy | undefined): Promise<string | undefined> {
@@ -64,7 +79,7 @@ export class FileStsStore implements StsStore {
             await fs.promises.mkdir(this.dir, { recursive: true })
             const tmp = `${f}.${process.pid}.${randomBytes(4).toString('hex')}`
             try {
-                await fs.promises.writeFile(tmp, JSON.stringify({ domain, ...c }))
+                await fs.promises.writeFile(tmp, keptPolicyText(domain, c))
                 await fs.promises.rename(tmp, f)
             } finally {
                 await fs.promises.rm(tmp, { force: true })
@@ -87,14 +102,26 @@ export interface StsServiceDeps {
     timeoutMs?: number
     port?: number
     now?: () => number
-    /** a kept policy that could not be written (the disk), for Haraka's log */
+    /** a kept policy that could not be written or read (the disk, Redis), for Haraka's log */
     fault?: (message: string) => void
+    /** what a service before a configuration reload held (the same store): carried over, never dropped */
+    memory?: StsMemory
+}
+
+/** What a service holds in memory besides its store: kept policies it read or wrote, and failed fetches. */
+export interface StsMemory {
+    /** domain → what the store holds, as last read or written by this process (null: nothing kept) */
+    known: Map<string, CachedPolicy | null>
+    /** "domain id" → the last failed fetch, for FETCH_RETRY_MS */
+    failures: Map<string, { at: number; outcome: FetchOutcome }>
 }
 
 /** RFC 8461 3.3: after a failed fetch, the same domain and id are not fetched again for five minutes. */
 export const FETCH_RETRY_MS = 5 * 60_000
 /** failed fetches remembered at most (the oldest forgotten first) */
 const MAX_FAILURES = 10_000
+/** C30: domains whose kept policy (or its absence) is held in memory, at most (the oldest forgotten first) */
+export const MAX_KNOWN = 10_000
 
 /** The policy in force for one delivery, and how it was arrived at (for the log and TLSRPT). */
 export interface StsOutcome extends StsState {
@@ -108,18 +135,69 @@ export interface StsOutcome extends StsState {
 
 export class StsPolicies {
     private readonly inflight = new Map<string, Promise<StsOutcome>>()
-    /** "domain id" → the last failed fetch, for FETCH_RETRY_MS */
-    private readonly failures = new Map<string, { at: number; outcome: FetchOutcome }>()
+    readonly memory: StsMemory
+    private readonly storeNotice: OperatorNotice
 
-    constructor(private readonly deps: StsServiceDeps) {}
+    /** the longest a policy fetch takes */
+    get timeoutMs(): number {
+        return this.deps.timeoutMs ?? DEFAULT_FETCH_MS
+    }
 
-    /** The destination's policy now. Concurrent asks for one domain share one lookup and fetch. Never rejects. */
+    constructor(private readonly deps: StsServiceDeps) {
+        this.memory = deps.memory ?? { known: new Map(), failures: new Map() }
+        this.storeNotice = new OperatorNotice((m) => deps.fault?.(m))
+    }
+
+    private readonly starts: (() => void)[] = []
+    private starting = false
+
+    /**
+     * A turn of the event loop of its own for each fetch's start (a TLS client makes its hello, keys
+     * included, at once, about a millisecond): many domains asked at once (a cold start) start their
+     * fetches one turn after another, with Haraka's other work between them, never all in one turn.
+     */
+    private turnToStart(): Promise<void> {
+        return new Promise((resolve) => {
+            this.starts.push(resolve)
+            if (this.starting) return
+            this.starting = true
+            const next = (): void => {
+                const start = this.starts.shift()
+                if (!start) {
+                    this.starting = false
+                    return
+                }
+                start()
+                setImmediate(next)
+            }
+            setImmediate(next)
+        })
+    }
+
+    /**
+     * The destination's policy now. Concurrent asks for one domain share one lookup and fetch. Rejects only on
+     * an internal error when this process holds no live policy for the domain (the caller defers: an error is
+     * never read as "no policy"); with one held, that policy stays in force.
+     */
     policyFor(domain: string): Promise<StsOutcome> {
         const d = domain.toLowerCase().replace(/\.$/, '')
         const running = this.inflight.get(d)
         if (running) return running
         const p = this.resolve(d)
-            .catch((e: Error): StsOutcome => ({ domain: d, plan: { fetch: false, why: 'internal error' }, reason: `no policy: ${e?.message ?? e}` }))
+            .catch((e: Error): StsOutcome => {
+                const why = e?.message ?? String(e)
+                const held = this.memory.known.get(d)
+                if (held && held.expires > (this.deps.now ?? Date.now)())
+                    return {
+                        domain: d,
+                        id: held.id,
+                        plan: { fetch: false, why: 'internal error' },
+                        inForce: held.policy,
+                        keep: held,
+                        reason: `internal error (${why}); the policy this process holds (id ${held.id}) stays in force`,
+                    }
+                throw new Error(`MTA-STS for ${d}: internal error: ${why}`)
+            })
             .finally(() => this.inflight.delete(d))
         this.inflight.set(d, p)
         return p
@@ -127,14 +205,32 @@ export class StsPolicies {
 
     private async resolve(domain: string): Promise<StsOutcome> {
         const now = (this.deps.now ?? Date.now)()
-        const cached = await this.deps.store.get(domain)
+        const { known, failures } = this.memory
         const txt = txtOutcome(await this.deps.lookupTxt(stsRecordName(domain)))
         const id = txt.kind === 'record' ? txt.record.id : undefined
+        // what this process holds; the store is read when it holds nothing for the domain, or when what it holds
+        // would be fetched again (expired, due, another id): another node, or this process before a restart or a
+        // reload, may have kept a newer policy. Not once a delivery.
+        const held = known.get(domain)
+        let cached = held ?? undefined
+        let readFailed = false
+        if (held === undefined || planFetch(now, cached, txt).fetch) {
+            try {
+                const stored = await this.deps.store.get(domain)
+                if (stored && (!cached || stored.fetchedAt > cached.fetchedAt)) cached = stored
+            } catch (e) {
+                // a store that cannot be read is not "nothing kept": what this process holds stands, and nothing is remembered
+                readFailed = true
+                this.storeNotice.throttled(
+                    `haraka-plugin-dane: the kept MTA-STS policies cannot be read (${(e as Error)?.message ?? e}); this process uses what it holds in memory`,
+                )
+            }
+        }
         let plan = planFetch(now, cached, txt)
         let fetched: FetchOutcome | undefined
         let fetchedFrom: string | undefined
         const failureKey = `${domain} ${id ?? cached?.id ?? ''}`
-        const failed = this.failures.get(failureKey)
+        const failed = failures.get(failureKey)
         if (plan.fetch && failed && now - failed.at < FETCH_RETRY_MS) {
             // the last fetch failed moments ago: its outcome stands until the retry time (no fetch a delivery)
             plan = {
@@ -143,6 +239,7 @@ export class StsPolicies {
             }
             fetched = failed.outcome
         } else if (plan.fetch) {
+            await this.turnToStart()
             const r = await (this.deps.fetch ?? fetchStsPolicy)(domain, {
                 ca: this.deps.ca,
                 timeoutMs: this.deps.timeoutMs,
@@ -150,21 +247,28 @@ export class StsPolicies {
                 addresses: (host) => this.deps.addresses(host),
             })
             fetchedFrom = policyHost(domain)
-            if (!r.ok) fetched = { kind: 'fetch-error', reason: r.error }
+            if (!r.ok) fetched = { kind: 'fetch-error', reason: r.error, ...(r.webpki ? { webpki: true } : {}) }
             else {
                 const parsed = parseStsPolicy(r.text)
                 fetched = parsed.kind === 'policy' ? parsed : { kind: 'invalid', reason: parsed.reason }
             }
-            if (fetched.kind === 'policy') this.failures.delete(failureKey)
+            if (fetched.kind === 'policy') failures.delete(failureKey)
             else {
-                if (this.failures.size >= MAX_FAILURES) this.failures.delete(this.failures.keys().next().value as string)
-                this.failures.set(failureKey, { at: now, outcome: fetched })
+                if (failures.size >= MAX_FAILURES) failures.delete(failures.keys().next().value as string)
+                failures.set(failureKey, { at: now, outcome: fetched })
             }
         }
         const state = stsState((this.deps.now ?? Date.now)(), cached, txt, fetched)
-        if (state.keep !== cached) {
+        // nothing is erased from a store this process could not read (its policy may be there, and newer)
+        if (state.keep !== cached && !(readFailed && !state.keep)) {
             const why = await this.deps.store.set(domain, state.keep)
-            if (why) this.deps.fault?.(`haraka-plugin-dane: the MTA-STS policy of ${domain} could not be kept (${why}); it is fetched again next time`)
+            if (why)
+                this.storeNotice.throttled(`haraka-plugin-dane: the MTA-STS policy of ${domain} could not be kept (${why}); this process holds it in memory`)
+        }
+        known.delete(domain)
+        if (state.keep || !readFailed) {
+            if (known.size >= MAX_KNOWN) known.delete(known.keys().next().value as string)
+            known.set(domain, state.keep ?? null)
         }
         return { domain, id, plan, fetchedFrom, ...state }
     }

@@ -5,16 +5,19 @@ import type { HostDecision } from '../policy'
 import type { ResultType } from '../result-type'
 import { unusableReason, type TlsaRecord } from '../tlsa'
 import type { Outcome } from '../log'
-import { sessionResult, type SessionResult } from './result'
+import { sessionResult, type SessionResult, type StsFacts } from './result'
+import type { StsApplied } from '../mtasts/apply'
+import type { StsContext } from '../haraka-adapter'
 
 /** What lib/haraka-adapter's Attempt holds that a report needs. */
 export interface AttemptLike {
     id: string
-    ctx: { domain: string; host: string; mode: HostDecision['mode']; tlsaBase?: string; records: TlsaRecord[] }
+    ctx: { domain: string; host: string; mode: HostDecision['mode']; tlsaBase?: string; records: TlsaRecord[]; sts?: StsContext }
     address: string
     localAddress?: string
     guard: { helo?: string }
     verify?: { authenticated: boolean; failure?: { code: string } }
+    pkix?: StsFacts['pkix']
     failure?: { resultType?: ResultType }
 }
 
@@ -40,11 +43,18 @@ export function resultOfAttempt(a: AttemptLike, outcome: Outcome, at: number = D
         outcome,
         resultType: a.failure?.resultType,
         reasonCode: verifyCode,
+        sts: a.ctx.sts && {
+            mode: a.ctx.sts.mode,
+            allowed: a.ctx.sts.allowedBy !== undefined,
+            policy: a.ctx.sts.policy,
+            resultType: a.ctx.sts.resultType,
+            pkix: a.pkix,
+        },
     })
 }
 
 /** The result of an MX host the decision skipped (no connection made). */
-export function resultOfSkippedHost(domain: string, h: HostDecision, at: number = Date.now()): SessionResult | null {
+export function resultOfSkippedHost(domain: string, h: HostDecision, sts?: StsApplied, at: number = Date.now()): SessionResult | null {
     // dnssec-invalid is about the TLSA answer (RFC 8460 4.3.2.1); a host skipped for a bogus address answer is not reported
     if (h.resultType === 'dnssec-invalid' && h.tlsa.state !== 'failed') return null
     return sessionResult({
@@ -59,5 +69,6 @@ export function resultOfSkippedHost(domain: string, h: HostDecision, at: number 
         outcome: 'skipped',
         resultType: h.resultType,
         reasonCode: h.tlsa.state === 'failed' ? 'tlsa-lookup-failed' : undefined,
+        sts: h.sts && { mode: h.sts.mode, allowed: h.sts.allowedBy !== undefined, policy: sts?.policy },
     })
 }

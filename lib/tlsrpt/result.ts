@@ -11,12 +11,23 @@
 //  - every TLSA record unusable is a failure (tlsa-invalid, "all-TLSA-records-unusable"), even when the
 //    message then went out over unauthenticated TLS, as in Postfix; unless the server offered no STARTTLS,
 //    which is then the failure (starttls-not-supported, found before the records matter);
+//  - MTA-STS (RFC 8461, RFC 8460 4.3.2.2), for hosts without DANE: under a policy in force, a session is
+//    counted under the sts policy: an enforced host that verified is a success, one that failed a failure
+//    of its kind; in testing mode a session is a failure when the host is not among the policy's mx
+//    (validation-failure), its certificate is not PKIX-valid (the certificate-* types) or it offered no
+//    STARTTLS, and a success otherwise; a host an enforced policy left out is a validation-failure without
+//    a session. When no policy could be had (its fetch failed, it was invalid, its host's certificate was
+//    not valid) and none is kept, each session is that failure (sts-policy-fetch-error, sts-policy-invalid,
+//    sts-webpki-invalid) under the sts policy type, without a policy string;
 //  - where this plugin goes beyond Postfix: an MX host skipped because its TLSA lookup failed validation
 //    is a dnssec-invalid failure, and one skipped because policy dane-only found no secure TLSA records a
 //    dane-required failure: the two result types RFC 8460 4.3.2.1 defines for exactly these cases (Postfix
 //    defers before any session and reports nothing).
 import type { HostMode } from '../policy'
 import type { ResultType } from '../result-type'
+import type { StsPolicy } from '../mtasts/policy'
+import type { StsPolicyResultType } from '../mtasts/cache-rules'
+import { stsPolicyStrings } from '../mtasts/apply'
 
 export type PolicyType = 'tlsa' | 'sts' | 'no-policy-found'
 
@@ -69,11 +80,29 @@ export interface AttemptFacts {
     address?: string
     localAddress?: string
     helo?: string
-    outcome: 'verified' | 'unauthenticated-tls' | 'opportunistic-tls' | 'opportunistic-plaintext' | 'plaintext' | 'failed' | 'skipped'
+    outcome: 'verified' | 'pkix-verified' | 'unauthenticated-tls' | 'opportunistic-tls' | 'opportunistic-plaintext' | 'plaintext' | 'failed' | 'skipped'
     resultType?: ResultType
     /** a short code for failure-reason-code (the verifier's failure code, for example) */
     reasonCode?: string
+    /** MTA-STS, when the decision asked it for this host (lib/mtasts/apply) */
+    sts?: StsFacts
 }
+
+/** What a session's TLS report needs of MTA-STS. */
+export interface StsFacts {
+    /** the policy's mode for this host; undefined when no policy is in force (or mode none) */
+    mode?: 'enforce' | 'testing'
+    /** the host is among the policy's mx */
+    allowed: boolean
+    policy?: StsPolicy
+    /** why no policy could be had */
+    resultType?: StsPolicyResultType
+    /** the session's PKIX check (lib/webpki), once TLS was up */
+    pkix?: { ok: true } | { ok: false; code: string; resultType: ResultType }
+}
+
+/** the reason code of a host an MTA-STS policy does not allow */
+export const NOT_IN_STS_POLICY = 'mx-not-in-sts-policy'
 
 /** The TLSRPT result of one attempt, or null when the attempt is not a TLS result (see above). */
 export function sessionResult(f: AttemptFacts): SessionResult | null {
@@ -91,7 +120,12 @@ export function sessionResult(f: AttemptFacts): SessionResult | null {
     if (f.outcome === 'skipped') {
         if (f.resultType === 'dnssec-invalid') return failure(tlsaPolicy(), 'dnssec-invalid', f.reasonCode)
         if (f.resultType === 'dane-required') return failure(noPolicy, 'dane-required', f.reasonCode)
+        if (f.sts?.mode === 'enforce' && f.resultType === 'validation-failure') return failure(stsPolicy(f), 'validation-failure', NOT_IN_STS_POLICY)
         return null
+    }
+    if (f.sts && (f.mode === 'sts' || f.mode === 'opportunistic')) {
+        const r = stsResult(f, f.sts, base, failure)
+        if (r !== undefined) return r
     }
     // every TLSA record unusable: the DANE policy failed, whatever the session did next
     if (allUnusable && (f.mode === 'encrypt' || f.mode === 'dane')) {
@@ -105,6 +139,7 @@ export function sessionResult(f: AttemptFacts): SessionResult | null {
     const policy = f.mode === 'dane' ? tlsaPolicy() : noPolicy
     switch (f.outcome) {
         case 'verified':
+        case 'pkix-verified':
         case 'unauthenticated-tls':
         case 'opportunistic-tls':
             return { ...base, policy, ok: true }
@@ -114,6 +149,38 @@ export function sessionResult(f: AttemptFacts): SessionResult | null {
         default:
             return null
     }
+}
+
+function stsPolicy(f: AttemptFacts): AppliedPolicy {
+    const p = f.sts?.policy
+    return { type: 'sts', strings: p ? stsPolicyStrings(p) : [], domain: f.recipientDomain, mxHosts: p ? [...p.mx] : [] }
+}
+
+/** A session under MTA-STS (see the head of this file); undefined: MTA-STS has nothing to say of it. */
+function stsResult(
+    f: AttemptFacts,
+    sts: StsFacts,
+    base: Pick<SessionResult, 'id' | 'at' | 'recipientDomain'>,
+    failure: (policy: AppliedPolicy, resultType: ResultType, reasonCode?: string) => SessionResult,
+): SessionResult | null | undefined {
+    const policy = stsPolicy(f)
+    const session = f.outcome === 'opportunistic-tls' || f.outcome === 'opportunistic-plaintext' || f.outcome === 'pkix-verified'
+    if (!sts.policy && sts.resultType) return session ? failure(policy, sts.resultType) : undefined
+    if (f.mode === 'sts') {
+        if (f.outcome === 'pkix-verified') return { ...base, policy, ok: true }
+        // dane-required: Haraka itself would not use the offered STARTTLS (enable_tls=false, no_tls_hosts), a fault of this end
+        if (f.outcome === 'failed')
+            return f.resultType && f.resultType !== 'dane-required'
+                ? failure(policy, f.resultType, sts.pkix && !sts.pkix.ok ? sts.pkix.code : f.reasonCode)
+                : null
+        return null
+    }
+    if (sts.mode !== 'testing') return undefined
+    if (f.outcome === 'opportunistic-plaintext') return failure(policy, 'starttls-not-supported')
+    if (f.outcome !== 'opportunistic-tls') return f.outcome === 'failed' && f.resultType ? failure(policy, f.resultType, f.reasonCode) : null
+    if (!sts.allowed) return failure(policy, 'validation-failure', NOT_IN_STS_POLICY)
+    if (sts.pkix && !sts.pkix.ok) return failure(policy, sts.pkix.resultType, sts.pkix.code)
+    return { ...base, policy, ok: true }
 }
 
 function details(f: AttemptFacts, resultType: ResultType, reasonCode?: string): FailureDetails {

@@ -119,4 +119,42 @@ describe('get_mx hook (index.ts)', () => {
         await callHook(fakePlugin({}, asked), 'bücher.example')
         assert.equal(asked[0], 'xn--bcher-kva.example MX')
     })
+
+    it('C37, C38: MTA-STS for a host without DANE: enforce turns it into an sts MX with its policy; an MTA-STS internal error defers, never a delivery without it', async () => {
+        const table = {
+            'y.example MX': ok({
+                mx: [
+                    { preference: 10, exchange: 'mx.y.example' },
+                    { preference: 20, exchange: 'other.example' },
+                ],
+            }),
+            'mx.y.example A': ok({ addresses: ['192.0.2.7'] }),
+            'mx.y.example AAAA': ok({ status: 'nodata' }),
+            '_25._tcp.mx.y.example TLSA': { status: 'nxdomain' as const, secure: true },
+            'other.example A': ok({ addresses: ['192.0.2.8'] }),
+            'other.example AAAA': ok({ status: 'nodata' }),
+            '_25._tcp.other.example TLSA': { status: 'nxdomain' as const, secure: true },
+        }
+        const p = fakePlugin(table, []) as ReturnType<typeof fakePlugin> & { dane: { sts?: unknown } }
+        const policy = { mode: 'enforce' as const, mx: ['mx.y.example'], maxAge: 86400 }
+        p.dane.sts = {
+            policies: { policyFor: async (d: string) => ({ domain: d, id: 'p1', plan: { fetch: false, why: '' }, inForce: policy, reason: 'kept' }) },
+            ca: 'CA',
+        }
+        const r = await callHook(p, 'y.example')
+        assert.equal(r.code, constants.ok)
+        const mxs = r.msg as FakeMx[]
+        assert.deepEqual(
+            mxs.map((m) => [
+                m.exchange,
+                (m.dane as { mode: string }).mode,
+                (m.dane as { sts: { mode: string; ca: string } }).sts.mode,
+                (m.dane as { sts: { ca: string } }).sts.ca,
+            ]),
+            [['192.0.2.7', 'sts', 'enforce', 'CA']],
+        )
+        p.dane.sts = { policies: { policyFor: async () => Promise.reject(new Error('MTA-STS for y.example: internal error: boom')) } }
+        const failed = await callHook(p, 'y.example')
+        assert.equal(failed.code, constants.denysoft)
+    })
 })

@@ -3,10 +3,13 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { FileStsStore } from '../../lib/mtasts/service'
+import { FileStsStore, StsPolicies, type StsStore } from '../../lib/mtasts/service'
+import type { CachedPolicy } from '../../lib/mtasts/cache-rules'
+import { txtAnswer } from '../world/tlsrpt-fixtures'
 import { allowedBy, MAX_AGE_S, mxMatches, parseStsPolicy, parseStsRecords } from '../../lib/mtasts/policy'
 import { planFetch, REFRESH_BEFORE_MS, stsState } from '../../lib/mtasts/cache-rules'
-import { stsApplies } from '../../lib/check-reporting'
+import { applySts, stsAsked } from '../../lib/mtasts/apply'
+import type { StsOutcome } from '../../lib/mtasts/service'
 import type { Decision, HostDecision, HostMode, TlsaState } from '../../lib/policy'
 
 describe('MTA-STS record and policy (RFC 8461 3, 4.1)', () => {
@@ -149,11 +152,168 @@ describe('MTA-STS only where DANE does not apply (RFC 8461 2)', () => {
         hosts,
     })
 
-    it('C36: a destination with any DANE host, or a TLSA lookup that failed, or deferred, is never handed to MTA-STS', () => {
-        assert.equal(stsApplies(decision('deliver', host('dane', 'secure'), host('opportunistic', 'none'))).applies, false)
-        assert.equal(stsApplies(decision('deliver', host('skip', 'failed'), host('opportunistic', 'none'))).applies, false)
-        assert.equal(stsApplies(decision('defer', host('skip', 'failed'))).applies, false)
-        assert.equal(stsApplies(decision('deliver', host('opportunistic', 'none'), host('opportunistic', 'insecure'))).applies, true)
+    const outcome = (mode: 'enforce' | 'testing' | 'none', mx: string[]): StsOutcome => ({
+        domain: 'example',
+        id: 'abc',
+        plan: { fetch: false, why: 'test' },
+        inForce: { mode, mx, maxAge: 86400 },
+        reason: 'the kept policy (id abc) is in force',
+    })
+
+    it('C37: MTA-STS is asked only for a decision to deliver under policy dane with a host the DNS proved has no DANE', () => {
+        assert.equal(stsAsked(decision('deliver', host('opportunistic', 'none'), host('opportunistic', 'insecure'))).ask, true)
+        assert.equal(stsAsked(decision('deliver', host('dane', 'secure'), host('opportunistic', 'none'))).ask, true)
+        // DANE, unusable TLSA (encrypt) or a failed lookup decide every host: not asked
+        assert.equal(stsAsked(decision('deliver', host('dane', 'secure'), host('encrypt', 'secure'), host('skip', 'failed'))).ask, false)
+        assert.equal(stsAsked(decision('defer', host('skip', 'failed'))).ask, false)
+        for (const policy of ['may', 'encrypt', 'none', 'dane-only'] as const)
+            assert.equal(stsAsked({ ...decision('deliver', host('opportunistic', 'none')), policy }).ask, false, policy)
+    })
+
+    it('C37: a DANE host keeps DANE and a host skipped for a DNSSEC failure stays skipped, whatever the policy allows', () => {
+        const dane = { ...host('dane', 'secure'), name: 'mx.example' }
+        const failed = { ...host('skip', 'failed'), name: 'mx2.example', resultType: 'dnssec-invalid' as const }
+        const open = { ...host('opportunistic', 'none'), name: 'mx3.example' }
+        const d = applySts(decision('deliver', dane, failed, open), outcome('enforce', ['*.example']))
+        assert.deepEqual(
+            d.hosts.map((h) => h.mode),
+            ['dane', 'skip', 'sts'],
+        )
+        assert.equal(d.hosts[0], dane)
+        assert.equal(d.hosts[1], failed)
+        assert.equal(d.action, 'deliver')
+    })
+
+    it('C38: enforce: hosts the mx patterns do not allow are not used; allowed ones need PKIX; none left defers', () => {
+        const a = { ...host('opportunistic', 'none'), name: 'mx.example' }
+        const b = { ...host('opportunistic', 'insecure'), name: 'backup.other' }
+        const d = applySts(decision('deliver', a, b), outcome('enforce', ['mx.example']))
+        assert.deepEqual(
+            d.hosts.map((h) => [h.name, h.mode, h.sts?.allowedBy, h.resultType]),
+            [
+                ['mx.example', 'sts', 'mx.example', undefined],
+                ['backup.other', 'skip', undefined, 'validation-failure'],
+            ],
+        )
+        assert.equal(d.action, 'deliver')
+        assert.match(d.reason, /mx\.example=sts/)
+        assert.equal(d.sts?.policy?.mode, 'enforce')
+        const none = applySts(decision('deliver', b), outcome('enforce', ['mx.example']))
+        assert.equal(none.action, 'defer')
+        assert.equal(none.resultType, 'validation-failure')
+        assert.match(none.reason, /every MX host was skipped .*not among the policy's mx \(mx\.example\)/)
+    })
+
+    it('C39: testing and none change no host mode; testing marks each host for checking and reporting; no policy changes nothing', () => {
+        const a = { ...host('opportunistic', 'none'), name: 'mx.example' }
+        const b = { ...host('opportunistic', 'none'), name: 'backup.other' }
+        const t = applySts(decision('deliver', a, b), outcome('testing', ['mx.example']))
+        assert.deepEqual(
+            t.hosts.map((h) => [h.mode, h.sts]),
+            [
+                ['opportunistic', { mode: 'testing', allowedBy: 'mx.example' }],
+                ['opportunistic', { mode: 'testing', allowedBy: undefined }],
+            ],
+        )
+        const n = applySts(decision('deliver', a, b), outcome('none', []))
+        assert.deepEqual(n.hosts, [a, b])
+        const failed = applySts(decision('deliver', a), {
+            domain: 'example',
+            plan: { fetch: true, why: 'no policy kept' },
+            reason: 'no policy: the fetch failed (ECONNREFUSED)',
+            resultType: 'sts-policy-fetch-error',
+        })
+        assert.deepEqual(failed.hosts, [a])
+        assert.deepEqual(failed.sts, {
+            policy: undefined,
+            id: undefined,
+            reason: 'no policy: the fetch failed (ECONNREFUSED)',
+            resultType: 'sts-policy-fetch-error',
+        })
+    })
+})
+
+describe('MTA-STS faults never read as "no policy"', () => {
+    const answer = (id: string) => txtAnswer('_mta-sts.example', [`v=STSv1; id=${id}`])
+    const service = (store: StsStore, txt: () => Promise<ReturnType<typeof answer>>, fetchOk = true) =>
+        new StsPolicies({
+            lookupTxt: txt,
+            addresses: async () => [],
+            store,
+            fetch: async (domain) =>
+                fetchOk
+                    ? { ok: true, host: `mta-sts.${domain}`, text: 'version: STSv1\nmode: enforce\nmx: mx.example\nmax_age: 86400\n' }
+                    : { ok: false, host: `mta-sts.${domain}`, error: 'ECONNREFUSED' },
+        })
+    const memoryStore = (): StsStore & { kept: Map<string, CachedPolicy>; failing: boolean; reads: number } => {
+        const s = {
+            kept: new Map<string, CachedPolicy>(),
+            failing: false,
+            reads: 0,
+            async get(d: string) {
+                s.reads++
+                if (s.failing) throw new Error('EIO: the disk')
+                return s.kept.get(d)
+            },
+            async set(d: string, c: CachedPolicy | undefined) {
+                if (s.failing) return 'EIO: the disk'
+                if (c) s.kept.set(d, c)
+                else s.kept.delete(d)
+                return undefined
+            },
+        }
+        return s
+    }
+
+    it('C36: an internal error keeps the policy the process holds; with none held the ask rejects (the delivery defers)', async () => {
+        let broken = false
+        const txt = async () => {
+            if (broken) throw new Error('resolver exploded')
+            return answer('a1')
+        }
+        const s = service(memoryStore(), txt)
+        assert.equal((await s.policyFor('example')).inForce?.mode, 'enforce')
+        broken = true
+        const held = await s.policyFor('example')
+        assert.equal(held.inForce?.mode, 'enforce')
+        assert.match(held.reason, /internal error \(resolver exploded\); the policy this process holds \(id a1\) stays in force/)
+        await assert.rejects(service(memoryStore(), txt).policyFor('example'), /MTA-STS for example: internal error: resolver exploded/)
+    })
+
+    it('C36: a store that cannot be read is not "nothing kept": nothing is erased from it, no absence remembered, read again next time', async () => {
+        const store = memoryStore()
+        store.kept.set('example', {
+            policy: { mode: 'enforce', mx: ['mx.example'], maxAge: 86400 },
+            id: 'a1',
+            fetchedAt: Date.now(),
+            expires: Date.now() + 86400_000,
+        })
+        store.failing = true
+        // the fetch fails too: no policy for this delivery (nothing known), and the store's policy is not erased
+        const s = service(store, async () => answer('a1'), false)
+        const blind = await s.policyFor('example')
+        assert.equal(blind.inForce, undefined)
+        assert.equal(store.kept.has('example'), true)
+        store.failing = false
+        const reads = store.reads
+        const seen = await s.policyFor('example')
+        assert.equal(seen.inForce?.mode, 'enforce')
+        assert.equal(store.reads, reads + 1, 'read again, not remembered as nothing kept')
+        // held now: a third ask reads nothing
+        await s.policyFor('example')
+        assert.equal(store.reads, reads + 1)
+    })
+
+    it('C36: a file store that cannot be read rejects (not "nothing kept"); a missing file is nothing kept', async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-sts-eio-'))
+        try {
+            const store = new FileStsStore(dir)
+            assert.equal(await store.get('example'), undefined)
+            fs.mkdirSync(store.file('example')) // a directory where the file should be: EISDIR
+            await assert.rejects(store.get('example'), /EISDIR/)
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true })
+        }
     })
 })
 

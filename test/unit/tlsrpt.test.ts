@@ -190,8 +190,8 @@ describe('TLSRPT (RFC 8460)', () => {
                 reason: 'x',
                 resultType: 'dnssec-invalid',
             })
-            assert.equal(resultOfSkippedHost('dest.example', host('failed'), NOON)!.failure?.resultType, 'dnssec-invalid')
-            assert.equal(resultOfSkippedHost('dest.example', host('not-looked-up'), NOON), null)
+            assert.equal(resultOfSkippedHost('dest.example', host('failed'), undefined, NOON)!.failure?.resultType, 'dnssec-invalid')
+            assert.equal(resultOfSkippedHost('dest.example', host('not-looked-up'), undefined, NOON), null)
         })
     })
 

@@ -18,6 +18,10 @@ export interface DaneLogLine {
     depth?: number
     matched_name?: string
     result_type?: string
+    /** attempt lines: the host's mode, its MTA-STS mode and PKIX check; decision lines: the MTA-STS policy applied */
+    mode?: string
+    pkix?: string
+    sts?: string | { id?: string; mode?: string; mx?: string[]; max_age?: number; result_type?: string; reason: string }
     hosts?: {
         mx_host: string
         addresses: string[]

@@ -1,0 +1,61 @@
+// MTA-STS as [mtasts] asks for it: the store of kept policies (files under Haraka's directory, or Redis),
+// the CAs trusted for policy hosts and MX hosts, and the per-domain service that uses the plugin's resolver.
+import fs from 'node:fs'
+import type { MtaStsSettings } from '../config'
+import type { Answer } from '../dns/answer'
+import type { RRType } from '../resolver'
+import { FileStsStore, StsPolicies, type StsStore } from './service'
+import { RedisStsStore } from './redis-store'
+
+export interface StsService {
+    policies: StsPolicies
+    store: StsStore
+    /** what identifies the store: the same after a reload keeps it open */
+    storeIdentity: string
+    /** CA certificates (PEM) from ca_file; undefined: node's own store */
+    ca?: string
+    close(): void
+}
+
+export interface StsServiceOptions {
+    /** [mtasts] directory, resolved against Haraka's directory */
+    dir: string
+    /** [mtasts] ca_file, resolved ('' for node's store) */
+    caFile: string
+    /** the plugin's resolver (asked at each use: a reload may replace it) */
+    resolver: () => { lookup(name: string, type: RRType): Promise<Answer> }
+    fault: (message: string) => void
+    /** the service in use before a reload: its store and memory are kept when the store is the same */
+    previous?: StsService
+}
+
+/** Throws when the CA file cannot be read or holds no certificate, or the store cannot be opened. */
+export function openStsService(s: MtaStsSettings, o: StsServiceOptions): StsService {
+    let ca: string | undefined
+    if (o.caFile) {
+        ca = fs.readFileSync(o.caFile, 'utf8')
+        if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`mtasts.ca_file ${o.caFile} holds no PEM certificate`)
+    }
+    const storeIdentity = s.store === 'redis' ? `redis ${s.redisUrl} ${s.redisPrefix}` : `file ${o.dir}`
+    const same = o.previous?.storeIdentity === storeIdentity ? o.previous : undefined
+    const store: StsStore = same
+        ? same.store
+        : s.store === 'redis'
+          ? new RedisStsStore({ url: s.redisUrl, prefix: s.redisPrefix }, o.fault)
+          : new FileStsStore(o.dir)
+    const policies = new StsPolicies({
+        lookupTxt: (name) => o.resolver().lookup(name, 'TXT'),
+        // the policy host's addresses, both families; PKIX, not DNSSEC, authenticates it (RFC 8461 3.3)
+        addresses: async (host) => {
+            const answers = await Promise.all([o.resolver().lookup(host, 'A'), o.resolver().lookup(host, 'AAAA')])
+            return answers.flatMap((a) => (a.status === 'ok' ? (a.addresses ?? []) : []))
+        },
+        store,
+        ca,
+        timeoutMs: s.timeoutSeconds * 1000,
+        fault: o.fault,
+        // a reload with the same store keeps what the process held (a policy its store could not take included)
+        memory: same?.policies.memory,
+    })
+    return { policies, store, storeIdentity, ca, close: () => void store.close?.() }
+}
