@@ -79,6 +79,8 @@ describe('end to end: MTA-STS (RFC 8461) where DANE does not apply, with a real 
             ...stsDomain('testing', ['selfsigned'], ['v=STSv1; id=t1'], POLICY, true),
             // a policy kept, then its record removed, the server failing, the id changed
             ...stsDomain('kept', ['rogue', 'mx'], keptTxt),
+            // a short-lived policy: refreshed while its server fails, then expired
+            ...stsDomain('expiry', ['rogue', 'mx'], ['v=STSv1; id=x1']),
             // a record, but no policy to be had: opportunistic, and the failure reported
             ...stsDomain('nofetch', ['selfsigned'], ['v=STSv1; id=n1'], POLICY, true),
             ...stsDomain('webpki', ['selfsigned'], ['v=STSv1; id=w1'], BAD_POLICY, true),
@@ -106,7 +108,7 @@ describe('end to end: MTA-STS (RFC 8461) where DANE does not apply, with a real 
         for (const l of Object.values(listeners)) await l.start()
         const policyCert = makeCertificate({
             cn: 'mta-sts.enforce.sts.test',
-            sans: ['enforce', 'badcert', 'testing', 'kept', 'nofetch'].map((d) => `mta-sts.${d}.sts.test`).concat('mta-sts.dsts.test'),
+            sans: ['enforce', 'badcert', 'testing', 'kept', 'nofetch', 'expiry'].map((d) => `mta-sts.${d}.sts.test`).concat('mta-sts.dsts.test'),
             issuer: ca,
         })
         const handler = (req: { headers: { host?: string } }, res: http.ServerResponse): void => {
@@ -126,6 +128,7 @@ describe('end to end: MTA-STS (RFC 8461) where DANE does not apply, with a real 
         policies.set('mta-sts.badcert.sts.test', policyText('enforce', '*.sts.test'))
         policies.set('mta-sts.testing.sts.test', policyText('testing', '*.sts.test'))
         policies.set('mta-sts.kept.sts.test', policyText('enforce', 'mx.sts.test'))
+        policies.set('mta-sts.expiry.sts.test', policyText('enforce', 'mx.sts.test').replace('max_age: 604800', 'max_age: 4'))
         policies.set('mta-sts.dsts.test', policyText('enforce', 'mx.elsewhere.example'))
         policies.set('mta-sts.webpki.sts.test', policyText('enforce', 'nothing.example'))
 
@@ -234,6 +237,29 @@ describe('end to end: MTA-STS (RFC 8461) where DANE does not apply, with a real 
         await ttl()
         assert.equal((await deliver('user@kept.sts.test', 'kept 4')).event, 'delivered')
         assert.deepEqual([arrived(listeners.mx, 'kept 4'), arrived(listeners.rogue, 'kept 4'), fetched()], [0, 1, 3])
+    })
+
+    it('C35, C38: the policy server down at the refresh: the kept policy is enforced until it expires, then there is none', async () => {
+        const fetched = () => requests.filter((r) => r === 'mta-sts.expiry.sts.test').length
+        // max_age 4 s: fetched and enforced
+        assert.equal((await deliver('user@expiry.sts.test', 'expiry 1')).event, 'delivered')
+        assert.deepEqual([arrived(listeners.mx, 'expiry 1'), arrived(listeners.rogue, 'expiry 1'), fetched()], [1, 0, 1])
+        const fetchedAt = Date.now()
+        policies.delete('mta-sts.expiry.sts.test')
+        // past half its max_age: refreshed, the server answers 404, the kept policy stays in force
+        await sleep(Math.max(0, fetchedAt + 2500 - Date.now()))
+        assert.equal((await deliver('user@expiry.sts.test', 'expiry 2')).event, 'delivered')
+        assert.deepEqual([arrived(listeners.mx, 'expiry 2'), arrived(listeners.rogue, 'expiry 2'), fetched()], [1, 0, 2])
+        const refresh = log('expiry.sts.test').filter((l) => l.event === 'decision')[1].sts as { reason: string; mode: string }
+        assert.equal(refresh.mode, 'enforce')
+        assert.match(refresh.reason, /the fetch failed \(HTTP 404\); the kept policy \(id x1\) stays in force until it expires/)
+        // expired: no policy (the failed fetch is not made again for five minutes); the MX order decides again
+        await sleep(Math.max(0, fetchedAt + 4500 - Date.now()))
+        assert.equal((await deliver('user@expiry.sts.test', 'expiry 3')).event, 'delivered')
+        assert.deepEqual([arrived(listeners.rogue, 'expiry 3'), fetched()], [1, 2])
+        const expired = log('expiry.sts.test').filter((l) => l.event === 'decision')[2].sts as { reason: string; mode?: string }
+        assert.equal(expired.mode, undefined)
+        assert.match(expired.reason, /no policy: the fetch failed \(HTTP 404\)/)
     })
 
     it('C39: a record without a policy to be had (404; a policy host no CA vouches for): delivered opportunistically, the reason logged', async () => {
