@@ -273,9 +273,9 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
     if (cfg.tlsrpt.enabled) warnIfReportsUnsigned(this, cfg.tlsrpt.from || cfg.tlsrpt.contactInfo)
     if (cfg.mtasts.enabled) warnIfMutualTlsCa(this)
     // a policy fetch must end before Haraka's hook timeout, or the first delivery to a slow policy host always defers
-    if (cfg.mtasts.enabled && this.timeout && cfg.mtasts.timeoutSeconds >= this.timeout - 1)
+    if (cfg.mtasts.enabled && this.timeout && cfg.mtasts.timeoutSeconds + 3 >= this.timeout)
         this.lognotice(
-            `haraka-plugin-dane: mtasts.timeout_seconds (${cfg.mtasts.timeoutSeconds}) is not below the plugin timeout (${this.timeout} s, config/dane.timeout): a slow policy host makes the first delivery to its domain defer; lower it`,
+            `haraka-plugin-dane: mtasts.timeout_seconds (${cfg.mtasts.timeoutSeconds}) is not 3 s below the plugin timeout (${this.timeout} s, config/dane.timeout; the DNS and the policy store need time too): a slow policy host makes the first delivery to its domain defer; lower it`,
         )
     if (!startup) this.lognotice('configuration reloaded')
 }

@@ -459,7 +459,7 @@ async function reportingRecords(
                 return [...(a.addresses ?? []), ...(aaaa.addresses ?? [])]
             },
             // nothing kept: what the destination publishes now
-            store: { get: async () => undefined, set: async () => undefined },
+            store: { get: async () => undefined, set: async () => undefined, drop: async () => undefined },
             ca,
             timeoutMs: Math.min(timeoutMs, 10_000),
         })

@@ -25,16 +25,25 @@ export interface StsServiceOptions {
     /** the plugin's resolver (asked at each use: a reload may replace it) */
     resolver: () => { lookup(name: string, type: RRType): Promise<Answer> }
     fault: (message: string) => void
-    /** the service in use before a reload: its store and memory are kept when the store is the same */
+    /** the service in use before a reload: its memory is kept, and its store when it is the same */
     previous?: StsService
 }
 
-/** Throws when the CA file cannot be read or holds no certificate, or the store cannot be opened. */
+/** Throws when the CA file cannot be read or holds no certificate, or the store cannot be opened (a directory it cannot use). */
 export function openStsService(s: MtaStsSettings, o: StsServiceOptions): StsService {
     let ca: string | undefined
     if (o.caFile) {
         ca = fs.readFileSync(o.caFile, 'utf8')
         if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`mtasts.ca_file ${o.caFile} holds no PEM certificate`)
+    }
+    if (s.store === 'file') {
+        // a directory that cannot be read would make every domain's kept policy unknown (its mail deferred): said now
+        try {
+            fs.mkdirSync(o.dir, { recursive: true })
+            fs.accessSync(o.dir, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK)
+        } catch (e) {
+            throw new Error(`mtasts.directory ${o.dir} cannot be used: ${(e as Error)?.message ?? e}`)
+        }
     }
     const storeIdentity = s.store === 'redis' ? `redis ${s.redisUrl} ${s.redisPrefix}` : `file ${o.dir}`
     const same = o.previous?.storeIdentity === storeIdentity ? o.previous : undefined
@@ -54,8 +63,8 @@ export function openStsService(s: MtaStsSettings, o: StsServiceOptions): StsServ
         ca,
         timeoutMs: s.timeoutSeconds * 1000,
         fault: o.fault,
-        // a reload with the same store keeps what the process held (a policy its store could not take included)
-        memory: same?.policies.memory,
+        // a reload keeps what the process held (a policy its store could not take included), whatever the store
+        memory: o.previous?.policies.memory,
     })
     return { policies, store, storeIdentity, ca, close: () => void store.close?.() }
 }

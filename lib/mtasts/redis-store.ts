@@ -5,9 +5,9 @@
 //
 // One key a domain, `<prefix>:<sha256 of the domain>`, holding the policy as the file store writes it (the
 // domain inside, checked on reading), expiring when the policy does. Nothing waits long for Redis: a command
-// fails at once while the connection is down (only before the first connection does a read wait for it, at
-// most READ_MS), and takes at most READ_MS or WRITE_MS once sent; a command that gave up is never sent later
-// (an old write must not overwrite a newer policy another node kept). A read that fails is a failure, not
+// fails at once while the connection is down (only in the first seconds, before the first connection, does a
+// command wait for it), and takes at most READ_MS or WRITE_MS; a command that gave up is never sent later, and a
+// write that was sent and arrives late is applied only if no newer policy is there (newer wins, in one script). A read that fails is a failure, not
 // "nothing kept": the service then uses what it holds in memory (lib/mtasts/service), and Haraka's log says so.
 import { createHash } from 'node:crypto'
 import { createClient } from 'redis'
@@ -19,14 +19,28 @@ import { keptPolicyOf, keptPolicyText, type StsStore } from './service'
 /** a delivery waits at most this long for Redis (the first connection, then an answer) */
 const READ_MS = 1_000
 const WRITE_MS = 1_000
+/** after the store is made, commands wait (each at most READ_MS or WRITE_MS) for the first connection this long; later, none */
+const FIRST_CONNECTION_MS = 2_000
+
+// newer wins: a policy is written unless the key holds one fetched later; a drop removes only what was seen.
+// So a write that reaches Redis late (it was sent, then Redis stalled) never replaces another node's newer policy.
+const SET_NEWER =
+    "local cur = redis.call('GET', KEYS[1]) " +
+    'if cur then local ok, o = pcall(cjson.decode, cur) ' +
+    "if ok and type(o) == 'table' and tonumber(o.fetchedAt) and tonumber(o.fetchedAt) > tonumber(ARGV[2]) then return 0 end end " +
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) return 1"
+const DROP_SEEN =
+    "local cur = redis.call('GET', KEYS[1]) " +
+    'if cur then local ok, o = pcall(cjson.decode, cur) ' +
+    "if ok and type(o) == 'table' and tonumber(o.fetchedAt) and tonumber(o.fetchedAt) > tonumber(ARGV[1]) then return 0 end end " +
+    "return redis.call('DEL', KEYS[1])"
 
 export class RedisStsStore implements StsStore {
     private readonly client: ReturnType<typeof createClient>
     private readonly notice: OperatorNotice
     private closed = false
     private waiting?: Promise<void>
-    /** the connection was ready once: from then on a command while it is down fails at once */
-    private wasReady = false
+    private readonly made = Date.now()
 
     /** Throws when node-redis refuses the URL (the configuration checks it first: lib/config.ts redisUrlProblem). */
     constructor(
@@ -41,7 +55,6 @@ export class RedisStsStore implements StsStore {
         })
         // without a listener an 'error' event would end Haraka (C29); the client reconnects by itself
         this.client.on('error', (e: Error) => this.fault(e?.message ?? String(e)))
-        this.client.on('ready', () => (this.wasReady = true))
         this.client.connect().catch((e: Error) => this.fault(e?.message ?? String(e)))
         this.client.unref()
     }
@@ -72,7 +85,9 @@ export class RedisStsStore implements StsStore {
     /** One command, within `ms` (waiting for the first connection included); never sent once it gave up. */
     private async command(args: string[], ms: number): Promise<unknown> {
         if (this.closed) throw new Error('the store was closed')
-        if (!this.client.isReady && this.wasReady) throw new Error('not reachable')
+        // only the first connection is waited for (briefly): a Redis that is down fails a command at once, so no
+        // delivery waits on it and nothing piles up behind it
+        if (!this.client.isReady && Date.now() - this.made > FIRST_CONNECTION_MS) throw new Error('not reachable')
         let timer: NodeJS.Timeout | undefined
         let gaveUp = false
         const late = new Promise<never>((_, reject) => {
@@ -102,10 +117,19 @@ export class RedisStsStore implements StsStore {
         return typeof text === 'string' ? keptPolicyOf(text, domain) : undefined
     }
 
-    async set(domain: string, c: CachedPolicy | undefined): Promise<string | undefined> {
+    async set(domain: string, c: CachedPolicy): Promise<string | undefined> {
+        const ttl = String(Math.max(1, c.expires - Date.now()))
         try {
-            if (!c) await this.command(['DEL', this.key(domain)], WRITE_MS)
-            else await this.command(['SET', this.key(domain), keptPolicyText(domain, c), 'PX', String(Math.max(1, c.expires - Date.now()))], WRITE_MS)
+            await this.command(['EVAL', SET_NEWER, '1', this.key(domain), keptPolicyText(domain, c), String(c.fetchedAt), ttl], WRITE_MS)
+            return undefined
+        } catch (e) {
+            return `Redis ${this.where}: ${(e as Error)?.message ?? e}`
+        }
+    }
+
+    async drop(domain: string, seen: CachedPolicy): Promise<string | undefined> {
+        try {
+            await this.command(['EVAL', DROP_SEEN, '1', this.key(domain), String(seen.fetchedAt)], WRITE_MS)
             return undefined
         } catch (e) {
             return `Redis ${this.where}: ${(e as Error)?.message ?? e}`

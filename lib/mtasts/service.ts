@@ -1,7 +1,8 @@
 // MTA-STS (RFC 8461): the policy of a destination, from what is kept, its `_mta-sts` TXT record through
 // the validating resolver, and a fetch when the rules (lib/mtasts/cache-rules.ts) say so. The I/O edge of
 // MTA-STS: the store, the resolver and the HTTPS fetch are given; one fetch at a time per domain; never
-// throws, never blocks the event loop.
+// blocks the event loop. A fault is never read as "no policy" (C36): a store that cannot be read, an internal
+// error or a lookup that hangs leaves in force what this process holds, or, holding nothing, defers.
 import fs from 'node:fs'
 import path from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
@@ -15,8 +16,13 @@ import { planFetch, stsState, type CachedPolicy, type FetchOutcome, type FetchPl
 export interface StsStore {
     /** The policy kept for a domain, or undefined when none is; rejects when the store could not be read. */
     get(domain: string): Promise<CachedPolicy | undefined>
-    /** Keep (or, with undefined, drop) a domain's policy. Never rejects: why it could not be written, or undefined. */
-    set(domain: string, c: CachedPolicy | undefined): Promise<string | undefined>
+    /**
+     * Keep a domain's policy, unless the store holds one fetched later (another node's, or this process's
+     * newer write that arrived first). Never rejects: why it could not be written, or undefined.
+     */
+    set(domain: string, c: CachedPolicy): Promise<string | undefined>
+    /** Drop the policy `seen` (a max_age 0 fetched since), unless the store holds one fetched later. Never rejects. */
+    drop(domain: string, seen: CachedPolicy): Promise<string | undefined>
     close?(): Promise<void>
 }
 
@@ -69,13 +75,16 @@ export class FileStsStore implements StsStore {
         return keptPolicyOf(text, domain)
     }
 
-    async set(domain: string, c: CachedPolicy | undefined): Promise<string | undefined> {
+    /** The policy in the file now, or undefined when there is none or it cannot be read (then the write goes ahead). */
+    private async current(domain: string): Promise<CachedPolicy | undefined> {
+        return this.get(domain).catch(() => undefined)
+    }
+
+    async set(domain: string, c: CachedPolicy): Promise<string | undefined> {
         const f = this.file(domain)
         try {
-            if (!c) {
-                await fs.promises.rm(f, { force: true })
-                return undefined
-            }
+            const now = await this.current(domain)
+            if (now && now.fetchedAt > c.fetchedAt) return undefined
             await fs.promises.mkdir(this.dir, { recursive: true })
             const tmp = `${f}.${process.pid}.${randomBytes(4).toString('hex')}`
             try {
@@ -84,6 +93,17 @@ export class FileStsStore implements StsStore {
             } finally {
                 await fs.promises.rm(tmp, { force: true })
             }
+            return undefined
+        } catch (e) {
+            return (e as Error)?.message ?? String(e)
+        }
+    }
+
+    async drop(domain: string, seen: CachedPolicy): Promise<string | undefined> {
+        try {
+            const now = await this.current(domain)
+            if (now && now.fetchedAt > seen.fetchedAt) return undefined
+            await fs.promises.rm(this.file(domain), { force: true })
             return undefined
         } catch (e) {
             return (e as Error)?.message ?? String(e)
@@ -110,8 +130,8 @@ export interface StsServiceDeps {
 
 /** What a service holds in memory besides its store: kept policies it read or wrote, and failed fetches. */
 export interface StsMemory {
-    /** domain → what the store holds, as last read or written by this process (null: nothing kept) */
-    known: Map<string, CachedPolicy | null>
+    /** domain → what the store holds, as last read or written by this process (null: nothing kept), and when */
+    known: Map<string, { kept: CachedPolicy | null; at: number }>
     /** "domain id" → the last failed fetch, for FETCH_RETRY_MS */
     failures: Map<string, { at: number; outcome: FetchOutcome }>
 }
@@ -120,8 +140,12 @@ export interface StsMemory {
 export const FETCH_RETRY_MS = 5 * 60_000
 /** failed fetches remembered at most (the oldest forgotten first) */
 const MAX_FAILURES = 10_000
-/** C30: domains whose kept policy (or its absence) is held in memory, at most (the oldest forgotten first) */
+/** C30: domains whose kept policy (or its absence) is held in memory, at most (an absence or an expired policy forgotten first) */
 export const MAX_KNOWN = 10_000
+/** an absence held in memory is checked in the store again after this long (another node may have kept a policy since) */
+export const ABSENCE_RECHECK_MS = 5 * 60_000
+/** the longest one ask may take beyond its fetch's deadline (the store, the TXT lookup) before it counts as an error */
+const ASK_SLACK_MS = 5_000
 
 /** The policy in force for one delivery, and how it was arrived at (for the log and TLSRPT). */
 export interface StsOutcome extends StsState {
@@ -183,10 +207,15 @@ export class StsPolicies {
         const d = domain.toLowerCase().replace(/\.$/, '')
         const running = this.inflight.get(d)
         if (running) return running
-        const p = this.resolve(d)
+        // one deadline for the whole ask: a store or a lookup that hangs is an error, never an ask that never ends
+        let timer: NodeJS.Timeout | undefined
+        const deadline = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no answer within ${(this.timeoutMs + ASK_SLACK_MS) / 1000} s`)), this.timeoutMs + ASK_SLACK_MS)
+        })
+        const p = Promise.race([this.resolve(d), deadline])
             .catch((e: Error): StsOutcome => {
                 const why = e?.message ?? String(e)
-                const held = this.memory.known.get(d)
+                const held = this.memory.known.get(d)?.kept
                 if (held && held.expires > (this.deps.now ?? Date.now)())
                     return {
                         domain: d,
@@ -196,30 +225,58 @@ export class StsPolicies {
                         keep: held,
                         reason: `internal error (${why}); the policy this process holds (id ${held.id}) stays in force`,
                     }
-                throw new Error(`MTA-STS for ${d}: internal error: ${why}`)
+                throw new Error(`MTA-STS for ${d}: ${why}`)
             })
-            .finally(() => this.inflight.delete(d))
+            .finally(() => {
+                clearTimeout(timer)
+                this.inflight.delete(d)
+            })
         this.inflight.set(d, p)
         return p
     }
 
+    /** Hold what the store has for a domain (C30: bounded; an absence or an expired policy goes first). */
+    private hold(domain: string, kept: CachedPolicy | null, now: number): void {
+        const { known } = this.memory
+        known.delete(domain)
+        if (known.size >= MAX_KNOWN) {
+            let victim: string | undefined
+            let looked = 0
+            for (const [d, e] of known) {
+                victim ??= d
+                if (!e.kept || e.kept.expires <= now) {
+                    victim = d
+                    break
+                }
+                if (++looked >= 1000) break
+            }
+            if (victim !== undefined) known.delete(victim)
+        }
+        known.set(domain, { kept, at: now })
+    }
+
     private async resolve(domain: string): Promise<StsOutcome> {
         const now = (this.deps.now ?? Date.now)()
-        const { known, failures } = this.memory
-        const txt = txtOutcome(await this.deps.lookupTxt(stsRecordName(domain)))
+        const { failures } = this.memory
+        const answer = await this.deps.lookupTxt(stsRecordName(domain))
+        const txt = txtOutcome(answer)
         const id = txt.kind === 'record' ? txt.record.id : undefined
-        // what this process holds; the store is read when it holds nothing for the domain, or when what it holds
-        // would be fetched again (expired, due, another id): another node, or this process before a restart or a
-        // reload, may have kept a newer policy. Not once a delivery.
-        const held = known.get(domain)
-        let cached = held ?? undefined
+        // what this process holds; the store is read when it holds nothing for the domain, an absence checked more
+        // than ABSENCE_RECHECK_MS ago, or a policy it would fetch again (expired, due, another id): another node, or
+        // this process before a restart, may have kept a newer policy. Not once a delivery.
+        const entry = this.memory.known.get(domain)
+        const held = entry?.kept ?? undefined
+        let cached = held
         let readFailed = false
-        if (held === undefined || planFetch(now, cached, txt).fetch) {
+        let readDone = false
+        let stored: CachedPolicy | undefined
+        if (!entry || (entry.kept === null && now - entry.at >= ABSENCE_RECHECK_MS) || planFetch(now, cached, txt).fetch) {
             try {
-                const stored = await this.deps.store.get(domain)
+                stored = await this.deps.store.get(domain)
+                readDone = true
                 if (stored && (!cached || stored.fetchedAt > cached.fetchedAt)) cached = stored
             } catch (e) {
-                // a store that cannot be read is not "nothing kept": what this process holds stands, and nothing is remembered
+                // a store that cannot be read is not "nothing kept": what this process holds stands, nothing is remembered
                 readFailed = true
                 this.storeNotice.throttled(
                     `haraka-plugin-dane: the kept MTA-STS policies cannot be read (${(e as Error)?.message ?? e}); this process uses what it holds in memory`,
@@ -259,17 +316,22 @@ export class StsPolicies {
             }
         }
         const state = stsState((this.deps.now ?? Date.now)(), cached, txt, fetched)
-        // nothing is erased from a store this process could not read (its policy may be there, and newer)
-        if (state.keep !== cached && !(readFailed && !state.keep)) {
+        // C36: the store unreadable and nothing held: whether a policy is kept is unknown. Unless the DNS proved
+        // (DNSSEC) there is no record, or a policy was just fetched, that is an error (the message defers), never "none"
+        if (readFailed && !entry && !state.inForce && !(answer.status !== 'ok' && answer.status !== 'failed' && answer.secure))
+            throw new Error(`the kept policies cannot be read and this process holds nothing for ${domain}`)
+        if (state.keep && (state.keep !== cached || (readDone && stored === undefined))) {
+            // a policy fetched, or one the store lacks (a write that failed before, a store emptied): kept
             const why = await this.deps.store.set(domain, state.keep)
             if (why)
                 this.storeNotice.throttled(`haraka-plugin-dane: the MTA-STS policy of ${domain} could not be kept (${why}); this process holds it in memory`)
+        } else if (!state.keep && cached && cached.expires > now && fetched?.kind === 'policy') {
+            // a policy with max_age 0 replaced a live one: dropped (an expired one lapses by itself, never deleted:
+            // another node may have just kept a newer one)
+            const why = await this.deps.store.drop(domain, cached)
+            if (why) this.storeNotice.throttled(`haraka-plugin-dane: the MTA-STS policy of ${domain} could not be dropped (${why})`)
         }
-        known.delete(domain)
-        if (state.keep || !readFailed) {
-            if (known.size >= MAX_KNOWN) known.delete(known.keys().next().value as string)
-            known.set(domain, state.keep ?? null)
-        }
+        if (state.keep || !readFailed) this.hold(domain, state.keep ?? null, now)
         return { domain, id, plan, fetchedFrom, ...state }
     }
 }

@@ -169,7 +169,8 @@ describe('MTA-STS: the policy in force, from real DNS and a real policy server (
         now += H // expired
         const expired = await service().policyFor('sts.test')
         assert.deepEqual([expired.inForce, expired.resultType], [undefined, 'sts-policy-fetch-error'])
-        assert.equal(fs.existsSync(new FileStsStore(dir).file('sts.test')), false, 'an expired policy is not kept')
+        // an expired policy lapses where it is kept, never deleted (another node may have just kept a newer one)
+        assert.ok(JSON.parse(fs.readFileSync(new FileStsStore(dir).file('sts.test'), 'utf8')).expires <= now)
         assert.deepEqual(faults, [])
     })
 })

@@ -51,6 +51,41 @@ describe('config (C1, C21–C23)', () => {
             [DEFAULTS.tlsrpt.enabled, DEFAULTS.tlsrpt.directory, DEFAULTS.tlsrpt.sendAfterMinutes, DEFAULTS.tlsrpt.spreadMinutes],
             [false, 'dane-tlsrpt', 60, 180],
         )
+        // MTA-STS on, node's CA store, policies kept in files under Haraka's directory (README: [mtasts])
+        assert.deepEqual(r.config!.mtasts, DEFAULTS.mtasts)
+        assert.deepEqual(
+            [DEFAULTS.mtasts.enabled, DEFAULTS.mtasts.caFile, DEFAULTS.mtasts.directory, DEFAULTS.mtasts.timeoutSeconds, DEFAULTS.mtasts.store],
+            [true, '', 'dane-mta-sts', 10, 'file'],
+        )
+    })
+
+    it('C23: [mtasts] (RFC 8461): its settings read, and bad ones are errors on their lines (a Redis URL never echoed)', () => {
+        assert.deepEqual(
+            ok(
+                '[mtasts]\nenabled=false\nca_file=/etc/ssl/private-ca.pem\ndirectory=/var/lib/sts\ntimeout_seconds=5\nstore=redis\nredis_url=redis://:pw@10.0.0.5:6380/2\nredis_prefix=sts1',
+            ).mtasts,
+            {
+                enabled: false,
+                caFile: '/etc/ssl/private-ca.pem',
+                directory: '/var/lib/sts',
+                timeoutSeconds: 5,
+                store: 'redis',
+                redisUrl: 'redis://:pw@10.0.0.5:6380/2',
+                redisPrefix: 'sts1',
+            },
+        )
+        const r = buildConfig(ini('[mtasts]\nenabled=maybe\ntimeout_seconds=0\nstore=memory\nredis_url=http://:secret@host/\ndirectory='), exc(''))
+        assert.deepEqual(
+            r.errors.map((e) => [e.line, e.message]),
+            [
+                [2, 'mtasts.enabled: not true or false, got "maybe"'],
+                [3, 'mtasts.timeout_seconds: not a whole number of seconds from 1 to 60, got "0"'],
+                [4, 'mtasts.store: not file or redis, got "memory"'],
+                [5, 'mtasts.redis_url: not a redis:// or rediss:// URL (redis[s]://[[user]:password@]host[:port][/db])'],
+                [6, 'mtasts.directory: empty, got ""'],
+            ],
+        )
+        assert.equal(r.config, undefined)
     })
 
     it('C23: [tlsrpt] (RFC 8460): on with who reports; on without them, or with a bad address, is an error on its line', () => {

@@ -3,9 +3,11 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { FileStsStore, StsPolicies, type StsStore } from '../../lib/mtasts/service'
+import { FileStsStore, MAX_KNOWN, StsPolicies, type StsStore } from '../../lib/mtasts/service'
 import type { CachedPolicy } from '../../lib/mtasts/cache-rules'
 import { txtAnswer } from '../world/tlsrpt-fixtures'
+import { openStsService } from '../../lib/mtasts/open'
+import { DEFAULTS } from '../../lib/config'
 import { allowedBy, MAX_AGE_S, mxMatches, parseStsPolicy, parseStsRecords } from '../../lib/mtasts/policy'
 import { planFetch, REFRESH_BEFORE_MS, stsState } from '../../lib/mtasts/cache-rules'
 import { applySts, stsAsked } from '../../lib/mtasts/apply'
@@ -255,10 +257,13 @@ describe('MTA-STS faults never read as "no policy"', () => {
                 if (s.failing) throw new Error('EIO: the disk')
                 return s.kept.get(d)
             },
-            async set(d: string, c: CachedPolicy | undefined) {
+            async set(d: string, c: CachedPolicy) {
                 if (s.failing) return 'EIO: the disk'
-                if (c) s.kept.set(d, c)
-                else s.kept.delete(d)
+                s.kept.set(d, c)
+                return undefined
+            },
+            async drop(d: string) {
+                s.kept.delete(d)
                 return undefined
             },
         }
@@ -277,10 +282,10 @@ describe('MTA-STS faults never read as "no policy"', () => {
         const held = await s.policyFor('example')
         assert.equal(held.inForce?.mode, 'enforce')
         assert.match(held.reason, /internal error \(resolver exploded\); the policy this process holds \(id a1\) stays in force/)
-        await assert.rejects(service(memoryStore(), txt).policyFor('example'), /MTA-STS for example: internal error: resolver exploded/)
+        await assert.rejects(service(memoryStore(), txt).policyFor('example'), /MTA-STS for example: resolver exploded/)
     })
 
-    it('C36: a store that cannot be read is not "nothing kept": nothing is erased from it, no absence remembered, read again next time', async () => {
+    it('C36: a store that cannot be read is not "nothing kept": unknown is an error, nothing is erased, no absence remembered, read again next time', async () => {
         const store = memoryStore()
         store.kept.set('example', {
             policy: { mode: 'enforce', mx: ['mx.example'], maxAge: 86400 },
@@ -289,10 +294,9 @@ describe('MTA-STS faults never read as "no policy"', () => {
             expires: Date.now() + 86400_000,
         })
         store.failing = true
-        // the fetch fails too: no policy for this delivery (nothing known), and the store's policy is not erased
+        // the fetch fails too: whether a policy is kept is unknown: an error (the message defers), and nothing is erased
         const s = service(store, async () => answer('a1'), false)
-        const blind = await s.policyFor('example')
-        assert.equal(blind.inForce, undefined)
+        await assert.rejects(s.policyFor('example'), /the kept policies cannot be read and this process holds nothing for example/)
         assert.equal(store.kept.has('example'), true)
         store.failing = false
         const reads = store.reads
@@ -304,6 +308,25 @@ describe('MTA-STS faults never read as "no policy"', () => {
         assert.equal(store.reads, reads + 1)
     })
 
+    it('C30, C36: memory is bounded, and a full memory forgets absences before a live policy (hostile domains cannot push it out)', async () => {
+        const store = memoryStore()
+        let txtFor = (name: string) => (name === '_mta-sts.victim.example' ? answer('v1') : txtAnswer(name, 'nxdomain'))
+        // the victim's policy, held first (the oldest entry)
+        const s2 = new StsPolicies({
+            lookupTxt: async (name) => txtFor(name),
+            addresses: async () => [],
+            store,
+            fetch: async (domain) => ({ ok: true, host: `mta-sts.${domain}`, text: 'version: STSv1\nmode: enforce\nmx: mx.victim.example\nmax_age: 86400\n' }),
+        })
+        assert.equal((await s2.policyFor('victim.example')).inForce?.mode, 'enforce')
+        for (let i = 0; i < MAX_KNOWN + 50; i++) await s2.policyFor(`d${i}.hostile.example`)
+        assert.equal(s2.memory.known.size, MAX_KNOWN)
+        // the store now fails and the record is blocked: the victim's policy is still held
+        store.failing = true
+        txtFor = (name) => txtAnswer(name, 'failed')
+        assert.equal((await s2.policyFor('victim.example')).inForce?.mode, 'enforce')
+    })
+
     it('C36: a file store that cannot be read rejects (not "nothing kept"); a missing file is nothing kept', async () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-sts-eio-'))
         try {
@@ -311,6 +334,39 @@ describe('MTA-STS faults never read as "no policy"', () => {
             assert.equal(await store.get('example'), undefined)
             fs.mkdirSync(store.file('example')) // a directory where the file should be: EISDIR
             await assert.rejects(store.get('example'), /EISDIR/)
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true })
+        }
+    })
+})
+
+describe('MTA-STS as [mtasts] sets it up', () => {
+    it('C23, C36: a CA file without a certificate, or a policy directory that cannot be used, stops the set-up with the reason', () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-sts-open-'))
+        try {
+            const settings = { ...DEFAULTS.mtasts }
+            const resolver = () => ({ lookup: async (name: string) => txtAnswer(name, 'nxdomain') })
+            const notCa = path.join(dir, 'not-a-ca.pem')
+            fs.writeFileSync(notCa, 'hello\n')
+            assert.throws(
+                () => openStsService(settings, { dir, caFile: notCa, resolver, fault: () => undefined }),
+                /mtasts\.ca_file .*not-a-ca\.pem holds no PEM certificate/,
+            )
+            const aFile = path.join(dir, 'a-file')
+            fs.writeFileSync(aFile, '')
+            assert.throws(
+                () => openStsService(settings, { dir: path.join(aFile, 'sts'), caFile: '', resolver, fault: () => undefined }),
+                /mtasts\.directory .* cannot be used: .*ENOTDIR/,
+            )
+            const ready = openStsService(settings, { dir: path.join(dir, 'sts'), caFile: '', resolver, fault: () => undefined })
+            assert.equal(fs.statSync(path.join(dir, 'sts')).isDirectory(), true)
+            // a reload keeps the memory, whatever the store
+            const again = openStsService(
+                { ...settings, store: 'file' },
+                { dir: path.join(dir, 'other'), caFile: '', resolver, fault: () => undefined, previous: ready },
+            )
+            assert.equal(again.policies.memory, ready.policies.memory)
+            assert.notEqual(again.store, ready.store)
         } finally {
             fs.rmSync(dir, { recursive: true, force: true })
         }
