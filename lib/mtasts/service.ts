@@ -124,8 +124,10 @@ export interface StsServiceDeps {
     now?: () => number
     /** a kept policy that could not be written or read (the disk, Redis), for Haraka's log */
     fault?: (message: string) => void
-    /** what a service before a configuration reload held (the same store): carried over, never dropped */
+    /** what a service before a configuration reload held: carried over, never dropped */
     memory?: StsMemory
+    /** how long an ask may take beyond its fetch's deadline (the store, the TXT lookup); default ASK_SLACK_MS */
+    askSlackMs?: number
 }
 
 /** What a service holds in memory besides its store: kept policies it read or wrote, and failed fetches. */
@@ -145,7 +147,7 @@ export const MAX_KNOWN = 10_000
 /** an absence held in memory is checked in the store again after this long (another node may have kept a policy since) */
 export const ABSENCE_RECHECK_MS = 5 * 60_000
 /** the longest one ask may take beyond its fetch's deadline (the store, the TXT lookup) before it counts as an error */
-const ASK_SLACK_MS = 5_000
+export const ASK_SLACK_MS = 5_000
 
 /** The policy in force for one delivery, and how it was arrived at (for the log and TLSRPT). */
 export interface StsOutcome extends StsState {
@@ -158,7 +160,8 @@ export interface StsOutcome extends StsState {
 }
 
 export class StsPolicies {
-    private readonly inflight = new Map<string, Promise<StsOutcome>>()
+    private readonly inflight = new Map<string, { p: Promise<StsOutcome>; started: number; expire: (e: Error) => void }>()
+    private watchdog?: NodeJS.Timeout
     readonly memory: StsMemory
     private readonly storeNotice: OperatorNotice
 
@@ -206,12 +209,11 @@ export class StsPolicies {
     policyFor(domain: string): Promise<StsOutcome> {
         const d = domain.toLowerCase().replace(/\.$/, '')
         const running = this.inflight.get(d)
-        if (running) return running
-        // one deadline for the whole ask: a store or a lookup that hangs is an error, never an ask that never ends
-        let timer: NodeJS.Timeout | undefined
-        const deadline = new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`no answer within ${(this.timeoutMs + ASK_SLACK_MS) / 1000} s`)), this.timeoutMs + ASK_SLACK_MS)
-        })
+        if (running) return running.p
+        // one deadline for the whole ask (a store or a lookup that hangs is an error, never an ask that never ends),
+        // kept by one watchdog for every ask under way rather than a timer each
+        let expire: (e: Error) => void = () => undefined
+        const deadline = new Promise<never>((_, reject) => (expire = reject))
         const p = Promise.race([this.resolve(d), deadline])
             .catch((e: Error): StsOutcome => {
                 const why = e?.message ?? String(e)
@@ -227,12 +229,28 @@ export class StsPolicies {
                     }
                 throw new Error(`MTA-STS for ${d}: ${why}`)
             })
-            .finally(() => {
-                clearTimeout(timer)
-                this.inflight.delete(d)
-            })
-        this.inflight.set(d, p)
+            .finally(() => this.inflight.delete(d))
+        this.inflight.set(d, { p, started: Date.now(), expire })
+        this.watch()
         return p
+    }
+
+    /** The watchdog of asks under way: one that outlives its fetch's deadline by ASK_SLACK_MS is failed. */
+    private watch(): void {
+        if (this.watchdog) return
+        this.watchdog = setInterval(
+            () => {
+                const limit = this.timeoutMs + (this.deps.askSlackMs ?? ASK_SLACK_MS)
+                const now = Date.now()
+                for (const a of this.inflight.values()) if (now - a.started > limit) a.expire(new Error(`no answer within ${limit / 1000} s`))
+                if (this.inflight.size === 0) {
+                    clearInterval(this.watchdog)
+                    this.watchdog = undefined
+                }
+            },
+            Math.min(1000, this.timeoutMs),
+        )
+        this.watchdog.unref()
     }
 
     /** Hold what the store has for a domain (C30: bounded; an absence or an expired policy goes first). */

@@ -327,6 +327,16 @@ describe('MTA-STS faults never read as "no policy"', () => {
         assert.equal((await s2.policyFor('victim.example')).inForce?.mode, 'enforce')
     })
 
+    it('C36: an ask that hangs (a store that never answers) fails after its deadline: the message defers, the ask is not stuck', async () => {
+        const hanging: StsStore = { get: () => new Promise(() => undefined), set: async () => undefined, drop: async () => undefined }
+        const s = new StsPolicies({ lookupTxt: async () => answer('h1'), addresses: async () => [], store: hanging, timeoutMs: 100, askSlackMs: 200 })
+        const t0 = Date.now()
+        await assert.rejects(s.policyFor('example'), /MTA-STS for example: no answer within 0\.3 s/)
+        assert.ok(Date.now() - t0 < 1000, `${Date.now() - t0} ms`)
+        // a later ask starts afresh (the hung one is not joined)
+        await assert.rejects(s.policyFor('example'), /no answer within/)
+    })
+
     it('C36: a file store that cannot be read rejects (not "nothing kept"); a missing file is nothing kept', async () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-sts-eio-'))
         try {
