@@ -23,8 +23,8 @@ import { dayRange, reportFilename, reportOfTallies, utcDay } from '../lib/tlsrpt
 import { tlsrptRecordName } from '../lib/tlsrpt/policy-record'
 import type { DomainOutcome } from '../lib/tlsrpt/send'
 import { sendNowFile } from '../lib/tlsrpt/scheduler'
-import { decide, type Decision, type HostDecision, serverName } from '../lib/policy'
-import { probe, type ProbeResult } from '../lib/probe'
+import { decide, type Decision, type HostDecision, serverName, tlsaQueryName } from '../lib/policy'
+import { probe, type CertType, type ProbeResult } from '../lib/probe'
 import { Resolver, ResolverConfigError, type Answer, type RRType } from '../lib/resolver'
 import { tlsaFromText, unusableReason, type TlsaRecord } from '../lib/tlsa'
 import { associationData, parseChain, rfc8460ResultType, type VerifyResult } from '../lib/verify'
@@ -52,19 +52,32 @@ const RESOLVER_HELP = `  --resolver ADDR[:PORT]  validating resolver to ask (def
   --timeout MS            timeout per DNS attempt and per SMTP step (default 5000)
   -q, --quiet             no progress messages on stderr`
 
-const USAGE_CHECK = `Usage: ${PROG} check <domain> [--json] [--resolver ADDR[:PORT]] [--trust-resolver] [--timeout MS] [--ehlo NAME] [--sts-ca FILE] [--haraka DIR] [-q]
+const USAGE_CHECK = `Usage: ${PROG} check <domain> [--json] [--resolver ADDR[:PORT]] [--trust-resolver] [--timeout MS] [--ehlo NAME]
+                   [-4|-6] [--days N] [--selftest NAME] [--sts-ca FILE] [--haraka DIR] [-q]
 
 Runs the plugin's DANE decision (RFC 7672) for <domain>, prints it for every MX host,
-then probes each address of each host that would be used: EHLO, STARTTLS, the TLS
-handshake (SNI = TLSA base domain for DANE hosts), and DANE verification of the
-presented chain.
+then probes every address (A and AAAA) of each host that would be used: EHLO, STARTTLS,
+the TLS handshake (SNI = TLSA base domain for DANE hosts), and DANE verification of the
+presented chain. A DANE host is probed twice, offering only ECDSA and then only RSA
+signature algorithms: each certificate type it serves must match its TLSA records.
 
-  --json                  print one JSON object (decision, probes, verdict, exitCode)
+  --json                  print one JSON object (decision, probes, verdict, dnssec, reporting, exitCode)
 ${RESOLVER_HELP}
   --ehlo NAME             EHLO name to send (default: this host's name)
+  -4, --ipv4-only         probe only IPv4 addresses
+  -6, --ipv6-only         probe only IPv6 addresses
+  --days N                look N days ahead (default 14; 0: off): a DANE-TA chain that would no longer
+                          verify, or a certificate whose dates matter (below a DANE-TA anchor, or PKIX for
+                          MTA-STS) that expires within N days, is a WARNING
+  --selftest NAME         the resolver self-test: NAME A must come back with AD set (default ".", the
+                          root; "" to skip); a resolver that does not validate is CRITICAL
   --sts-ca FILE           CA certificates (PEM) for MTA-STS (policy host, MX hosts) instead of
                           node's store (default: the ca_file of --haraka's [mtasts])
   --haraka DIR            also show the MTA-STS policy that Haraka in DIR keeps for <domain>
+
+DNSSEC: the AD bit of every answer the decision used is shown; for each host whose TLSA
+answer was a secure denial, A is asked at the same name, and a failure there (a broken
+denial of existence) is a WARNING.
 
 MTA-STS (RFC 8461) is applied as the plugin applies it, with the policy published now, to
 the MX hosts without DANE: under enforce a host the policy does not name is skipped, and
@@ -72,13 +85,19 @@ each other host must present a certificate PKIX-valid for its name (CRITICAL if 
 testing a certificate that is not is a WARNING. Then the domain's TLSRPT record (RFC 8460:
 where its reports go) and the MTA-STS policy: mode, mx patterns, which MX hosts it allows.
 
-Status (first line, Nagios style):
+The first line is Nagios style, with performance data after "|": dns_ms (the decision's
+lookups), handshake_ms (the slowest handshake), expiry_days (the nearest expiry that
+matters; WARNING level --days).
+
+Status:
   CRITICAL  mail would be deferred (e.g. every host's TLSA lookup fails), a DANE host fails
-            verification or does not offer STARTTLS, an encrypt host has no working STARTTLS,
-            an MTA-STS (enforce) host fails PKIX
+            verification (with either certificate type) or does not offer STARTTLS, an encrypt
+            host has no working STARTTLS, an MTA-STS (enforce) host fails PKIX, the resolver
+            does not validate
   WARNING   some hosts skipped, a DANE host verified by the only TLSA record published
             (no next key: the next key change breaks delivery), TLSA records all unusable
-            (encrypt only), an address that cannot be reached
+            (encrypt only), an address that cannot be reached, an expiry within --days, a
+            broken denial of existence
   OK        otherwise, including domains where DANE does not apply
   UNKNOWN   bad usage, or the resolver cannot be reached
 `
@@ -318,7 +337,16 @@ function checkJson(decision: Decision, report: CheckReport): Record<string, unkn
                 host: h.name,
                 mode: h.mode,
                 ...p,
-                tls: tls ? { protocol: tls.protocol, cipher: tls.cipher, servername: tls.servername, handshakeMs: tls.handshakeMs, chain: a.chain } : undefined,
+                tls: tls
+                    ? {
+                          protocol: tls.protocol,
+                          cipher: tls.cipher,
+                          servername: tls.servername,
+                          handshakeMs: tls.handshakeMs,
+                          chain: a.chain,
+                          expiresInDays: a.expiresInDays,
+                      }
+                    : undefined,
                 verify: verifyJson(a.verify),
                 matchingRecords: a.matching,
                 status: a.status,
@@ -336,6 +364,7 @@ function checkJson(decision: Decision, report: CheckReport): Record<string, unkn
             summary: report.summary,
             problems: report.problems,
             hosts: report.hosts.map((h) => ({ name: h.name, mode: h.mode, status: h.status, problems: h.problems, notes: h.notes })),
+            perfdata: report.perfdata,
         },
         exitCode: report.exitCode,
     }
@@ -381,10 +410,28 @@ async function decideWithProgress(
 }
 
 async function cmdCheck(args: string[], out: Out): Promise<number> {
-    const cmd = parseDomainCommand(args, { ehlo: { type: 'string' }, 'sts-ca': { type: 'string' }, haraka: { type: 'string' } }, USAGE_CHECK, out)
+    const cmd = parseDomainCommand(
+        args,
+        {
+            ehlo: { type: 'string' },
+            'sts-ca': { type: 'string' },
+            haraka: { type: 'string' },
+            'ipv4-only': { type: 'boolean', short: '4' },
+            'ipv6-only': { type: 'boolean', short: '6' },
+            days: { type: 'string' },
+            selftest: { type: 'string' },
+        },
+        USAGE_CHECK,
+        out,
+    )
     if (!cmd) return 0
     const { values, domain } = cmd
     const timeoutMs = parseTimeout(values.timeout as string | undefined)
+    if (values['ipv4-only'] && values['ipv6-only']) throw new UsageError('-4 and -6 exclude each other')
+    const family = values['ipv4-only'] ? 4 : values['ipv6-only'] ? 6 : undefined
+    const days = values.days === undefined ? DEFAULT_DAYS : Number(values.days)
+    if (!Number.isInteger(days) || days < 0 || days > 3650) throw new UsageError(`--days: "${values.days}" is not a whole number of days (0..3650)`)
+    const selfTestName = values.selftest === undefined ? '.' : String(values.selftest)
     const ehloName = values.ehlo !== undefined ? String(values.ehlo) : undefined
     if (ehloName !== undefined && !/^[\x21-\x7e]+$/.test(ehloName)) throw new UsageError('--ehlo: not a host name')
     // read first: a bad path is a usage error before anything is probed
@@ -399,7 +446,9 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
             throw new UsageError(`${values['sts-ca'] !== undefined ? '--sts-ca' : `[mtasts] ca_file of ${haraka!.iniFile}`}: ${(e as Error).message}`, false)
         }
     }
+    const dnsStarted = Date.now()
     const { decision: decided, answers, progress } = await decideWithProgress(domain, values, timeoutMs, out)
+    const dnsMs = Date.now() - dnsStarted
     // MTA-STS as the plugin applies it (lib/mtasts/apply): the policy published now, for the hosts without DANE
     const reporting = await reportingRecords(domain, decided, values, stsCa, timeoutMs, progress)
     const decision = reporting.outcome && stsAsked(decided).ask ? applySts(decided, reporting.outcome) : decided
@@ -415,28 +464,94 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
             probes[h.name] = []
             // MTA-STS: the certificate checked by PKIX for the MX host name (enforced, or reported in testing)
             const pkixFor = h.mode === 'sts' || h.sts?.mode === 'testing' ? { host: h.name, ca: stsCa } : undefined
-            h.addresses.forEach((address, i) => {
-                progress(`probing ${h.name} [${address}]:25 (${h.mode}, SNI ${servername})`)
-                jobs.push(
-                    probe({ address, servername, timeoutMs, ehloName, pkixFor }).then((p) => {
-                        probes[h.name][i] = p
-                    }),
-                )
+            // every address of both families (or the one -4/-6 names); a DANE host with each certificate type, since
+            // each type it serves must match its TLSA records
+            const types: (CertType | undefined)[] = h.mode === 'dane' ? ['ECDSA', 'RSA'] : [undefined]
+            const addresses = h.addresses.filter((a) => family === undefined || (a.includes(':') ? 6 : 4) === family)
+            addresses.forEach((address, i) => {
+                types.forEach((certType, j) => {
+                    progress(`probing ${h.name} [${address}]:25 (${h.mode}, SNI ${servername}${certType ? `, ${certType}` : ''})`)
+                    jobs.push(
+                        probe({ address, servername, timeoutMs, ehloName, pkixFor, certType }).then((p) => {
+                            probes[h.name][i * types.length + j] = p
+                        }),
+                    )
+                })
             })
         }
     }
     await Promise.all(jobs)
 
-    const report = checkVerdict(decision, probes, { resolverUnreachable: resolverUnreachable(answers) })
+    // DNSSEC: the resolver self-test, and internet.nl's check of each secure TLSA denial (A at the same name)
+    const unreachable = resolverUnreachable(answers)
+    const { selfTest, denial } = unreachable ? { selfTest: undefined, denial: {} } : await dnssecChecks(decision, values, timeoutMs, selfTestName, progress)
+    const report = checkVerdict(decision, probes, { resolverUnreachable: unreachable, days, selfTest, denial, dnsMs })
     if (values.json) {
-        out.stdout(`${JSON.stringify({ ...checkJson(decision, report), reporting: { tlsrpt: reporting.tlsrpt, mtasts: reporting.mtasts } }, null, 2)}\n`)
+        const dnssec = { answers: answers.map(adLine), selfTest: selfTest && adLine(selfTest), denial: Object.values(denial).map(adLine) }
+        out.stdout(
+            `${JSON.stringify({ ...checkJson(decision, report), dnssec, reporting: { tlsrpt: reporting.tlsrpt, mtasts: reporting.mtasts } }, null, 2)}\n`,
+        )
     } else {
         out.stdout(`${report.summary}\n`)
         for (const line of renderCheck(decision, report)) out.stdout(`${line}\n`)
+        for (const line of renderDnssec(answers, selfTest, denial)) out.stdout(`${line}\n`)
         for (const line of renderReporting(reporting.tlsrpt, reporting.mtasts)) out.stdout(`${line}\n`)
         if (haraka) out.stdout(`${await keptPolicyLine(haraka, domain)}\n`)
     }
     return report.exitCode
+}
+
+/** --days: a certificate whose dates matter that expires within this many days is a WARNING */
+const DEFAULT_DAYS = 14
+
+/**
+ * The resolver self-test (a name that must validate: AD set, whatever the answer) and, for each host whose
+ * TLSA answer was a secure denial, an A query at the same name: a broken denial of existence (the commonest
+ * DANE breakage) often shows there (internet.nl's check).
+ */
+async function dnssecChecks(
+    d: Decision,
+    values: Record<string, string | boolean | undefined>,
+    timeoutMs: number,
+    selfTestName: string,
+    progress: (s: string) => void,
+): Promise<{ selfTest?: Answer; denial: Record<string, Answer> }> {
+    const resolver = openResolver(values, timeoutMs)
+    try {
+        const denial: Record<string, Answer> = {}
+        const jobs: Promise<void>[] = []
+        for (const h of d.hosts) {
+            if (h.tlsa.state !== 'none') continue
+            const name = tlsaQueryName(h.tlsa.asked?.at(-1) ?? h.name)
+            jobs.push(resolver.lookup(name, 'A').then((a) => void (denial[h.name] = a)))
+        }
+        let selfTest: Answer | undefined
+        if (selfTestName) {
+            progress(`resolver self-test: ${selfTestName} A must come back with AD set`)
+            jobs.push(resolver.lookup(selfTestName === '.' ? '' : selfTestName.replace(/\.$/, ''), 'A').then((a) => void (selfTest = a)))
+        }
+        await Promise.all(jobs)
+        return { selfTest, denial }
+    } finally {
+        resolver.close()
+    }
+}
+
+/** One answer as the DNSSEC block shows it: name, type, what came back, and the AD bit (danecheck's AD=1). */
+function adLine(a: Answer): { name: string; type: string; status: string; ad: 0 | 1; detail?: string } {
+    return { name: a.name || '.', type: a.type, status: a.status, ad: a.secure ? 1 : 0, ...(a.status === 'failed' ? { detail: a.reason } : {}) }
+}
+
+/** The DNSSEC block of the check: every answer the decision used with its AD bit, the self-test, the denial checks. */
+function renderDnssec(answers: Answer[], selfTest: Answer | undefined, denial: Record<string, Answer>): string[] {
+    const line = (a: Answer): string => {
+        const l = adLine(a)
+        return `  ${l.type} ${l.name}: ${l.status}, AD=${l.ad}${l.detail ? ` (${l.detail})` : ''}`
+    }
+    const out = ['DNSSEC (the AD bit of every answer):', ...answers.map(line)]
+    for (const a of Object.values(denial)) out.push(`${line(a)}   (denial check: the TLSA denial seen from another type)`)
+    if (selfTest) out.push(`${line(selfTest)}   (resolver self-test: ${selfTest.status !== 'failed' && selfTest.secure ? 'validates' : 'DOES NOT VALIDATE'})`)
+    return out
 }
 
 /** The destination's TLSRPT record and MTA-STS policy (fetched now, nothing kept), through the same resolver. */

@@ -8,6 +8,11 @@ function replyLine(r: { code: number; lines: string[] } | undefined): string {
     return r ? `${r.code} ${r.lines[0] ?? ''}`.trim() : '-'
 }
 
+function expiry(days: number | undefined): string {
+    if (days === undefined || Number.isNaN(days)) return 'expiry unknown'
+    return days < 0 ? `expired ${-days} day(s) ago` : `expires in ${days} day(s)`
+}
+
 /** The detail lines after the summary. */
 export function renderCheck(decision: Decision, report: CheckReport): string[] {
     const out: string[] = []
@@ -40,7 +45,7 @@ export function renderCheck(decision: Decision, report: CheckReport): string[] {
         for (const n of hr?.notes ?? []) out.push(`  note: ${n}`)
         for (const a of hr?.addresses ?? []) {
             const p = a.probe
-            out.push(`  ${p.address}:${p.port} [${a.status}] (${p.ms} ms)`)
+            out.push(`  ${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}${p.certType ? ` ${p.certType}` : ''} [${a.status}] (${p.ms} ms)`)
             if (!p.connected) {
                 out.push(`    connect: ${p.error?.message ?? 'failed'}`)
                 continue
@@ -51,7 +56,7 @@ export function renderCheck(decision: Decision, report: CheckReport): string[] {
                 out.push(`    TLS: ${p.tls.protocol ?? '?'} ${p.tls.cipher}; SNI ${p.tls.servername ?? '(none)'}; ${p.tls.handshakeMs} ms`)
                 a.chain.forEach((c, i) => {
                     out.push(
-                        `    depth ${i}: ${c.subject} (issuer ${c.issuer}; ${c.notBefore.slice(0, 10)} to ${c.notAfter.slice(0, 10)}${c.ca ? '; CA' : ''})`,
+                        `    depth ${i}: ${c.subject} (issuer ${c.issuer}; ${c.notBefore.slice(0, 10)} to ${c.notAfter.slice(0, 10)}, ${expiry(a.expiresInDays[i])}${c.ca ? '; CA' : ''})`,
                     )
                 })
             }

@@ -8,6 +8,7 @@ import type { Decision, HostDecision } from './policy'
 import type { ResultType } from './result-type'
 import { tlsaQueryName } from './policy'
 import type { ProbeResult } from './probe'
+import type { Answer } from './dns/answer'
 import { strongestDigests, type TlsaRecord } from './tlsa'
 import { associationData, parseChain, rfc8460ResultType, verifyChain, type ParsedChain, type VerifyResult } from './verify'
 
@@ -41,6 +42,10 @@ export interface CertSummary {
 export interface AddressReport {
     address: string
     probe: ProbeResult
+    /** days until each presented certificate expires (negative: expired), leaf first */
+    expiresInDays: number[]
+    /** how many certificates from the leaf have dates that matter: those below a DANE-TA anchor, all under PKIX, none for DANE-EE, encrypt or opportunistic */
+    datesMatter: number
     chain: CertSummary[]
     /** DANE hosts whose probe got a chain */
     verify?: VerifyResult
@@ -64,16 +69,46 @@ export interface CheckReport {
     domain: string
     status: Status
     exitCode: number
-    /** the first output line, "DANE OK - ..." */
+    /** the first output line, "DANE OK - ... | perfdata" */
     summary: string
     problems: Problem[]
     hosts: HostReport[]
+    /** Nagios performance data (after the "|" of the summary) */
+    perfdata: PerfData
+}
+
+/** Trends for a graphing monitor: the DNS decision's time, the slowest handshake, the days to the nearest expiry that matters. */
+export interface PerfData {
+    dnsMs?: number
+    handshakeMs?: number
+    expiryDays?: number
+    /** the --days threshold, the WARNING level of expiryDays */
+    warnDays?: number
+}
+
+const DAY_MS = 86400_000
+
+/** "'dns_ms'=12ms;;;0 'handshake_ms'=4ms;;;0 'expiry_days'=29;14;0;;" (Nagios plugin guidelines) */
+export function renderPerfData(p: PerfData): string {
+    const out: string[] = []
+    if (p.dnsMs !== undefined) out.push(`'dns_ms'=${p.dnsMs}ms;;;0`)
+    if (p.handshakeMs !== undefined) out.push(`'handshake_ms'=${p.handshakeMs}ms;;;0`)
+    if (p.expiryDays !== undefined) out.push(`'expiry_days'=${p.expiryDays};${p.warnDays ?? ''};0;;`)
+    return out.join(' ')
 }
 
 export interface CheckOptions {
     now?: Date
     /** the MX lookup failed because the resolver itself could not be reached: the check cannot tell anything (UNKNOWN) */
     resolverUnreachable?: boolean
+    /** looking ahead (`--days N`): a chain whose dates matter that would not verify, or a certificate that expires, within N days is a WARNING */
+    days?: number
+    /** the resolver self-test: the answer for a name that must validate (AD set); none set → DANE is silently off (CRITICAL) */
+    selfTest?: Answer
+    /** each host with a secure TLSA denial → the answer for A at its TLSA name (internet.nl's check that the denial is not broken) */
+    denial?: Record<string, Answer>
+    /** how long the DNS decision took (perfdata) */
+    dnsMs?: number
 }
 
 /** "3 1 1 0123456789abcdef…" */
@@ -115,10 +150,23 @@ export function matchingRecords(chain: ParsedChain, records: TlsaRecord[], refer
 }
 
 // C9, C12, C14-C18, C25: one address of one host, from its probe
-function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undefined): AddressReport {
-    const where = label(host.name, probe.address)
+function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undefined, days = 0, typed = false): AddressReport {
+    // an address that served both certificate types is judged for each, and each is named
+    const where = label(host.name, probe.address) + (typed && probe.certType ? ` (${probe.certType})` : '')
     const chainDer = probe.tls?.chain ?? []
-    const report: AddressReport = { address: probe.address, probe, chain: chainDer.map(summarizeCert), matching: [], status: 'OK', problems: [], notes: [] }
+    const t = (now ?? new Date()).getTime()
+    const chainSummary = chainDer.map(summarizeCert)
+    const report: AddressReport = {
+        address: probe.address,
+        probe,
+        chain: chainSummary,
+        expiresInDays: chainSummary.map((c) => Math.floor((Date.parse(c.notAfter) - t) / DAY_MS)),
+        datesMatter: 0,
+        matching: [],
+        status: 'OK',
+        problems: [],
+        notes: [],
+    }
     const add = (status: Status, text: string, resultType?: ResultType): void => {
         report.problems.push({ status, text, resultType })
         report.status = worst(report.status, status)
@@ -157,6 +205,10 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
         if (host.mode === 'sts') add('CRITICAL', `${where} fails MTA-STS: ${pkix.detail} (${pkix.resultType})`, pkix.resultType)
         else add('WARNING', `${where} would fail MTA-STS if the policy were enforced: ${pkix.detail} (${pkix.resultType})`, pkix.resultType)
     } else if (pkix) report.notes.push(`${where}: certificate PKIX-valid for ${host.name} (MTA-STS ${host.sts?.mode ?? ''})`.replace(' )', ')'))
+    if (pkix?.ok) {
+        report.datesMatter = chainSummary.length
+        expiringWithin(report, where, days, add)
+    }
     if (host.mode !== 'dane') return report
 
     const chain = parseChain(chainDer)
@@ -167,6 +219,16 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
         const rt = rfc8460ResultType(f.code)
         add('CRITICAL', `${where} fails DANE verification: ${f.code}: ${f.detail} (${rt})`, rt)
         return report
+    }
+    // looking ahead: DANE-TA checks the dates of the chain below the anchor; DANE-EE none (RFC 7672 3.1.1)
+    if (v.match.record.usage === 2) {
+        report.datesMatter = v.match.depth
+        if (days > 0) {
+            const later = verifyChain({ chain, records: host.tlsa.records, referenceNames: host.referenceNames, now: new Date(t + days * DAY_MS) })
+            if (!later.authenticated)
+                add('WARNING', `${where} would fail DANE verification within ${days} day(s): ${later.failure.code}: ${later.failure.detail}`)
+        }
+        expiringWithin(report, where, days, add, v.match.depth)
     }
     const effective = strongestDigests(host.tlsa.records)
     const matching = matchingRecords(chain, host.tlsa.records, host.referenceNames, now)
@@ -196,7 +258,36 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
     return report
 }
 
-function hostReport(host: HostDecision, probes: ProbeResult[], now: Date | undefined): HostReport {
+/** --days: a certificate whose dates matter (below `depth`, the anchor's, when given) that expires within `days` */
+function expiringWithin(r: AddressReport, where: string, days: number, add: (s: Status, text: string) => void, depth?: number): void {
+    if (days <= 0) return
+    r.expiresInDays.forEach((d, i) => {
+        if (depth !== undefined && i >= depth) return
+        if (d >= 0 && d < days) add('WARNING', `${where}: the certificate at depth ${i} (${r.chain[i].subject}) expires in ${d} day(s), within ${days}`)
+    })
+}
+
+/**
+ * Probes of one address with each certificate type (RSA, ECDSA): a type the server does not serve (its handshake
+ * failed while the other type's succeeded) is a note, not a failure; each type it serves is judged on its own.
+ */
+function typedProbes(probes: ProbeResult[]): { judged: ProbeResult[]; notes: string[] } {
+    const notes: string[] = []
+    const judged = probes.filter((p, i) => {
+        if (!p.certType) return true
+        const others = probes.filter((q, j) => j !== i && q.address === p.address && q.certType && q.certType !== p.certType)
+        // a failure before TLS (connect, EHLO, no STARTTLS) is the same whatever type was asked: judged once
+        if (!p.tls && p.error?.step !== 'tls') return !others.some((q) => !q.tls && q.error?.step !== 'tls' && probes.indexOf(q) < i)
+        if (p.tls || !others.some((q) => q.tls)) return true
+        notes.push(
+            `${p.address} serves no ${p.certType} certificate (a handshake offering only ${p.certType} signature algorithms failed: ${p.error?.message})`,
+        )
+        return false
+    })
+    return { judged, notes }
+}
+
+function hostReport(host: HostDecision, probes: ProbeResult[], now: Date | undefined, days = 0): HostReport {
     const r: HostReport = { name: host.name, mode: host.mode, status: 'OK', problems: [], notes: [], addresses: [] }
     const add = (status: Status, text: string, resultType?: ResultType): void => {
         r.problems.push({ status, text, resultType })
@@ -214,8 +305,11 @@ function hostReport(host: HostDecision, probes: ProbeResult[], now: Date | undef
         // C12: secure TLSA, none usable
         add('WARNING', `${host.name}: encrypt only: ${host.reason} (tlsa-invalid)`, 'tlsa-invalid')
     }
-    for (const p of probes) {
-        const a = assessAddress(host, p, now)
+    const { judged, notes } = typedProbes(probes)
+    r.notes.push(...notes)
+    for (const p of judged) {
+        const typed = judged.filter((q) => q.address === p.address && q.tls).length > 1
+        const a = assessAddress(host, p, now, days, typed)
         r.addresses.push(a)
         r.status = worst(r.status, a.status)
     }
@@ -252,7 +346,14 @@ export function checkVerdict(decision: Decision, probes: Record<string, ProbeRes
         else add('CRITICAL', `mail would bounce: ${d.reason}`)
     } else {
         for (const h of d.hosts) {
-            const hr = hostReport(h, h.mode === 'skip' ? [] : (probes[h.name] ?? []), opts.now)
+            const hr = hostReport(h, h.mode === 'skip' ? [] : (probes[h.name] ?? []), opts.now, opts.days)
+            // a secure TLSA denial whose name fails validation for another type: the denial of existence is broken
+            const den = opts.denial?.[h.name]
+            if (den && den.status === 'failed') {
+                const text = `${h.name}: the denial of TLSA records at ${den.name} looks broken: ${den.type} at the same name fails (${den.reason ?? 'failed'}); resolvers that ask differently may find no proof and defer mail`
+                hr.problems.push({ status: 'WARNING', text, resultType: 'dnssec-invalid' })
+                hr.status = worst(hr.status, 'WARNING')
+            }
             hosts.push(hr)
             for (const p of hr.problems) add(p.status, p.text, p.resultType)
             for (const a of hr.addresses) for (const p of a.problems) add(p.status, p.text, p.resultType)
@@ -280,6 +381,21 @@ export function checkVerdict(decision: Decision, probes: Record<string, ProbeRes
         }
     }
 
+    // the resolver self-test: without AD on a name that must validate, every answer looks insecure and DANE is silently off
+    const st = opts.selfTest
+    if (st && !opts.resolverUnreachable && !(st.status !== 'failed' && st.secure)) {
+        const what = st.status === 'failed' ? `failed (${st.reason ?? 'unknown'})` : `${st.status}, AD ${st.secure ? 'set' : 'not set'}`
+        add('CRITICAL', `the resolver does not validate: ${st.type} ${st.name || '.'} ${what}; every answer would look insecure and DANE would never apply`)
+    }
+    const addresses = hosts.flatMap((h) => h.addresses)
+    const handshakes = addresses.flatMap((a) => (a.probe.tls ? [a.probe.tls.handshakeMs] : []))
+    const mattering = addresses.flatMap((a) => a.expiresInDays.slice(0, a.datesMatter))
+    const perfdata: PerfData = {
+        dnsMs: opts.dnsMs,
+        handshakeMs: handshakes.length ? Math.max(...handshakes) : undefined,
+        expiryDays: mattering.length ? Math.min(...mattering) : undefined,
+        warnDays: opts.days || undefined,
+    }
     const worstProblems = problems.filter((p) => p.status === status)
     const others = problems.length - worstProblems.length
     const head = status === 'OK' ? okText : worstProblems.map((p) => p.text).join('; ')
@@ -288,9 +404,10 @@ export function checkVerdict(decision: Decision, probes: Record<string, ProbeRes
         domain: d.domain,
         status,
         exitCode: EXIT_CODE[status],
-        summary: `DANE ${status} - ${d.domain}: ${head}${tail}`,
+        summary: `DANE ${status} - ${d.domain}: ${head}${tail}${renderPerfData(perfdata) ? ` | ${renderPerfData(perfdata)}` : ''}`,
         problems,
         hosts,
+        perfdata,
     }
 }
 

@@ -25,6 +25,19 @@ export interface ProbeOptions {
     timeoutMs?: number
     /** MTA-STS: also check the chain by PKIX for this host name, against these CAs (node's store when undefined) */
     pkixFor?: { host: string; ca?: string | Buffer }
+    /**
+     * Offer only this family's signature algorithms, so that a server with an RSA and an ECDSA certificate
+     * presents that one (RFC 8446 4.2.3; OpenSSL picks the certificate by them in TLS 1.2 too)
+     */
+    certType?: CertType
+}
+
+export type CertType = 'ECDSA' | 'RSA'
+
+/** The signature algorithms offered for each certificate type (OpenSSL names). */
+export const SIGALGS: Record<CertType, string> = {
+    ECDSA: 'ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ecdsa_secp521r1_sha512:ed25519:ed448',
+    RSA: 'rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:rsa_pss_pss_sha256:rsa_pkcs1_sha256:rsa_pkcs1_sha384:rsa_pkcs1_sha512',
 }
 
 export type { Reply as SmtpReply } from './session'
@@ -45,6 +58,8 @@ export interface ProbeTls {
 export interface ProbeResult {
     address: string
     port: number
+    /** the certificate type asked for (ProbeOptions.certType), when one was */
+    certType?: CertType
     /** TCP connection established */
     connected: boolean
     greeting?: SmtpReply
@@ -207,10 +222,11 @@ function connect(address: string, port: number, timeoutMs: number): Promise<net.
     )
 }
 
-function handshake(sock: net.Socket, servername: string | undefined, timeoutMs: number, ca?: string | Buffer): Promise<tls.TLSSocket> {
+function handshake(sock: net.Socket, servername: string | undefined, timeoutMs: number, ca?: string | Buffer, certType?: CertType): Promise<tls.TLSSocket> {
     const secure = tls.connect({
         socket: sock,
         servername,
+        ...(certType ? { sigalgs: SIGALGS[certType] } : {}),
         // the CAs a PKIX check (MTA-STS) trusts; the handshake itself never rejects
         ...(ca ? { ca } : {}),
         // DANE (or, for encrypt hosts, deliberately nothing) authenticates, not PKIX
@@ -233,7 +249,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const ehloName = opts.ehloName ?? (os.hostname() || 'localhost')
     const started = Date.now()
-    const result: ProbeResult = { address: opts.address, port, connected: false, ms: 0 }
+    const result: ProbeResult = { address: opts.address, port, connected: false, ms: 0, ...(opts.certType ? { certType: opts.certType } : {}) }
     let sock: net.Socket | undefined
     let secure: tls.TLSSocket | undefined
     let reader: ReplyReader | undefined
@@ -269,7 +285,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
 
         const servername = opts.servername && net.isIP(opts.servername) === 0 ? opts.servername : undefined
         const t0 = Date.now()
-        secure = await handshake(sock, servername, timeoutMs, opts.pkixFor?.ca)
+        secure = await handshake(sock, servername, timeoutMs, opts.pkixFor?.ca, opts.certType)
         // before presentedChain, after which node's getPeerCertificate() has nothing left to give (lib/peer-chain)
         const pkix = opts.pkixFor ? webPkiCheck(opts.pkixFor.host, secure) : undefined
         result.tls = {

@@ -277,10 +277,13 @@ describe('end to end: MTA-STS (RFC 8461) where DANE does not apply, with a real 
     it('haraka-dane check applies MTA-STS as the plugin does: the host not named skipped, PKIX checked per address, the policy Haraka keeps shown', async () => {
         const check = async (domain: string): Promise<{ code: number; stdout: string }> => {
             let stdout = ''
-            const code = await main(['check', domain, '--resolver', `${dns.resolverAddress}:${dns.port}`, '--timeout', '3000', '-q', '--haraka', haraka.dir], {
-                stdout: (t) => (stdout += t),
-                stderr: () => undefined,
-            })
+            const code = await main(
+                ['check', domain, '--resolver', `${dns.resolverAddress}:${dns.port}`, '--timeout', '3000', '-q', '--selftest', 'test.', '--haraka', haraka.dir],
+                {
+                    stdout: (t) => (stdout += t),
+                    stderr: () => undefined,
+                },
+            )
             return { code, stdout }
         }
         const enforce = await check('enforce.sts.test')

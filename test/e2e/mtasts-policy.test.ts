@@ -99,10 +99,13 @@ describe('MTA-STS: the policy in force, from real DNS and a real policy server (
         const caFile = path.join(dir, 'sts-ca.pem')
         fs.writeFileSync(caFile, ca.pem)
         let stdout = ''
-        await main(['check', 'sts.test', '--resolver', `${dns.resolverAddress}:${dns.port}`, '--timeout', '2000', '-q', '--sts-ca', caFile], {
-            stdout: (t) => (stdout += t),
-            stderr: () => undefined,
-        })
+        await main(
+            ['check', 'sts.test', '--resolver', `${dns.resolverAddress}:${dns.port}`, '--timeout', '2000', '-q', '--selftest', 'test.', '--sts-ca', caFile],
+            {
+                stdout: (t) => (stdout += t),
+                stderr: () => undefined,
+            },
+        )
         assert.match(stdout, /^TLSRPT: reports go to mailto:tlsrpt@sts\.test$/m)
         assert.match(stdout, /^MTA-STS: policy id one, mode enforce, max_age 604800 s, mx mx\.sts\.test$/m)
         assert.match(stdout, /^ {2}mx\.sts\.test: allowed \(mx\.sts\.test\)$/m)

@@ -47,6 +47,7 @@ export class DnsWorld {
     private serial = Math.floor(Date.now() / 1000)
     private nsd?: Started
     private unbound?: Started
+    private plainResolver?: Started
 
     constructor(opts: DnsWorldOptions = {}) {
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dane-world-dns-'))
@@ -101,7 +102,20 @@ export class DnsWorld {
         this.unboundControl(['flush_negative'])
     }
 
+    /**
+     * A second resolver on `address` (port 53) that does not validate (the iterator alone, no trust anchor): it
+     * answers as a validating one would, but never sets AD. For the check's resolver self-test.
+     */
+    async startNonValidatingResolver(address: string): Promise<void> {
+        const conf = path.join(this.dir, 'unbound-plain.conf')
+        fs.writeFileSync(conf, this.unboundConf(address, 'unbound-plain', false))
+        this.plainResolver = startProcess('unbound', 'unbound', ['-d', '-c', conf], path.join(this.dir, 'unbound-plain.log'))
+        await waitForTcp(address, this.port, this.plainResolver)
+    }
+
     async stop(): Promise<void> {
+        if (this.plainResolver) await stopProcess(this.plainResolver, path.join(this.dir, 'unbound-plain.conf'))
+        this.plainResolver = undefined
         if (this.unbound) await stopProcess(this.unbound, path.join(this.dir, 'unbound.conf'))
         if (this.nsd) await stopProcess(this.nsd, path.join(this.dir, 'nsd.conf'))
         this.unbound = this.nsd = undefined
@@ -248,14 +262,19 @@ export class DnsWorld {
     }
 
     private writeUnboundConf(): void {
-        const conf = [
+        fs.writeFileSync(path.join(this.dir, 'unbound.conf'), this.unboundConf(this.resolverAddress, 'unbound', true))
+    }
+
+    /** An unbound for `test.` at nsd: validating from the world's trust anchor (with remote control), or the iterator alone. */
+    private unboundConf(address: string, name: string, validating: boolean): string {
+        return [
             'server:',
-            `  interface: ${this.resolverAddress}@${this.port}`,
+            `  interface: ${address}@${this.port}`,
             '  access-control: 127.0.0.0/8 allow',
             '  username: ""',
             '  chroot: ""',
             `  directory: "${this.dir}"`,
-            `  pidfile: "${this.dir}/unbound.pid"`,
+            `  pidfile: "${this.dir}/${name}.pid"`,
             '  use-syslog: no',
             '  logfile: ""',
             '  verbosity: 1',
@@ -263,8 +282,7 @@ export class DnsWorld {
             '  do-ip6: no',
             '  do-not-query-localhost: no',
             '  local-zone: "test." nodefault',
-            `  trust-anchor-file: "${this.dir}/test.ta"`,
-            '  module-config: "validator iterator"',
+            ...(validating ? [`  trust-anchor-file: "${this.dir}/test.ta"`, '  module-config: "validator iterator"'] : ['  module-config: "iterator"']),
             '  aggressive-nsec: no',
             '  qname-minimisation: no',
             '  num-threads: 1',
@@ -273,11 +291,8 @@ export class DnsWorld {
             '  name: "test."',
             `  stub-addr: ${this.nsdAddress}@${this.port}`,
             'remote-control:',
-            '  control-enable: yes',
-            `  control-interface: "${this.dir}/unbound.ctl"`,
-            '  control-use-cert: no',
+            ...(validating ? ['  control-enable: yes', `  control-interface: "${this.dir}/${name}.ctl"`, '  control-use-cert: no'] : ['  control-enable: no']),
             '',
-        ]
-        fs.writeFileSync(path.join(this.dir, 'unbound.conf'), conf.join('\n'))
+        ].join('\n')
     }
 }

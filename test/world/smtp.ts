@@ -12,6 +12,8 @@ export interface ListenerOptions {
     /** PEM: the leaf first, then any intermediates, exactly as presented. */
     certChainPem?: string
     keyPem?: string
+    /** a second certificate chain and key of the other type (RSA beside ECDSA): the client's signature algorithms pick one */
+    also?: { certChainPem: string; keyPem: string }
     noStartTls?: boolean // do not advertise STARTTLS
     failHandshake?: boolean // abort every TLS handshake
     /**
@@ -83,8 +85,8 @@ export class Listener {
             hideSTARTTLS: !!o.noStartTls,
             name: `mx-${this.address}`,
             logger: false,
-            key: o.keyPem,
-            cert: o.certChainPem,
+            key: o.also ? ([o.keyPem, o.also.keyPem] as string[]) : o.keyPem,
+            cert: o.also ? ([o.certChainPem, o.also.certChainPem] as string[]) : o.certChainPem,
             // failHandshake: an ECDSA certificate with only RSA-authenticated TLS 1.2 suites → "no shared cipher"
             ...(o.failHandshake ? { maxVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' } : {}),
             SNICallback: (servername, cb) => {
