@@ -429,8 +429,8 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
     const timeoutMs = parseTimeout(values.timeout as string | undefined)
     if (values['ipv4-only'] && values['ipv6-only']) throw new UsageError('-4 and -6 exclude each other')
     const family = values['ipv4-only'] ? 4 : values['ipv6-only'] ? 6 : undefined
-    const days = values.days === undefined ? DEFAULT_DAYS : Number(values.days)
-    if (!Number.isInteger(days) || days < 0 || days > 3650) throw new UsageError(`--days: "${values.days}" is not a whole number of days (0..3650)`)
+    const days = values.days === undefined ? DEFAULT_DAYS : /^\d{1,4}$/.test(String(values.days)) ? Number(values.days) : NaN
+    if (!Number.isInteger(days) || days > 3650) throw new UsageError(`--days: "${values.days}" is not a whole number of days (0..3650)`)
     const selfTestName = values.selftest === undefined ? '.' : String(values.selftest)
     const ehloName = values.ehlo !== undefined ? String(values.ehlo) : undefined
     if (ehloName !== undefined && !/^[\x21-\x7e]+$/.test(ehloName)) throw new UsageError('--ehlo: not a host name')
@@ -454,6 +454,7 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
     const decision = reporting.outcome && stsAsked(decided).ask ? applySts(decided, reporting.outcome) : decided
 
     const probes: Record<string, ProbeResult[]> = {}
+    const unprobed: Record<string, string> = {}
     const jobs: Promise<void>[] = []
     if (decision.action === 'deliver') {
         for (const h of decision.hosts) {
@@ -466,17 +467,19 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
             const pkixFor = h.mode === 'sts' || h.sts?.mode === 'testing' ? { host: h.name, ca: stsCa } : undefined
             // every address of both families (or the one -4/-6 names); a DANE host with each certificate type, since
             // each type it serves must match its TLSA records
+            // (one type after the other on each address, so that one type's transient trouble is not the other's)
             const types: (CertType | undefined)[] = h.mode === 'dane' ? ['ECDSA', 'RSA'] : [undefined]
             const addresses = h.addresses.filter((a) => family === undefined || (a.includes(':') ? 6 : 4) === family)
+            if (addresses.length === 0 && h.addresses.length > 0) unprobed[h.name] = family === 6 ? 'IPv6' : 'IPv4'
             addresses.forEach((address, i) => {
-                types.forEach((certType, j) => {
-                    progress(`probing ${h.name} [${address}]:25 (${h.mode}, SNI ${servername}${certType ? `, ${certType}` : ''})`)
-                    jobs.push(
-                        probe({ address, servername, timeoutMs, ehloName, pkixFor, certType }).then((p) => {
-                            probes[h.name][i * types.length + j] = p
-                        }),
-                    )
-                })
+                jobs.push(
+                    (async () => {
+                        for (const [j, certType] of types.entries()) {
+                            progress(`probing ${h.name} [${address}]:25 (${h.mode}, SNI ${servername}${certType ? `, ${certType}` : ''})`)
+                            probes[h.name][i * types.length + j] = await probe({ address, servername, timeoutMs, ehloName, pkixFor, certType })
+                        }
+                    })(),
+                )
             })
         }
     }
@@ -484,10 +487,16 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
 
     // DNSSEC: the resolver self-test, and internet.nl's check of each secure TLSA denial (A at the same name)
     const unreachable = resolverUnreachable(answers)
-    const { selfTest, denial } = unreachable ? { selfTest: undefined, denial: {} } : await dnssecChecks(decision, values, timeoutMs, selfTestName, progress)
-    const report = checkVerdict(decision, probes, { resolverUnreachable: unreachable, days, selfTest, denial, dnsMs })
+    const { selfTest, denial } = unreachable
+        ? { selfTest: undefined, denial: {} }
+        : await dnssecChecks(decision, answers, values, timeoutMs, selfTestName, progress)
+    const report = checkVerdict(decision, probes, { resolverUnreachable: unreachable, days, selfTest, denial, dnsMs, unprobed })
     if (values.json) {
-        const dnssec = { answers: answers.map(adLine), selfTest: selfTest && adLine(selfTest), denial: Object.values(denial).map(adLine) }
+        const dnssec = {
+            answers: answers.map(adLine),
+            selfTest: selfTest && adLine(selfTest),
+            denial: Object.fromEntries(Object.entries(denial).map(([host, list]) => [host, list.map(adLine)])),
+        }
         out.stdout(
             `${JSON.stringify({ ...checkJson(decision, report), dnssec, reporting: { tlsrpt: reporting.tlsrpt, mtasts: reporting.mtasts } }, null, 2)}\n`,
         )
@@ -511,24 +520,29 @@ const DEFAULT_DAYS = 14
  */
 async function dnssecChecks(
     d: Decision,
+    answers: Answer[],
     values: Record<string, string | boolean | undefined>,
     timeoutMs: number,
     selfTestName: string,
     progress: (s: string) => void,
-): Promise<{ selfTest?: Answer; denial: Record<string, Answer> }> {
+): Promise<{ selfTest?: Answer; denial: Record<string, Answer[]> }> {
     const resolver = openResolver(values, timeoutMs)
     try {
-        const denial: Record<string, Answer> = {}
+        const denial: Record<string, Answer[]> = {}
         const jobs: Promise<void>[] = []
         for (const h of d.hosts) {
-            if (h.tlsa.state !== 'none') continue
-            const name = tlsaQueryName(h.tlsa.asked?.at(-1) ?? h.name)
-            jobs.push(resolver.lookup(name, 'A').then((a) => void (denial[h.name] = a)))
+            // every TLSA name of the host that was a secure denial (with a CNAME, the expanded name's too)
+            for (const base of h.tlsa.asked ?? []) {
+                const name = tlsaQueryName(base)
+                const t = answers.find((a) => a.type === 'TLSA' && a.name === name)
+                if (!t || !t.secure || (t.status !== 'nxdomain' && t.status !== 'nodata')) continue
+                jobs.push(resolver.lookup(name, 'A').then((a) => void (denial[h.name] ??= []).push(a)))
+            }
         }
         let selfTest: Answer | undefined
         if (selfTestName) {
             progress(`resolver self-test: ${selfTestName} A must come back with AD set`)
-            jobs.push(resolver.lookup(selfTestName === '.' ? '' : selfTestName.replace(/\.$/, ''), 'A').then((a) => void (selfTest = a)))
+            jobs.push(resolver.lookup(selfTestName, 'A').then((a) => void (selfTest = a)))
         }
         await Promise.all(jobs)
         return { selfTest, denial }
@@ -543,13 +557,13 @@ function adLine(a: Answer): { name: string; type: string; status: string; ad: 0 
 }
 
 /** The DNSSEC block of the check: every answer the decision used with its AD bit, the self-test, the denial checks. */
-function renderDnssec(answers: Answer[], selfTest: Answer | undefined, denial: Record<string, Answer>): string[] {
+function renderDnssec(answers: Answer[], selfTest: Answer | undefined, denial: Record<string, Answer[]>): string[] {
     const line = (a: Answer): string => {
         const l = adLine(a)
         return `  ${l.type} ${l.name}: ${l.status}, AD=${l.ad}${l.detail ? ` (${l.detail})` : ''}`
     }
     const out = ['DNSSEC (the AD bit of every answer):', ...answers.map(line)]
-    for (const a of Object.values(denial)) out.push(`${line(a)}   (denial check: the TLSA denial seen from another type)`)
+    for (const a of Object.values(denial).flat()) out.push(`${line(a)}   (denial check: the TLSA denial seen from another type)`)
     if (selfTest) out.push(`${line(selfTest)}   (resolver self-test: ${selfTest.status !== 'failed' && selfTest.secure ? 'validates' : 'DOES NOT VALIDATE'})`)
     return out
 }

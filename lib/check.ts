@@ -44,8 +44,12 @@ export interface AddressReport {
     probe: ProbeResult
     /** days until each presented certificate expires (negative: expired), leaf first */
     expiresInDays: number[]
-    /** how many certificates from the leaf have dates that matter: those below a DANE-TA anchor, all under PKIX, none for DANE-EE, encrypt or opportunistic */
-    datesMatter: number
+    /**
+     * where dates matter, whole days the presented chain stays valid: under DANE-TA until the chain would no longer
+     * verify (whatever order or extras it was sent with, a DNS-given anchor included); under PKIX (MTA-STS) until
+     * the leaf expires. Undefined for DANE-EE, encrypt and opportunistic hosts (no dates checked).
+     */
+    validDays?: number
     chain: CertSummary[]
     /** DANE hosts whose probe got a chain */
     verify?: VerifyResult
@@ -88,12 +92,13 @@ export interface PerfData {
 
 const DAY_MS = 86400_000
 
-/** "'dns_ms'=12ms;;;0 'handshake_ms'=4ms;;;0 'expiry_days'=29;14;0;;" (Nagios plugin guidelines) */
+/** "'dns_ms'=12ms;;;0 'handshake_ms'=4ms;;;0 'expiry_days'=29;14:;0:" (Nagios plugin guidelines) */
 export function renderPerfData(p: PerfData): string {
     const out: string[] = []
     if (p.dnsMs !== undefined) out.push(`'dns_ms'=${p.dnsMs}ms;;;0`)
     if (p.handshakeMs !== undefined) out.push(`'handshake_ms'=${p.handshakeMs}ms;;;0`)
-    if (p.expiryDays !== undefined) out.push(`'expiry_days'=${p.expiryDays};${p.warnDays ?? ''};0;;`)
+    // "alert below" ranges (Nagios plugin guidelines): WARNING under --days, CRITICAL once expired
+    if (p.expiryDays !== undefined) out.push(`'expiry_days'=${p.expiryDays};${p.warnDays ? `${p.warnDays}:` : ''};0:`)
     return out.join(' ')
 }
 
@@ -105,8 +110,10 @@ export interface CheckOptions {
     days?: number
     /** the resolver self-test: the answer for a name that must validate (AD set); none set → DANE is silently off (CRITICAL) */
     selfTest?: Answer
-    /** each host with a secure TLSA denial → the answer for A at its TLSA name (internet.nl's check that the denial is not broken) */
-    denial?: Record<string, Answer>
+    /** each host with secure TLSA denials → the answers for A at those TLSA names (internet.nl's check that a denial is not broken) */
+    denial?: Record<string, Answer[]>
+    /** hosts whose addresses -4/-6 all filtered out → the family asked for ("IPv4", "IPv6") */
+    unprobed?: Record<string, string>
     /** how long the DNS decision took (perfdata) */
     dnsMs?: number
 }
@@ -152,7 +159,7 @@ export function matchingRecords(chain: ParsedChain, records: TlsaRecord[], refer
 // C9, C12, C14-C18, C25: one address of one host, from its probe
 function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undefined, days = 0, typed = false): AddressReport {
     // an address that served both certificate types is judged for each, and each is named
-    const where = label(host.name, probe.address) + (typed && probe.certType ? ` (${probe.certType})` : '')
+    const where = label(host.name, probe.address) + (typed && probe.certType ? ` (${presentedType(probe)})` : '')
     const chainDer = probe.tls?.chain ?? []
     const t = (now ?? new Date()).getTime()
     const chainSummary = chainDer.map(summarizeCert)
@@ -161,7 +168,6 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
         probe,
         chain: chainSummary,
         expiresInDays: chainSummary.map((c) => Math.floor((Date.parse(c.notAfter) - t) / DAY_MS)),
-        datesMatter: 0,
         matching: [],
         status: 'OK',
         problems: [],
@@ -205,9 +211,10 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
         if (host.mode === 'sts') add('CRITICAL', `${where} fails MTA-STS: ${pkix.detail} (${pkix.resultType})`, pkix.resultType)
         else add('WARNING', `${where} would fail MTA-STS if the policy were enforced: ${pkix.detail} (${pkix.resultType})`, pkix.resultType)
     } else if (pkix) report.notes.push(`${where}: certificate PKIX-valid for ${host.name} (MTA-STS ${host.sts?.mode ?? ''})`.replace(' )', ')'))
-    if (pkix?.ok) {
-        report.datesMatter = chainSummary.length
-        expiringWithin(report, where, days, add)
+    if (pkix?.ok && report.expiresInDays.length) {
+        const left = report.expiresInDays[0]
+        report.validDays = left
+        if (days > 0 && left < days) add('WARNING', `${where}: its certificate expires in ${left} day(s), within ${days} (MTA-STS needs it PKIX-valid)`)
     }
     if (host.mode !== 'dane') return report
 
@@ -222,15 +229,11 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
     }
     // looking ahead: DANE-TA checks the dates of the chain below the anchor; DANE-EE none (RFC 7672 3.1.1)
     if (v.match.record.usage === 2) {
-        report.datesMatter = v.match.depth
-        if (days > 0) {
-            const later = verifyChain({ chain, records: host.tlsa.records, referenceNames: host.referenceNames, now: new Date(t + days * DAY_MS) })
-            if (!later.authenticated)
-                add('WARNING', `${where} would fail DANE verification within ${days} day(s): ${later.failure.code}: ${later.failure.detail}`)
-        }
-        expiringWithin(report, where, days, add, v.match.depth)
+        const valid = validityDays(chain, host, t)
+        report.validDays = valid.days
+        if (days > 0 && valid.days < days)
+            add('WARNING', `${where} would fail DANE verification in ${valid.days} day(s), within ${days}: ${valid.failure ?? 'its dates'}`)
     }
-    const effective = strongestDigests(host.tlsa.records)
     const matching = matchingRecords(chain, host.tlsa.records, host.referenceNames, now)
     report.matching = matching.map((r) => r.text)
     const m = v.match
@@ -245,49 +248,79 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
         else if (Date.parse(leaf.validFrom) > t)
             report.notes.push(`the leaf is not valid before ${new Date(leaf.validFrom).toISOString()}: ignored by DANE-EE (RFC 7672 3.1.1)`)
     }
-    if (matching.length === 1 && effective.length === 1) {
-        // RFC 7671 8.1 / the "current + next" practice: with only the live key published, any key or certificate change breaks delivery
-        add(
-            'WARNING',
-            `${where} verified by ${briefRecord(m.record.text)} at depth ${m.depth}, but it is the only TLSA record: no next key is published ` +
-                `(rollover trap: the next certificate or key change breaks DANE delivery; publish current + next at least 2×TTL before a change)`,
-        )
-    } else if (matching.length === 1) {
-        report.notes.push(`${effective.length - 1} other usable record(s) do not match the live chain (a pre-published next key?)`)
-    }
     return report
 }
 
-/** --days: a certificate whose dates matter (below `depth`, the anchor's, when given) that expires within `days` */
-function expiringWithin(r: AddressReport, where: string, days: number, add: (s: Status, text: string) => void, depth?: number): void {
-    if (days <= 0) return
-    r.expiresInDays.forEach((d, i) => {
-        if (depth !== undefined && i >= depth) return
-        if (d >= 0 && d < days) add('WARNING', `${where}: the certificate at depth ${i} (${r.chain[i].subject}) expires in ${d} day(s), within ${days}`)
-    })
-}
+/** the longest look ahead: a chain valid that long is reported as valid for that many days */
+const MAX_LOOKAHEAD_DAYS = 3650
 
 /**
- * Probes of one address with each certificate type (RSA, ECDSA): a type the server does not serve (its handshake
- * failed while the other type's succeeded) is a note, not a failure; each type it serves is judged on its own.
+ * DANE-TA: whole days the chain stays valid, found by verifying it again at later dates (the first day it would
+ * fail, by bisection): the dates of exactly the certificates the validated path uses, whatever was presented.
+ */
+function validityDays(chain: ParsedChain, host: HostDecision, t: number): { days: number; failure?: string } {
+    const at = (d: number): VerifyResult =>
+        verifyChain({ chain, records: host.tlsa.records, referenceNames: host.referenceNames, now: new Date(t + d * DAY_MS) })
+    if (at(MAX_LOOKAHEAD_DAYS).authenticated) return { days: MAX_LOOKAHEAD_DAYS }
+    let lo = 0 // valid (the caller verified now)
+    let hi = MAX_LOOKAHEAD_DAYS // not valid
+    while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2)
+        if (at(mid).authenticated) lo = mid
+        else hi = mid
+    }
+    const f = at(hi).failure
+    return { days: lo, failure: f && `${f.code}: ${f.detail}` }
+}
+
+/** A handshake refused because the server has no certificate for the signature algorithms offered (TLS alert 40). */
+const TYPE_NOT_SERVED = /alert handshake failure|no shared cipher|no suitable signature algorithm|no shared signature algorithms/i
+
+/**
+ * Probes of one address with each certificate type (ECDSA, then RSA): a type the server does not serve (its
+ * handshake refused with alert 40 while the other type's succeeded) is a note, not a failure; every other
+ * outcome of each type is judged, and a failure both types met before TLS (connect, EHLO, STARTTLS) is judged
+ * once. When both handshakes were refused as "not served", the server served neither: judged once.
  */
 function typedProbes(probes: ProbeResult[]): { judged: ProbeResult[]; notes: string[] } {
     const notes: string[] = []
-    const judged = probes.filter((p, i) => {
-        if (!p.certType) return true
-        const others = probes.filter((q, j) => j !== i && q.address === p.address && q.certType && q.certType !== p.certType)
-        // a failure before TLS (connect, EHLO, no STARTTLS) is the same whatever type was asked: judged once
-        if (!p.tls && p.error?.step !== 'tls') return !others.some((q) => !q.tls && q.error?.step !== 'tls' && probes.indexOf(q) < i)
-        if (p.tls || !others.some((q) => q.tls)) return true
-        notes.push(
-            `${p.address} serves no ${p.certType} certificate (a handshake offering only ${p.certType} signature algorithms failed: ${p.error?.message})`,
-        )
-        return false
-    })
+    const judged: ProbeResult[] = []
+    const byAddress = new Map<string, ProbeResult[]>()
+    for (const p of probes) {
+        if (!p) continue
+        if (!p.certType) judged.push(p)
+        else byAddress.set(p.address, [...(byAddress.get(p.address) ?? []), p])
+    }
+    for (const [address, typed] of byAddress) {
+        const notServed = (p: ProbeResult): boolean => !p.tls && p.error?.step === 'tls' && TYPE_NOT_SERVED.test(p.error.message)
+        const preTls = (p: ProbeResult): boolean => !p.tls && p.error?.step !== 'tls'
+        const served = typed.filter((p) => p.tls)
+        for (const p of typed) {
+            if (notServed(p) && (served.length > 0 || typed.some(preTls))) {
+                notes.push(
+                    served.length > 0
+                        ? `${address} serves no ${p.certType} certificate (a handshake offering only ${p.certType} signature algorithms was refused: ${p.error?.message})`
+                        : `${address}: a handshake offering only ${p.certType} signature algorithms was refused (${p.error?.message}); the other type could not be probed, so whether it serves ${p.certType} is not known`,
+                )
+                continue
+            }
+            // the same failure before TLS, or "served neither", for every type: judged once
+            const twin = judged.find(
+                (q) => q.address === address && q.certType && !q.tls && q.error?.step === p.error?.step && q.error?.message === p.error?.message,
+            )
+            if (!p.tls && twin) continue
+            judged.push(p)
+        }
+    }
     return { judged, notes }
 }
 
-function hostReport(host: HostDecision, probes: ProbeResult[], now: Date | undefined, days = 0): HostReport {
+/** The probe's certificate type as presented (the leaf's key), else as asked. */
+export function presentedType(p: ProbeResult): string | undefined {
+    return p.tls?.keyType ?? p.certType
+}
+
+function hostReport(host: HostDecision, probes: ProbeResult[], now: Date | undefined, days = 0, unprobed?: string): HostReport {
     const r: HostReport = { name: host.name, mode: host.mode, status: 'OK', problems: [], notes: [], addresses: [] }
     const add = (status: Status, text: string, resultType?: ResultType): void => {
         r.problems.push({ status, text, resultType })
@@ -305,15 +338,51 @@ function hostReport(host: HostDecision, probes: ProbeResult[], now: Date | undef
         // C12: secure TLSA, none usable
         add('WARNING', `${host.name}: encrypt only: ${host.reason} (tlsa-invalid)`, 'tlsa-invalid')
     }
+    if (unprobed) add('WARNING', `${host.name}: no ${unprobed} address to probe (${host.addresses.join(', ')}); nothing of this host was checked`)
     const { judged, notes } = typedProbes(probes)
     r.notes.push(...notes)
     for (const p of judged) {
-        const typed = judged.filter((q) => q.address === p.address && q.tls).length > 1
+        const typed = judged.filter((q) => q.address === p.address && q.certType).length > 1
         const a = assessAddress(host, p, now, days, typed)
         r.addresses.push(a)
         r.status = worst(r.status, a.status)
     }
+    if (host.mode === 'dane') rolloverTrap(host, r, add)
     return r
+}
+
+/**
+ * RFC 7671 8.1, the "current + next" practice: when every usable TLSA record matches a chain the host serves now
+ * (with any certificate type), no next key is published, and the next certificate or key change breaks DANE delivery.
+ */
+function rolloverTrap(host: HostDecision, r: HostReport, add: (s: Status, text: string) => void): void {
+    const verified = r.addresses.filter((a) => a.verify?.authenticated)
+    if (verified.length === 0) return
+    const effective = strongestDigests(host.tlsa.records)
+    const matched = new Set(verified.flatMap((a) => a.matching))
+    const spare = effective.filter((e) => !matched.has(e.text)).length
+    if (spare > 0) {
+        r.notes.push(`${spare} usable TLSA record(s) match no chain the host serves now (a pre-published next key?)`)
+        return
+    }
+    // a chain matched by one record alone, and no record beside those that match: its next key change breaks delivery
+    // (a 2 x x record for the issuer beside 3 x x for the leaf matches the same chain twice: the issuer survives a leaf change)
+    const trapped = verified.find((a) => a.matching.length === 1)
+    if (!trapped) return
+    const trap =
+        'no next key is published (rollover trap: the next certificate or key change breaks DANE delivery; publish current + next at least 2×TTL before a change)'
+    const m = trapped.verify!.match!
+    const typed = verified.length > 1 && trapped.probe.certType ? ` (${presentedType(trapped.probe)})` : ''
+    if (effective.length === 1)
+        add(
+            'WARNING',
+            `${label(host.name, trapped.address)}${typed} verified by ${briefRecord(m.record.text)} at depth ${m.depth}, but it is the only TLSA record: ${trap}`,
+        )
+    else
+        add(
+            'WARNING',
+            `${label(host.name, trapped.address)}${typed} verified by ${briefRecord(m.record.text)} alone, and every other TLSA record matches another chain it serves: ${trap}`,
+        )
 }
 
 function dnsWhy(d: Decision): string {
@@ -346,10 +415,10 @@ export function checkVerdict(decision: Decision, probes: Record<string, ProbeRes
         else add('CRITICAL', `mail would bounce: ${d.reason}`)
     } else {
         for (const h of d.hosts) {
-            const hr = hostReport(h, h.mode === 'skip' ? [] : (probes[h.name] ?? []), opts.now, opts.days)
+            const hr = hostReport(h, h.mode === 'skip' ? [] : (probes[h.name] ?? []), opts.now, opts.days, opts.unprobed?.[h.name])
             // a secure TLSA denial whose name fails validation for another type: the denial of existence is broken
-            const den = opts.denial?.[h.name]
-            if (den && den.status === 'failed') {
+            for (const den of opts.denial?.[h.name] ?? []) {
+                if (den.status !== 'failed') continue
                 const text = `${h.name}: the denial of TLSA records at ${den.name} looks broken: ${den.type} at the same name fails (${den.reason ?? 'failed'}); resolvers that ask differently may find no proof and defer mail`
                 hr.problems.push({ status: 'WARNING', text, resultType: 'dnssec-invalid' })
                 hr.status = worst(hr.status, 'WARNING')
@@ -373,7 +442,9 @@ export function checkVerdict(decision: Decision, probes: Record<string, ProbeRes
             const verified = hosts.flatMap((h) =>
                 h.addresses.flatMap((a) =>
                     a.verify?.authenticated
-                        ? [`${label(h.name, a.address)} verified by ${briefRecord(a.verify.match.record.text)} at depth ${a.verify.match.depth}`]
+                        ? [
+                              `${label(h.name, a.address)}${h.addresses.filter((x) => x.address === a.address).length > 1 ? ` (${presentedType(a.probe)})` : ''} verified by ${briefRecord(a.verify.match.record.text)} at depth ${a.verify.match.depth}`,
+                          ]
                         : [],
                 ),
             )
@@ -383,13 +454,24 @@ export function checkVerdict(decision: Decision, probes: Record<string, ProbeRes
 
     // the resolver self-test: without AD on a name that must validate, every answer looks insecure and DANE is silently off
     const st = opts.selfTest
-    if (st && !opts.resolverUnreachable && !(st.status !== 'failed' && st.secure)) {
-        const what = st.status === 'failed' ? `failed (${st.reason ?? 'unknown'})` : `${st.status}, AD ${st.secure ? 'set' : 'not set'}`
-        add('CRITICAL', `the resolver does not validate: ${st.type} ${st.name || '.'} ${what}; every answer would look insecure and DANE would never apply`)
+    if (st && !opts.resolverUnreachable) {
+        if (st.status === 'failed')
+            add(
+                'UNKNOWN',
+                `the resolver self-test got no answer: ${st.type} ${st.name || '.'} failed (${st.reason ?? 'unknown'}); --selftest NAME names a signed name this resolver can answer`,
+            )
+        else if (!st.secure)
+            add(
+                'CRITICAL',
+                `the resolver does not validate: ${st.type} ${st.name || '.'} ${st.status}, AD not set; every answer would look insecure and DANE would never apply`,
+            )
     }
+    const probing = d.hosts.filter((h) => h.mode !== 'skip' && h.mode !== 'plaintext')
+    if (d.action === 'deliver' && probing.length > 0 && probing.every((h) => opts.unprobed?.[h.name]))
+        add('UNKNOWN', `nothing was probed: no MX host has an ${opts.unprobed?.[probing[0].name]} address`)
     const addresses = hosts.flatMap((h) => h.addresses)
     const handshakes = addresses.flatMap((a) => (a.probe.tls ? [a.probe.tls.handshakeMs] : []))
-    const mattering = addresses.flatMap((a) => a.expiresInDays.slice(0, a.datesMatter))
+    const mattering = addresses.flatMap((a) => (a.validDays === undefined ? [] : [a.validDays]))
     const perfdata: PerfData = {
         dnsMs: opts.dnsMs,
         handshakeMs: handshakes.length ? Math.max(...handshakes) : undefined,

@@ -53,7 +53,11 @@ export interface ProbeTls {
     handshakeMs: number
     /** the PKIX check ProbeOptions.pkixFor asked for */
     pkix?: WebPkiCheck
+    /** the presented leaf's key: ECDSA, RSA, Ed25519, ... */
+    keyType?: string
 }
+
+const KEY_TYPES: Record<string, string> = { ec: 'ECDSA', rsa: 'RSA', 'rsa-pss': 'RSA', ed25519: 'Ed25519', ed448: 'Ed448', dsa: 'DSA' }
 
 export interface ProbeResult {
     address: string
@@ -288,12 +292,15 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
         secure = await handshake(sock, servername, timeoutMs, opts.pkixFor?.ca, opts.certType)
         // before presentedChain, after which node's getPeerCertificate() has nothing left to give (lib/peer-chain)
         const pkix = opts.pkixFor ? webPkiCheck(opts.pkixFor.host, secure) : undefined
+        const presented = presentedChain(secure)
+        const leafKey = presented[0]?.publicKey.asymmetricKeyType
         result.tls = {
             protocol: secure.getProtocol(),
             cipher: secure.getCipher()?.name ?? '',
             servername,
-            chain: presentedChain(secure).map((c) => c.raw),
+            chain: presented.map((c) => c.raw),
             handshakeMs: Date.now() - t0,
+            ...(leafKey ? { keyType: KEY_TYPES[leafKey] ?? leafKey } : {}),
         }
         if (pkix) result.tls.pkix = pkix
         reader.switchTo(secure)

@@ -91,12 +91,14 @@ export const EDNS_UDP_PAYLOAD = 1232
 
 /**
  * RFC 1035 §2.3.4: labels of 1..63 octets, at most 255 octets on the wire.
- * Accepts a trailing dot and any case; returns lower-case without the dot, or
- * null when the name cannot be sent (empty label, non-printable or non-ASCII
+ * Accepts a trailing dot and any case; returns lower-case without the dot ("." alone, the root, is ""), or
+ * null when the name cannot be sent (empty name or label, non-printable or non-ASCII
  * character, backslash escapes, too long).
  */
 export function normalizeName(input: string): string | null {
     if (typeof input !== 'string') return null
+    // the root, asked by the command's resolver self-test: "" on the wire (one zero octet)
+    if (input === '.') return ''
     let name = input.endsWith('.') ? input.slice(0, -1) : input
     if (name.length === 0) return null
     if (!/^[\x21-\x7e]+$/.test(name) || name.includes('\\')) return null
@@ -195,7 +197,7 @@ export function decodeRdata(buf: Buffer, rr: WireRR, codec: RdataCodec): Rdata {
  * dotted text, it would be.
  */
 export function sameLabels(buf: Buffer, qname: string): boolean {
-    const want = qname.split('.')
+    const want = qname === '' ? [] : qname.split('.')
     const got: string[] = []
     let at = 12
     for (let hops = 0; hops < 64; hops++) {

@@ -2,7 +2,7 @@
 // and the verdicts of lib/check.ts on hand-made decisions and probe results.
 import assert from 'node:assert/strict'
 import { main, parseResolver } from '../../bin/haraka-dane'
-import { checkVerdict, rolloverVerdict, briefRecord } from '../../lib/check'
+import { checkVerdict, rolloverVerdict, briefRecord, renderPerfData } from '../../lib/check'
 import type { Decision, HostDecision } from '../../lib/policy'
 import type { ProbeResult } from '../../lib/probe'
 import { tlsaFromText } from '../../lib/tlsa'
@@ -120,6 +120,63 @@ describe('cli: check verdicts (pure)', () => {
         assert.equal(r.status, 'WARNING')
         assert.equal(r.exitCode, 1)
         assert.match(r.summary, /^DANE WARNING - example\.test: .*verified by 3 1 1 .* at depth 0, but it is the only TLSA record: no next key/)
+    })
+
+    // issue 16: each certificate type a DANE host serves, probed on its own
+    const typed = (p: ProbeResult, certType: 'ECDSA' | 'RSA', error?: ProbeResult['error']): ProbeResult =>
+        error ? { ...p, certType, tls: undefined, error } : { ...p, certType }
+    const refused = { step: 'tls' as const, message: 'sslv3 alert handshake failure (ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE)' }
+
+    it('issue 16: a type the host does not serve is a note; any other handshake failure of a type is judged', () => {
+        const d = decision([host('mx.example.test', 'dane', [tlsaText(leaf, 3, 1, 1), tlsaText(next, 3, 1, 1)])])
+        const ok = checkVerdict(d, { 'mx.example.test': [typed(tlsProbe([leaf, root]), 'ECDSA'), typed(tlsProbe([leaf, root]), 'RSA', refused)] })
+        assert.equal(ok.status, 'OK', ok.summary)
+        assert.match(ok.hosts[0].notes.join('\n'), /127\.0\.0\.1 serves no RSA certificate/)
+        const reset = { step: 'tls' as const, message: 'ECONNRESET: socket hang up' }
+        const bad = checkVerdict(d, { 'mx.example.test': [typed(tlsProbe([leaf, root]), 'ECDSA'), typed(tlsProbe([leaf, root]), 'RSA', reset)] })
+        assert.equal(bad.status, 'CRITICAL', 'a reset is not "no RSA certificate"')
+        // the ECDSA probe met a 421 before TLS, the RSA one was refused: judged as the 421 (unreachable, as with one
+        // probe), the refusal a note, never "TLS handshake failed"
+        const greeting = { step: 'greeting' as const, message: 'greeting is not 220: 421 busy' }
+        const busy = checkVerdict(d, { 'mx.example.test': [typed(tlsProbe([leaf, root]), 'ECDSA', greeting), typed(tlsProbe([leaf, root]), 'RSA', refused)] })
+        assert.match(busy.summary, /no MX host address could be reached/)
+        assert.doesNotMatch(busy.summary, /handshake/)
+        assert.match(busy.hosts[0].notes.join('\n'), /only RSA signature algorithms was refused .*whether it serves RSA is not known/)
+        // both types the same failure before TLS: judged once
+        const none = { step: 'connect' as const, message: 'ECONNREFUSED' }
+        const down = checkVerdict(d, { 'mx.example.test': [typed(tlsProbe([leaf, root]), 'ECDSA', none), typed(tlsProbe([leaf, root]), 'RSA', none)] })
+        assert.equal(down.hosts[0].addresses.length, 1)
+    })
+
+    it('issue 16: one record per certificate type and no next key is the rollover trap; the issuer beside the leaf is not', () => {
+        const rsaLeaf = makeCertificate({ cn: 'mx.example.test', keyType: 'rsa' })
+        const d = decision([host('mx.example.test', 'dane', [tlsaText(leaf, 3, 1, 1), tlsaText(rsaLeaf, 3, 1, 1)])])
+        const r = checkVerdict(d, { 'mx.example.test': [typed(tlsProbe([leaf, root]), 'ECDSA'), typed(tlsProbe([rsaLeaf]), 'RSA')] })
+        assert.equal(r.status, 'WARNING', r.summary)
+        assert.match(r.summary, /alone, and every other TLSA record matches another chain it serves: no next key is published/)
+        const withNext = decision([host('mx.example.test', 'dane', [tlsaText(leaf, 3, 1, 1), tlsaText(rsaLeaf, 3, 1, 1), tlsaText(next, 3, 1, 1)])])
+        assert.equal(checkVerdict(withNext, { 'mx.example.test': [typed(tlsProbe([leaf, root]), 'ECDSA'), typed(tlsProbe([rsaLeaf]), 'RSA')] }).status, 'OK')
+    })
+
+    it('issue 16: a self-test that got no answer is UNKNOWN (cannot tell); one answered without AD is CRITICAL; -6 with no IPv6 address is UNKNOWN', () => {
+        const d = decision([host('mx.example.test', 'dane', [tlsaText(leaf, 3, 1, 1), tlsaText(next, 3, 1, 1)])])
+        const probes = { 'mx.example.test': [tlsProbe([leaf, root])] }
+        const base = { name: '', type: 'A' as const, canonicalName: '', cnames: [], ttl: 0, rcode: 0 }
+        assert.equal(checkVerdict(d, probes, { selfTest: { ...base, status: 'failed', secure: false, reason: 'timeout' } }).status, 'UNKNOWN')
+        const plain = checkVerdict(d, probes, { selfTest: { ...base, status: 'nodata', secure: false } })
+        assert.equal(plain.status, 'CRITICAL')
+        assert.match(plain.summary, /the resolver does not validate: A \. nodata, AD not set/)
+        assert.equal(checkVerdict(d, probes, { selfTest: { ...base, status: 'nodata', secure: true } }).status, 'OK')
+        const v6 = checkVerdict(d, { 'mx.example.test': [] }, { unprobed: { 'mx.example.test': 'IPv6' } })
+        assert.equal(v6.status, 'UNKNOWN', v6.summary)
+        assert.match(v6.summary, /nothing was probed: no MX host has an IPv6 address/)
+    })
+
+    it('issue 16: perfdata: dns and handshake times, and days of validity where dates matter with "alert below" thresholds', () => {
+        const d = decision([host('mx.example.test', 'dane', [tlsaText(root, 2, 0, 1), tlsaText(next, 3, 1, 1)])])
+        const r = checkVerdict(d, { 'mx.example.test': [tlsProbe([leaf, root])] }, { days: 14, dnsMs: 12 })
+        assert.match(r.summary, / \| 'dns_ms'=12ms;;;0 'handshake_ms'=1ms;;;0 'expiry_days'=\d+;14:;0:$/)
+        assert.equal(renderPerfData({ expiryDays: -2 }), "'expiry_days'=-2;;0:")
     })
 
     it('C18: current + next key published → OK', () => {

@@ -315,6 +315,17 @@ describe('resolver (C1–C3)', function () {
         assert.deepEqual(i.addresses, ['192.0.2.7'])
     })
 
+    it('C1: the root (".", the command\'s resolver self-test) is asked as one zero octet and its reply matched', async () => {
+        server.handler = (q) => [buildReply(q, { ad: true, answers: [] })]
+        const r = make()
+        const a = await r.lookup('.', 'A')
+        assert.equal(server.received.length, 1)
+        // after the 12-byte header: the root name (00), type A (0001), class IN (0001)
+        assert.equal(server.received[0].buf.subarray(12, 17).toString('hex'), '0000010001')
+        assert.deepEqual([a.status, a.secure, a.name], ['nodata', true, ''])
+        assert.equal((await r.lookup('', 'A')).status, 'failed', 'an empty name is not the root')
+    })
+
     it('C1: loopback resolvers (127.0.0.0/8, ::1) are accepted', () => {
         for (const address of ['127.0.0.1', '127.0.0.53', '127.255.255.254', '::1']) {
             assert.doesNotThrow(() => make({ address, port: 53 }), address)
@@ -750,7 +761,7 @@ describe('resolver (C1–C3)', function () {
 
     it('names: an invalid name → failed without sending anything', async () => {
         const r = make()
-        for (const name of ['a..b', '', '.', 'x'.repeat(64) + '.example', 'sp ace.example']) {
+        for (const name of ['a..b', '', '..', 'x'.repeat(64) + '.example', 'sp ace.example']) {
             const a = await r.lookup(name, 'A')
             assert.equal(a.status, 'failed', name)
             assert.equal(a.reason, 'invalid name')
