@@ -152,4 +152,15 @@ describe('haraka-dane check as a monitor (issue 16): both families, both certifi
         assert.match(stdout, /^ {2}MX v6\.mon\.test: ok, AD=0$/m)
         assert.match(stdout, /resolver self-test: DOES NOT VALIDATE/)
     })
+
+    it('the self-test by default asks the root: a resolver that cannot answer it (this world has no root) is UNKNOWN, never CRITICAL', async () => {
+        let stdout = ''
+        const code = await main(['check', 'v6.mon.test', '--resolver', `${dns.resolverAddress}:${dns.port}`, '--timeout', '3000', '-q'], {
+            stdout: (t) => (stdout += t),
+            stderr: () => undefined,
+        })
+        assert.equal(code, 3, stdout)
+        assert.match(stdout.split('\n')[0], /^DANE UNKNOWN - v6\.mon\.test: the resolver self-test got no answer: A \. failed/)
+        assert.match(stdout, /^ {2}A \.: failed, AD=0/m)
+    })
 })
