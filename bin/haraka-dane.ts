@@ -25,6 +25,7 @@ import type { DomainOutcome } from '../lib/tlsrpt/send'
 import { sendNowFile } from '../lib/tlsrpt/scheduler'
 import { decide, type Decision, type HostDecision, serverName, tlsaQueryName } from '../lib/policy'
 import { probe, type CertType, type ProbeResult } from '../lib/probe'
+import { normalizeName } from '../lib/dns/wire'
 import { Resolver, ResolverConfigError, type Answer, type RRType } from '../lib/resolver'
 import { tlsaFromText, unusableReason, type TlsaRecord } from '../lib/tlsa'
 import { associationData, parseChain, rfc8460ResultType, type VerifyResult } from '../lib/verify'
@@ -345,9 +346,11 @@ function checkJson(decision: Decision, report: CheckReport): Record<string, unkn
                           handshakeMs: tls.handshakeMs,
                           chain: a.chain,
                           expiresInDays: a.expiresInDays,
+                          keyType: tls.keyType,
                       }
                     : undefined,
                 verify: verifyJson(a.verify),
+                validDays: a.validDays,
                 matchingRecords: a.matching,
                 status: a.status,
                 problems: a.problems,
@@ -432,6 +435,7 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
     const days = values.days === undefined ? DEFAULT_DAYS : /^\d{1,4}$/.test(String(values.days)) ? Number(values.days) : NaN
     if (!Number.isInteger(days) || days > 3650) throw new UsageError(`--days: "${values.days}" is not a whole number of days (0..3650)`)
     const selfTestName = values.selftest === undefined ? '.' : String(values.selftest)
+    if (selfTestName && normalizeName(selfTestName) === null) throw new UsageError(`--selftest: "${selfTestName}" is not a domain name ("." for the root)`)
     const ehloName = values.ehlo !== undefined ? String(values.ehlo) : undefined
     if (ehloName !== undefined && !/^[\x21-\x7e]+$/.test(ehloName)) throw new UsageError('--ehlo: not a host name')
     // read first: a bad path is a usage error before anything is probed

@@ -2,7 +2,7 @@
 // host, then what each address's live probe showed and what DANE made of it. Pure.
 import { tlsaQueryName, type Decision } from './policy'
 import { rfc8460ResultType } from './verify'
-import type { CheckReport } from './check'
+import { presentedType, type CheckReport } from './check'
 
 function replyLine(r: { code: number; lines: string[] } | undefined): string {
     return r ? `${r.code} ${r.lines[0] ?? ''}`.trim() : '-'
@@ -45,7 +45,9 @@ export function renderCheck(decision: Decision, report: CheckReport): string[] {
         for (const n of hr?.notes ?? []) out.push(`  note: ${n}`)
         for (const a of hr?.addresses ?? []) {
             const p = a.probe
-            out.push(`  ${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}${p.certType ? ` ${p.certType}` : ''} [${a.status}] (${p.ms} ms)`)
+            out.push(
+                `  ${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}${p.certType ? ` ${presentedType(p)}` : ''} [${a.status}] (${p.ms} ms)`,
+            )
             if (!p.connected) {
                 out.push(`    connect: ${p.error?.message ?? 'failed'}`)
                 continue

@@ -255,26 +255,27 @@ function assessAddress(host: HostDecision, probe: ProbeResult, now: Date | undef
 const MAX_LOOKAHEAD_DAYS = 3650
 
 /**
- * DANE-TA: whole days the chain stays valid, found by verifying it again at later dates (the first day it would
- * fail, by bisection): the dates of exactly the certificates the validated path uses, whatever was presented.
+ * DANE-TA: whole days the chain stays valid. Validity changes only when a presented certificate expires, so the
+ * chain is verified again just after each presented certificate's notAfter, in date order, and the first instant
+ * it fails counts: exactly the certificates the validated path uses matter (any order, extras, a DNS-given anchor
+ * whose dates are not checked), and a path that fails for a while before another one becomes valid is caught.
  */
 function validityDays(chain: ParsedChain, host: HostDecision, t: number): { days: number; failure?: string } {
-    const at = (d: number): VerifyResult =>
-        verifyChain({ chain, records: host.tlsa.records, referenceNames: host.referenceNames, now: new Date(t + d * DAY_MS) })
-    if (at(MAX_LOOKAHEAD_DAYS).authenticated) return { days: MAX_LOOKAHEAD_DAYS }
-    let lo = 0 // valid (the caller verified now)
-    let hi = MAX_LOOKAHEAD_DAYS // not valid
-    while (hi - lo > 1) {
-        const mid = Math.floor((lo + hi) / 2)
-        if (at(mid).authenticated) lo = mid
-        else hi = mid
+    const instants = [...new Set(chain.certs.map((c) => Date.parse(c.validTo) + 1000))]
+        .filter((x) => Number.isFinite(x) && x > t && x <= t + MAX_LOOKAHEAD_DAYS * DAY_MS)
+        .sort((a, b) => a - b)
+    for (const x of instants) {
+        const v = verifyChain({ chain, records: host.tlsa.records, referenceNames: host.referenceNames, now: new Date(x) })
+        if (!v.authenticated) return { days: Math.floor((x - 1000 - t) / DAY_MS), failure: `${v.failure.code}: ${v.failure.detail}` }
     }
-    const f = at(hi).failure
-    return { days: lo, failure: f && `${f.code}: ${f.detail}` }
+    return { days: MAX_LOOKAHEAD_DAYS }
 }
 
-/** A handshake refused because the server has no certificate for the signature algorithms offered (TLS alert 40). */
-const TYPE_NOT_SERVED = /alert handshake failure|no shared cipher|no suitable signature algorithm|no shared signature algorithms/i
+/**
+ * A handshake refused because the server has no certificate for the signature algorithms offered (TLS alert 40),
+ * or a server that signed with its one key type whatever was offered (OpenSSL: wrong signature type).
+ */
+const TYPE_NOT_SERVED = /alert handshake failure|no shared cipher|no suitable signature algorithm|no shared signature algorithms|wrong signature type/i
 
 /**
  * Probes of one address with each certificate type (ECDSA, then RSA): a type the server does not serve (its
@@ -367,22 +368,24 @@ function rolloverTrap(host: HostDecision, r: HostReport, add: (s: Status, text: 
     }
     // a chain matched by one record alone, and no record beside those that match: its next key change breaks delivery
     // (a 2 x x record for the issuer beside 3 x x for the leaf matches the same chain twice: the issuer survives a leaf change)
-    const trapped = verified.find((a) => a.matching.length === 1)
-    if (!trapped) return
     const trap =
         'no next key is published (rollover trap: the next certificate or key change breaks DANE delivery; publish current + next at least 2×TTL before a change)'
-    const m = trapped.verify!.match!
-    const typed = verified.length > 1 && trapped.probe.certType ? ` (${presentedType(trapped.probe)})` : ''
-    if (effective.length === 1)
-        add(
-            'WARNING',
-            `${label(host.name, trapped.address)}${typed} verified by ${briefRecord(m.record.text)} at depth ${m.depth}, but it is the only TLSA record: ${trap}`,
-        )
-    else
-        add(
-            'WARNING',
-            `${label(host.name, trapped.address)}${typed} verified by ${briefRecord(m.record.text)} alone, and every other TLSA record matches another chain it serves: ${trap}`,
-        )
+    for (const a of verified) {
+        if (a.matching.length !== 1) continue
+        const m = a.verify!.match!
+        // the type is named where the address served more than one
+        const typed = verified.some((b) => b !== a && b.address === a.address) ? ` (${presentedType(a.probe)})` : ''
+        if (effective.length === 1)
+            add(
+                'WARNING',
+                `${label(host.name, a.address)}${typed} verified by ${briefRecord(m.record.text)} at depth ${m.depth}, but it is the only TLSA record: ${trap}`,
+            )
+        else
+            add(
+                'WARNING',
+                `${label(host.name, a.address)}${typed} verified by ${briefRecord(m.record.text)} alone, and every other TLSA record matches another chain it serves: ${trap}`,
+            )
+    }
 }
 
 function dnsWhy(d: Decision): string {

@@ -102,6 +102,12 @@ describe('cli: arguments', () => {
         assert.match(c.stdout(), /Commands:/)
     })
 
+    it('issue 16: a --selftest that is not a domain name is a usage error (UNKNOWN), before anything is asked', async () => {
+        const c = capture()
+        assert.equal(await main(['check', 'a.test', '--selftest', 'a..b', '--resolver', '127.0.0.1:1'], c.out), 3)
+        assert.match(c.stderr(), /--selftest: "a\.\.b" is not a domain name/)
+    })
+
     it('cli: briefRecord shortens the association data only', () => {
         assert.equal(briefRecord(`3 1 1 ${'ab'.repeat(32)}`), `3 1 1 ${'ab'.repeat(8)}…`)
         assert.equal(briefRecord('3 1 1 abcd'), '3 1 1 abcd')
@@ -170,6 +176,39 @@ describe('cli: check verdicts (pure)', () => {
         const v6 = checkVerdict(d, { 'mx.example.test': [] }, { unprobed: { 'mx.example.test': 'IPv6' } })
         assert.equal(v6.status, 'UNKNOWN', v6.summary)
         assert.match(v6.summary, /nothing was probed: no MX host has an IPv6 address/)
+    })
+
+    it('issue 16: --days under DANE-TA counts the first day the chain fails, a gap between two intermediates included', () => {
+        const DAY = 86400_000
+        const now = Date.now()
+        // the same CA key in two certificates: the old one expires in 10 days, the new one is valid only from day 20
+        const old = makeCertificate({ cn: 'Unit Issuing CA', ca: true, issuer: root, notAfter: new Date(now + 10 * DAY + 3600_000) })
+        const fresh = makeCertificate({
+            cn: 'Unit Issuing CA',
+            ca: true,
+            issuer: root,
+            keyPem: old.keyPem,
+            notBefore: new Date(now + 20 * DAY),
+            notAfter: new Date(now + 400 * DAY),
+        })
+        const leafUnder = makeCertificate({ cn: 'mx.example.test', sans: ['mx.example.test'], issuer: old, notAfter: new Date(now + 365 * DAY) })
+        const d = decision([host('mx.example.test', 'dane', [tlsaText(root, 2, 0, 1), tlsaText(next, 3, 1, 1)])])
+        const r = checkVerdict(d, { 'mx.example.test': [tlsProbe([leafUnder, old, fresh, root])] }, { days: 14 })
+        assert.equal(r.status, 'WARNING', r.summary)
+        assert.match(r.summary, /would fail DANE verification in 10 day\(s\), within 14/)
+        assert.match(r.summary, /'expiry_days'=10;14:;0:$/)
+    })
+
+    it('issue 16: a server that signs with its one key type whatever was offered (wrong signature type) serves no such type: a note', () => {
+        const d = decision([host('mx.example.test', 'dane', [tlsaText(leaf, 3, 1, 1), tlsaText(next, 3, 1, 1)])])
+        const wrongType = { step: 'tls' as const, message: 'wrong signature type (ERR_SSL_WRONG_SIGNATURE_TYPE)' }
+        const r = checkVerdict(d, { 'mx.example.test': [typed(tlsProbe([leaf, root]), 'ECDSA'), typed(tlsProbe([leaf, root]), 'RSA', wrongType)] })
+        assert.equal(r.status, 'OK', r.summary)
+        // two addresses verified, one type each: the rollover warning names no type
+        const single = decision([host('mx.example.test', 'dane', [tlsaText(leaf, 3, 1, 1)], { addresses: ['127.0.0.1', '127.0.0.2'] })])
+        const two = checkVerdict(single, { 'mx.example.test': [tlsProbe([leaf, root]), tlsProbe([leaf, root], '127.0.0.2')] })
+        assert.equal(two.problems.filter((p) => /only TLSA record/.test(p.text)).length, 2)
+        assert.doesNotMatch(two.summary, /\(ECDSA\)/)
     })
 
     it('issue 16: perfdata: dns and handshake times, and days of validity where dates matter with "alert below" thresholds', () => {
