@@ -12,7 +12,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { domainToASCII } from 'node:url'
 import constants from 'haraka-constants'
-import { buildConfig, DaneConfig, formatErrors, policyFor } from './lib/config'
+import { buildConfig, DaneConfig, formatErrors, parseBool, policyFor } from './lib/config'
 import { Resolver } from './lib/resolver'
 import { decide, Decision } from './lib/policy'
 import {
@@ -30,7 +30,8 @@ import {
     tlsOutcome,
     type Outcome,
 } from './lib/log'
-import { describeStore, openStore, storeIdentity } from './lib/tlsrpt/open-store'
+import { describeStore, openStore } from './lib/tlsrpt/open-store'
+import { storeIdentity } from './lib/redis'
 import { unsignedReason } from './lib/tlsrpt/dkim-check'
 import type { TlsrptStore } from './lib/tlsrpt/store'
 import { resultOfAttempt, resultOfSkippedHost } from './lib/tlsrpt/from-attempt'
@@ -288,7 +289,7 @@ export function dane_load_config(this: DanePlugin, startup: boolean): void {
 function stsServiceFor(plugin: DanePlugin, cfg: DaneConfig, old: State | undefined, startup: boolean): StsService | undefined {
     const previous = old?.sts
     if (!cfg.mtasts.enabled) {
-        if (previous) setTimeout(() => previous.close(), previous.policies.timeoutMs + 5000).unref()
+        previous?.retire()
         return undefined
     }
     try {
@@ -299,8 +300,8 @@ function stsServiceFor(plugin: DanePlugin, cfg: DaneConfig, old: State | undefin
             fault: (m) => plugin.logerror(m),
             previous,
         })
-        // the old store may still serve lookups under way: closed once they are over (a fetch's deadline, and more)
-        if (previous && previous.store !== service.store) setTimeout(() => previous.close(), previous.policies.timeoutMs + 5000).unref()
+        // the old store may still serve lookups under way: closed once they are over
+        if (previous && previous.store !== service.store) previous.retire()
         return service
     } catch (e) {
         const msg = `haraka-plugin-dane: MTA-STS cannot be set up: ${(e as Error)?.message ?? e}`
@@ -317,7 +318,7 @@ function stsServiceFor(plugin: DanePlugin, cfg: DaneConfig, old: State | undefin
 function warnIfMutualTlsCa(plugin: DanePlugin): void {
     try {
         const tlsIni = (plugin.config.get('tls.ini', 'ini') ?? {}) as { main?: Record<string, unknown>; mutual_auth_hosts?: Record<string, unknown> }
-        const mutual = /^(true|yes|on|1)$/i.test(String(tlsIni.main?.mutual_tls ?? '')) || Object.keys(tlsIni.mutual_auth_hosts ?? {}).length > 0
+        const mutual = parseBool(String(tlsIni.main?.mutual_tls ?? '')) === true || Object.keys(tlsIni.mutual_auth_hosts ?? {}).length > 0
         if (mutual && tlsIni.main?.ca)
             plugin.lognotice(
                 `haraka-plugin-dane: tls.ini has mutual TLS and a ca (${String(tlsIni.main.ca)}): on those connections Haraka's CAs, not [mtasts] ca_file or node's store, judge MTA-STS hosts' certificates`,
@@ -339,7 +340,7 @@ function warnIfReportsUnsigned(plugin: DanePlugin, from: string): void {
         const why = unsignedReason(from, {
             plugins: list.map((p) => String(p).trim()),
             sign: {
-                enabled: /^(true|yes|on|1)$/i.test(String(ini.sign?.enabled ?? '')),
+                enabled: parseBool(String(ini.sign?.enabled ?? '')) === true,
                 domain: ini.sign?.domain ? String(ini.sign.domain) : undefined,
                 selector: ini.sign?.selector ? String(ini.sign.selector) : undefined,
             },
@@ -393,7 +394,7 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
     const { policy, exception } = report ? { policy: 'may' as const, exception: false } : policyFor(st.config, domain)
     decide(domain, (n, t) => st.resolver.lookup(n, t), { policy, exception, limits: st.config.limits, memo: st.resolver })
         // MTA-STS for the MX hosts the DNS proved have no DANE (C37-C39); DANE decides the others
-        .then(async (decided) => (st.sts && stsAsked(decided).ask ? applySts(decided, await st.sts.policies.policyFor(decided.domain)) : decided))
+        .then((decided) => (st.sts && stsAsked(decided).ask ? st.sts.policies.policyFor(decided.domain).then((o) => applySts(decided, o)) : decided))
         .then((decision) => {
             hmail.dane_decision = decision
             st.logger.info(decisionFields(decision, queueId, Date.now() - started), `${decision.domain}: ${decision.action}: ${decision.reason}`)

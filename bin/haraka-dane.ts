@@ -16,6 +16,7 @@ import { openStore } from '../lib/tlsrpt/open-store'
 import { renderReporting, stsShown, tlsrptShown, type StsShown, type TlsrptShown } from '../lib/check-reporting'
 import { FileStsStore, StsPolicies, type StsOutcome, type StsStore } from '../lib/mtasts/service'
 import { RedisStsStore } from '../lib/mtasts/redis-store'
+import { policyHostAddresses } from '../lib/mtasts/open'
 import { applySts, stsAsked } from '../lib/mtasts/apply'
 import { stsRecordName } from '../lib/mtasts/policy'
 import type { TlsrptStore } from '../lib/tlsrpt/store'
@@ -463,7 +464,6 @@ async function cmdCheck(args: string[], out: Out): Promise<number> {
     if (decision.action === 'deliver') {
         for (const h of decision.hosts) {
             if (h.mode === 'skip' || h.mode === 'plaintext') continue
-            // C19: SNI is the TLSA base domain on DANE connections, else the MX host name
             // C19: the SNI the plugin would send (lib/policy serverName), else the host name
             const servername = serverName(h) ?? h.name
             probes[h.name] = []
@@ -587,10 +587,7 @@ async function reportingRecords(
         const tlsrpt = tlsrptShown(await resolver.lookup(tlsrptRecordName(domain), 'TXT'))
         const sts = new StsPolicies({
             lookupTxt: (name) => resolver.lookup(name, 'TXT'),
-            addresses: async (host) => {
-                const [a, aaaa] = await Promise.all([resolver.lookup(host, 'A'), resolver.lookup(host, 'AAAA')])
-                return [...(a.addresses ?? []), ...(aaaa.addresses ?? [])]
-            },
+            addresses: (host) => policyHostAddresses(resolver, host),
             // nothing kept: what the destination publishes now
             store: { get: async () => undefined, set: async () => undefined, drop: async () => undefined },
             ca,

@@ -254,7 +254,8 @@ export function normalizeDomain(d: string): string {
 
 export const isLoopback = isLoopbackAddress
 
-function parseBool(v: string): boolean | undefined {
+/** true, yes, on, 1 / false, no, off, 0 (any case), as dane.ini and Haraka's own ini files write them; else undefined */
+export function parseBool(v: string): boolean | undefined {
     if (/^(true|yes|on|1)$/i.test(v)) return true
     if (/^(false|no|off|0)$/i.test(v)) return false
     return undefined

@@ -245,22 +245,17 @@ function withinAddressLimit(hosts: HostDecision[], limit: number): HostDecision[
  * hosts left) and its reason; also after MTA-STS changed some hosts (lib/mtasts/apply).
  */
 export function conclude(d: Decision): Decision {
-    const out = finish(d)
-    const n = d.notConsidered
-    if (n) out.reason += ` (${n.count} more MX host(s) beyond the limit of ${n.limit} not considered)`
-    return out
-}
-
-function finish(d: Decision): Decision {
     const usable = d.hosts.filter((h) => h.mode !== 'skip')
     const mxWord = d.implicitMx ? 'implicit MX' : `MX${d.mxSecure ? ' (secure)' : ' (insecure)'}`
+    const n = d.notConsidered
+    const beyond = n ? ` (${n.count} more MX host(s) beyond the limit of ${n.limit} not considered)` : ''
     if (usable.length === 0) {
         const why = d.hosts.map((h) => `${h.name}: ${h.reason}`).join('; ')
         const resultType = d.hosts.find((h) => h.resultType)?.resultType
-        return { ...d, action: 'defer', reason: `every MX host was skipped (${why})`, resultType }
+        return { ...d, action: 'defer', reason: `every MX host was skipped (${why})${beyond}`, resultType }
     }
     const modes = usable.map((h) => `${h.name}=${h.mode}`).join(', ')
-    return { ...d, action: 'deliver', reason: `${mxWord}: ${modes}` }
+    return { ...d, action: 'deliver', reason: `${mxWord}: ${modes}${beyond}` }
 }
 
 function safeLookup(lookup: Lookup): Lookup {

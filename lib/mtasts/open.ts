@@ -6,6 +6,7 @@ import type { Answer } from '../dns/answer'
 import type { RRType } from '../resolver'
 import { FileStsStore, StsPolicies, type StsStore } from './service'
 import { RedisStsStore } from './redis-store'
+import { storeIdentity } from '../redis'
 
 export interface StsService {
     policies: StsPolicies
@@ -14,7 +15,10 @@ export interface StsService {
     storeIdentity: string
     /** CA certificates (PEM) from ca_file; undefined: node's own store */
     ca?: string
+    /** close the store now (Haraka's shutdown) */
     close(): void
+    /** close the store once the asks that may be using it are over (a reload that replaced it): a fetch's deadline, and more */
+    retire(): void
 }
 
 export interface StsServiceOptions {
@@ -27,6 +31,12 @@ export interface StsServiceOptions {
     fault: (message: string) => void
     /** the service in use before a reload: its memory is kept, and its store when it is the same */
     previous?: StsService
+}
+
+/** The policy host's addresses, both families, through the plugin's resolver; PKIX, not DNSSEC, authenticates it (RFC 8461 3.3). */
+export async function policyHostAddresses(resolver: { lookup(name: string, type: RRType): Promise<Answer> }, host: string): Promise<string[]> {
+    const answers = await Promise.all([resolver.lookup(host, 'A'), resolver.lookup(host, 'AAAA')])
+    return answers.flatMap((a) => (a.status === 'ok' ? (a.addresses ?? []) : []))
 }
 
 /** Throws when the CA file cannot be read or holds no certificate, or the store cannot be opened (a directory it cannot use). */
@@ -45,8 +55,8 @@ export function openStsService(s: MtaStsSettings, o: StsServiceOptions): StsServ
             throw new Error(`mtasts.directory ${o.dir} cannot be used: ${(e as Error)?.message ?? e}`)
         }
     }
-    const storeIdentity = s.store === 'redis' ? `redis ${s.redisUrl} ${s.redisPrefix}` : `file ${o.dir}`
-    const same = o.previous?.storeIdentity === storeIdentity ? o.previous : undefined
+    const identity = storeIdentity(s, o.dir)
+    const same = o.previous?.storeIdentity === identity ? o.previous : undefined
     const store: StsStore = same
         ? same.store
         : s.store === 'redis'
@@ -54,11 +64,7 @@ export function openStsService(s: MtaStsSettings, o: StsServiceOptions): StsServ
           : new FileStsStore(o.dir)
     const policies = new StsPolicies({
         lookupTxt: (name) => o.resolver().lookup(name, 'TXT'),
-        // the policy host's addresses, both families; PKIX, not DNSSEC, authenticates it (RFC 8461 3.3)
-        addresses: async (host) => {
-            const answers = await Promise.all([o.resolver().lookup(host, 'A'), o.resolver().lookup(host, 'AAAA')])
-            return answers.flatMap((a) => (a.status === 'ok' ? (a.addresses ?? []) : []))
-        },
+        addresses: (host) => policyHostAddresses(o.resolver(), host),
         store,
         ca,
         timeoutMs: s.timeoutSeconds * 1000,
@@ -66,5 +72,6 @@ export function openStsService(s: MtaStsSettings, o: StsServiceOptions): StsServ
         // a reload keeps what the process held (a policy its store could not take included), whatever the store
         memory: o.previous?.policies.memory,
     })
-    return { policies, store, storeIdentity, ca, close: () => void store.close?.() }
+    const close = (): void => void store.close?.()
+    return { policies, store, storeIdentity: identity, ca, close, retire: () => setTimeout(close, policies.timeoutMs + 5000).unref() }
 }

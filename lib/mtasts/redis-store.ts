@@ -10,9 +10,8 @@
 // write that was sent and arrives late is applied only if no newer policy is there (newer wins, in one script). A read that fails is a failure, not
 // "nothing kept": the service then uses what it holds in memory (lib/mtasts/service), and Haraka's log says so.
 import { createHash } from 'node:crypto'
-import { createClient } from 'redis'
 import { OperatorNotice } from '../notice'
-import { redactedUrl } from '../tlsrpt/redis-store'
+import { closeRedis, openRedis, redactedUrl, type RedisClient } from '../redis'
 import type { CachedPolicy } from './cache-rules'
 import { keptPolicyOf, keptPolicyText, type StsStore } from './service'
 
@@ -36,7 +35,7 @@ const DROP_SEEN =
     "return redis.call('DEL', KEYS[1])"
 
 export class RedisStsStore implements StsStore {
-    private readonly client: ReturnType<typeof createClient>
+    private readonly client: RedisClient
     private readonly notice: OperatorNotice
     private closed = false
     private waiting?: Promise<void>
@@ -48,15 +47,7 @@ export class RedisStsStore implements StsStore {
         onFault: (message: string) => void = () => undefined,
     ) {
         this.notice = new OperatorNotice(onFault)
-        this.client = createClient({
-            url: settings.url,
-            disableOfflineQueue: true,
-            socket: { connectTimeout: 5000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 5000) },
-        })
-        // without a listener an 'error' event would end Haraka (C29); the client reconnects by itself
-        this.client.on('error', (e: Error) => this.fault(e?.message ?? String(e)))
-        this.client.connect().catch((e: Error) => this.fault(e?.message ?? String(e)))
-        this.client.unref()
+        this.client = openRedis(settings.url, (e) => this.fault(e?.message ?? String(e)))
     }
 
     get where(): string {
@@ -139,10 +130,6 @@ export class RedisStsStore implements StsStore {
     async close(): Promise<void> {
         if (this.closed) return
         this.closed = true
-        try {
-            await this.client.close()
-        } catch {
-            this.client.destroy()
-        }
+        await closeRedis(this.client)
     }
 }

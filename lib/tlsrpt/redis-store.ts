@@ -13,9 +13,9 @@
 // MULTI that is never sent twice: a restart or a crash cannot count it twice. Nothing waits for Redis: while
 // it is unreachable, results wait in memory (at most MAX_PENDING, sent when it is back); past that, and for
 // a MULTI that fails, they are lost and Haraka's log says how many (at most once a minute). The client's own
-// queue is off (disableOfflineQueue): it has no bound.
+// queue is off (lib/redis.ts): it has no bound.
 import { randomBytes } from 'node:crypto'
-import { createClient } from 'redis'
+import { closeRedis, openRedis, redactedUrl, type RedisClient } from '../redis'
 import { NOTICE_EVERY_MS, OperatorNotice } from '../notice'
 import { tallyKey, tallyOfKey, utcDay, type Tally } from './report'
 import type { SessionResult } from './result'
@@ -57,19 +57,8 @@ function hashEntries(reply: unknown): [string, string][] {
     return []
 }
 
-/** A Redis URL as it may be shown: without its password. */
-export function redactedUrl(url: string): string {
-    try {
-        const u = new URL(url)
-        if (u.password) u.password = '***'
-        return u.toString()
-    } catch {
-        return '(not a URL)'
-    }
-}
-
 export class RedisStore implements TlsrptStore {
-    private readonly client: ReturnType<typeof createClient>
+    private readonly client: RedisClient
     private inFlight = 0
     private waiting: SessionResult[] = []
     private lost = 0
@@ -86,17 +75,8 @@ export class RedisStore implements TlsrptStore {
     ) {
         this.lossNotice = new OperatorNotice(onFault)
         this.connectionNotice = new OperatorNotice(onFault)
-        this.client = createClient({
-            url: settings.url,
-            disableOfflineQueue: true,
-            socket: { connectTimeout: 5000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 5000) },
-        })
-        // without a listener an 'error' event would end Haraka (C29); the client reconnects by itself
-        this.client.on('error', (e: Error) => this.connectionFault(e))
+        this.client = openRedis(settings.url, (e) => this.connectionFault(e))
         this.client.on('ready', () => this.flush())
-        this.client.connect().catch((e: Error) => this.connectionFault(e))
-        // the connection alone does not keep a Haraka that is shutting down alive
-        this.client.unref()
         this.sent = new RedisSentStore(
             (args) => this.command(args),
             (...parts) => this.key(...parts),
@@ -225,11 +205,7 @@ export class RedisStore implements TlsrptStore {
             this.waiting = []
         }
         this.closed = true
-        try {
-            await this.client.close()
-        } catch {
-            this.client.destroy()
-        }
+        await closeRedis(this.client)
     }
 
     private lose(n: number, why: string): void {

@@ -13,6 +13,7 @@ import { makeCertificate } from '../world/certs'
 import { Resolver } from '../../lib/resolver'
 import { resolverSettingsOrThrow } from '../../lib/config'
 import { FileStsStore, StsPolicies } from '../../lib/mtasts/service'
+import { policyHostAddresses } from '../../lib/mtasts/open'
 import { main } from '../../bin/haraka-dane'
 
 const POLICY_ADDRESS = '127.0.7.81'
@@ -47,10 +48,7 @@ describe('MTA-STS: the policy in force, from real DNS and a real policy server (
     const service = () =>
         new StsPolicies({
             lookupTxt: (name) => resolver.lookup(name, 'TXT'),
-            addresses: async (host) => {
-                const a = await resolver.lookup(host, 'A')
-                return a.status === 'ok' ? (a.addresses ?? []) : []
-            },
+            addresses: (host) => policyHostAddresses(resolver, host),
             store: new FileStsStore(dir),
             ca: ca.pem,
             port: PORT,

@@ -3,7 +3,8 @@
 // time and sent once; a Redis that goes away and comes back loses nothing that waited for it; garbage in
 // Redis is not reported. Its own redis; nothing else of the test world.
 import assert from 'node:assert/strict'
-import { RedisStore, redactedUrl } from '../../lib/tlsrpt/redis-store'
+import { RedisStore } from '../../lib/tlsrpt/redis-store'
+import { redactedUrl } from '../../lib/redis'
 import { buildReport, reportOfTallies, tallyKey, tallyOfKey, type Tally } from '../../lib/tlsrpt/report'
 import type { SessionResult } from '../../lib/tlsrpt/result'
 import { daneResult, txtAnswer } from '../world/tlsrpt-fixtures'
