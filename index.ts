@@ -10,11 +10,10 @@
 import cluster from 'node:cluster'
 import fs from 'node:fs'
 import path from 'node:path'
-import { domainToASCII } from 'node:url'
 import constants from 'haraka-constants'
 import { buildConfig, DaneConfig, formatErrors, parseBool, policyFor } from './lib/config'
 import { Resolver } from './lib/resolver'
-import { decide, Decision } from './lib/policy'
+import { asciiDomain, decide, Decision } from './lib/policy'
 import {
     createLogger,
     closeLogger,
@@ -22,7 +21,6 @@ import {
     decisionFields,
     skippedAttempts,
     attemptFields,
-    contextFields,
     writeAttempt,
     writeFinal,
     writeDelivered,
@@ -125,13 +123,13 @@ export function register(this: DanePlugin): void {
         },
         // RFC 8460, as Postfix: a session's result is taken when its TLS handshake completes, whatever the message's fate
         onTlsEstablished: (hmail, attempt) => recordTlsrptAttempt(this, hmail, attempt, tlsOutcome(attempt.ctx.mode, true)),
+        wantsLocalAddress: () => this.dane?.tlsrpt !== undefined,
         onConnectFailed: (ctx, address, err) =>
-            writeAttempt(this.dane!.logger, this, {
-                ...contextFields(ctx),
-                address,
-                outcome: 'failed',
-                reason: `cannot connect to ${ctx.host} [${address}]: ${err}`,
-            }),
+            writeAttempt(
+                this.dane!.logger,
+                this,
+                attemptFields({ ctx, address, failure: { reason: `cannot connect to ${ctx.host} [${address}]: ${err}` } }, 'failed'),
+            ),
         onContextLost: (hmail, address) => {
             this.logerror(
                 `[${hmail.todo.uuid}] DANE: the MX ${address} for ${hmail.todo.domain} reached the connection without its DANE context (a Haraka change?); connection ended, the message stays queued`,
@@ -384,7 +382,7 @@ export function dane_get_mx(this: DanePlugin, next: Next, hmail: HMail, domainIn
         )
     }
     // an internationalised domain is looked up in its A-label form, as Haraka's own MX lookup does
-    const domain = domainToASCII(domainIn)
+    const domain = asciiDomain(domainIn)
     if (!domain) {
         st.logger.error({ event: 'decision', queue_id: queueId, domain: domainIn }, 'recipient domain cannot be converted to ASCII; deferring')
         return reply(constants.denysoft, `DANE: cannot look up the domain ${domainIn}`)

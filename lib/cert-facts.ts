@@ -44,10 +44,16 @@ function factsOf(cert: X509Certificate | Buffer): Facts {
     return f
 }
 
+/** bytes at the end of a certificate (its signature) that name it in the cache, beside its length */
+const KEY_TAIL = 32
+
 function factsOfBytes(der: Buffer, copy: boolean): Facts {
-    const key = der.toString('latin1')
+    // found by the length and the last bytes (the signature), then compared whole: a Map key of every byte
+    // cost more than the rest of a lookup. Two certificates that share a key (a peer can make one) replace
+    // each other in the cache; facts are only ever given for the exact bytes.
+    const key = `${der.length} ${der.toString('latin1', Math.max(0, der.length - KEY_TAIL))}`
     let f = byBytes.get(key)
-    if (!f) {
+    if (!f || !f.der.equals(der)) {
         f = { der: copy ? Buffer.from(der) : der, id: ++lastId, values: new Map() }
         byBytes.set(key, f)
     }

@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import type { TLSSocket } from 'node:tls'
-import type { TlsaRecord } from './tlsa'
+import { USAGE, type TlsaRecord } from './tlsa'
 import { serverName, type Decision, type HostMode } from './policy'
 import { verifyChain, rfc8460ResultType, VerifyResult } from './verify'
 import { presentedChain } from './peer-chain'
@@ -89,6 +89,8 @@ export interface GlueEvents {
     onContextLost(hmail: HmailLike, address: string): void
     /** The TLS handshake of an attempt completed and passed the guard (DANE verified, where DANE applies). */
     onTlsEstablished(hmail: HmailLike, attempt: Attempt): void
+    /** Attempts need this end's address (TLS reports, RFC 8460 sending-mta-ip): asking the socket costs a system call. */
+    wantsLocalAddress(): boolean
 }
 
 export interface HmailLike {
@@ -325,14 +327,15 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
             }
             case 'line': {
                 if (typeof first !== 'string') break
-                if (attempt.localAddress === undefined) attempt.localAddress = socket.targetsocket?.localAddress ?? socket.localAddress ?? ''
+                if (attempt.localAddress === undefined && events.wantsLocalAddress())
+                    attempt.localAddress = socket.targetsocket?.localAddress ?? socket.localAddress ?? ''
                 const v = judge({ kind: 'line', text: first })
                 if (v.action !== 'allow') return true
                 const line = v.line ?? first
-                if (!guard.mandatory) return arguments.length === 2 ? origEmit(event, line) : passOn(arguments, line)
+                if (!guard.mandatory) return passOn(arguments, line)
                 mandatoryLineInProgress = true
                 try {
-                    return arguments.length === 2 ? origEmit(event, line) : passOn(arguments, line)
+                    return passOn(arguments, line)
                 } finally {
                     mandatoryLineInProgress = false
                 }
@@ -358,8 +361,9 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
         }
         return passOn(arguments)
     }
-    /** the event as it came (its first argument replaced when `first` is given) */
+    /** the event as it came (its first argument replaced when `first` is given); the usual one-argument event called directly */
     const passOn = (args: IArguments, first?: string): boolean => {
+        if (args.length === 2) return origEmit(args[0] as string, first === undefined ? args[1] : first)
         if (first === undefined) return Reflect.apply(origEmit, undefined, args) as boolean
         const a = Array.prototype.slice.call(args) as unknown[]
         a[1] = first
@@ -378,6 +382,8 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
     // MTA-STS (RFC 8461 4.2): PKIX for the MX host name, required on an sts host and checked for the report in testing
     const sts = ctx.sts
     const pkixChecked = ctx.mode === 'sts' || (sts?.mode === 'testing' && ctx.mode === 'opportunistic')
+    // DANE-EE records alone: the leaf is all that is matched (lib/peer-chain)
+    const eeOnly = ctx.mode === 'dane' && ctx.records.every((r) => r.usage === USAGE.DANE_EE)
     socket.upgrade = (options: Record<string, unknown>, cb?: (...a: unknown[]) => void) => {
         attempt.tlsStarted = Date.now()
         let tlsOptions = options
@@ -400,7 +406,8 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
             attempt.tlsMs = Date.now() - (attempt.tlsStarted ?? Date.now())
             let input: SessionInput = { kind: 'handshake', ok: true }
             if (ctx.mode === 'dane') {
-                const result = verifyChain({ chain: presentedChain(socket.cleartext), records: ctx.records, referenceNames: ctx.referenceNames })
+                const chain = presentedChain(socket.cleartext, eeOnly)
+                const result = verifyChain({ chain, records: ctx.records, referenceNames: ctx.referenceNames })
                 attempt.verify = result
                 if (!result.authenticated) {
                     const f = result.failure

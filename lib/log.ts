@@ -92,7 +92,7 @@ export class SafeDestination {
         this.pendingChars = 0
         try {
             if (this.fd === undefined) this.fd = this.open()
-            writeAll(this.fd, Buffer.from(lines.join('')))
+            writeAll(this.fd, lines.join(''))
         } catch (e) {
             this.lost += lines.length
             const err = e as NodeJS.ErrnoException
@@ -140,22 +140,48 @@ export class SafeDestination {
 
 const pause = new Int32Array(new SharedArrayBuffer(4))
 
-// a pipe (stdout under a service manager) may take part of a line, or none for a moment (EAGAIN)
-function writeAll(fd: number, buf: Buffer): void {
+// a pipe (stdout under a service manager) may take part of a line, or none for a moment (EAGAIN). The text
+// goes to the kernel as a string (node encodes it there, no Buffer made here); only what is left of a
+// partial or refused write is made a Buffer
+function writeAll(fd: number, text: string): void {
+    let buf: Buffer | undefined
     let off = 0
     let busy = 0
-    while (off < buf.length) {
+    for (;;) {
         try {
+            if (buf === undefined) {
+                const n = fs.writeSync(fd, text)
+                const bytes = Buffer.byteLength(text)
+                if (n >= bytes) return
+                buf = Buffer.from(text)
+                off = n
+            }
+            if (off >= buf.length) return
             off += fs.writeSync(fd, buf, off, buf.length - off)
         } catch (e) {
+            buf ??= Buffer.from(text)
             if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || ++busy > 20) throw e
             Atomics.wait(pause, 0, 0, 5)
         }
     }
 }
 
+/**
+ * pino's isoTime, made once per millisecond: a delivery logs three lines, often in the same millisecond as
+ * other deliveries' lines under load, and formatting the date was a visible part of what a line cost.
+ */
+let timeMs = -1
+let timeField = ''
+export function isoTimeField(now: number = Date.now()): string {
+    if (now !== timeMs) {
+        timeMs = now
+        timeField = `,"time":"${new Date(now).toISOString()}"`
+    }
+    return timeField
+}
+
 export function createLogger(s: LogSettings, onFault: (message: string) => void = () => undefined): DaneLogger {
-    const opts: pino.LoggerOptions = { level: s.level, base: { plugin: 'dane', pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }
+    const opts: pino.LoggerOptions = { level: s.level, base: { plugin: 'dane', pid: process.pid }, timestamp: () => isoTimeField(), messageKey: 'msg' }
     return pino(opts, new SafeDestination(s.destination, onFault))
 }
 
@@ -177,6 +203,7 @@ export type Outcome =
     | 'skipped' // not connected (C7, C11, dane-only)
 
 export interface AttemptFields {
+    event: 'attempt'
     queue_id?: string
     domain: string
     policy: string
@@ -199,6 +226,7 @@ export interface AttemptFields {
 export type FinalOutcome = 'delivered' | 'deferred' | 'bounced'
 
 export interface FinalFields {
+    event: 'final'
     queue_id?: string
     domain: string
     policy?: string
@@ -214,7 +242,15 @@ export interface FinalFields {
     reason: string
 }
 
+/** the hosts of a decision as the log shows them: made once for a decision that many messages share (lib/policy keeps them) */
+const summaries = new WeakMap<Decision, Record<string, unknown>[]>()
+
 export function decisionFields(d: Decision, queueId: string | undefined, dnsMs: number): Record<string, unknown> {
+    let hosts = summaries.get(d)
+    if (!hosts) {
+        hosts = d.hosts.map(hostSummary)
+        summaries.set(d, hosts)
+    }
     return {
         event: 'decision',
         queue_id: queueId,
@@ -227,7 +263,7 @@ export function decisionFields(d: Decision, queueId: string | undefined, dnsMs: 
         reason: d.reason,
         result_type: d.resultType,
         dns_ms: dnsMs,
-        hosts: d.hosts.map(hostSummary),
+        hosts,
         sts: d.sts && {
             id: d.sts.id,
             mode: d.sts.policy?.mode,
@@ -263,6 +299,7 @@ export function skippedAttempts(d: Decision, queueId: string | undefined): Attem
     return d.hosts
         .filter((h) => h.mode === 'skip')
         .map((h) => ({
+            event: 'attempt' as const,
             queue_id: queueId,
             domain: d.domain,
             policy: d.policy,
@@ -309,19 +346,6 @@ export interface AttemptRecord {
     tlsMs?: number
 }
 
-export function contextFields(ctx: HostContext): Omit<AttemptFields, 'outcome' | 'reason'> {
-    return {
-        queue_id: ctx.queueId,
-        domain: ctx.domain,
-        policy: ctx.policy,
-        exception: ctx.exception,
-        mx_host: ctx.host,
-        tlsa_base: ctx.tlsaBase,
-        mode: ctx.mode,
-        sts: ctx.sts?.mode,
-    }
-}
-
 /** C24: the TLS a delivery had, by the host's mode: DANE authenticated, TLS without authentication, or what Haraka did */
 export function tlsOutcome(mode: HostMode, secured: boolean): Outcome {
     switch (mode) {
@@ -338,10 +362,20 @@ export function tlsOutcome(mode: HostMode, secured: boolean): Outcome {
     }
 }
 
+// the fields written out: an object spread in the middle of a literal is slow in V8, and this runs for every attempt
 export function attemptFields(a: AttemptRecord, outcome: Outcome): AttemptFields {
     const m = a.verify?.match
+    const ctx = a.ctx
     return {
-        ...contextFields(a.ctx),
+        event: 'attempt',
+        queue_id: ctx.queueId,
+        domain: ctx.domain,
+        policy: ctx.policy,
+        exception: ctx.exception,
+        mx_host: ctx.host,
+        tlsa_base: ctx.tlsaBase,
+        mode: ctx.mode,
+        sts: ctx.sts?.mode,
         address: a.address,
         outcome,
         matched: m?.record.text,
@@ -367,16 +401,36 @@ function stsReason(a: AttemptRecord, outcome: Outcome): string {
 export function writeAttempt(logger: DaneLogger, operator: OperatorLog, f: AttemptFields): void {
     const level = f.outcome === 'failed' || f.outcome === 'skipped' ? 'warn' : 'info'
     const where = `${f.domain} ${f.mx_host}${f.address ? ` [${f.address}]` : ''}`
-    logger[level]({ event: 'attempt', ...f }, `${where}: ${f.outcome}: ${f.reason}`)
+    logger[level](f, `${where}: ${f.outcome}: ${f.reason}`)
     const human = `[${f.queue_id ?? '-'}] DANE ${where}: ${f.outcome}: ${f.reason}`
     if (level === 'warn') operator.lognotice(human)
     else operator.loginfo(human)
 }
 
 /** C24: the final line of a message the plugin routed */
-export function writeFinal(logger: DaneLogger, d: Decision, queueId: string, rest: Omit<FinalFields, 'queue_id' | 'domain' | 'policy' | 'exception'>): void {
-    const f: FinalFields = { queue_id: queueId, domain: d.domain, policy: d.policy, exception: d.exception, ...rest }
-    logger[f.outcome === 'delivered' ? 'info' : 'warn']({ event: 'final', ...f }, `${f.domain}: ${f.outcome}: ${f.reason}`)
+export function writeFinal(
+    logger: DaneLogger,
+    d: Decision,
+    queueId: string,
+    rest: Omit<FinalFields, 'event' | 'queue_id' | 'domain' | 'policy' | 'exception'>,
+): void {
+    const f: FinalFields = {
+        event: 'final',
+        queue_id: queueId,
+        domain: d.domain,
+        policy: d.policy,
+        exception: d.exception,
+        outcome: rest.outcome,
+        mx_host: rest.mx_host,
+        address: rest.address,
+        tls: rest.tls,
+        tlsa_base: rest.tlsa_base,
+        matched: rest.matched,
+        depth: rest.depth,
+        result_type: rest.result_type,
+        reason: rest.reason,
+    }
+    logger[f.outcome === 'delivered' ? 'info' : 'warn'](f, `${f.domain}: ${f.outcome}: ${f.reason}`)
 }
 
 /** The attempt and final lines of a delivered message. */

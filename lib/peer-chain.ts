@@ -21,12 +21,17 @@ import type { X509Certificate } from 'node:crypto'
 /** More than any real chain; the verifier considers only the first MAX_CHAIN (lib/verify.ts) anyway. */
 const MAX_WALK = 64
 
-/** The certificates in the order the peer sent them, leaf first, as node parsed them. Call once per connection (see above). */
-export function presentedChain(sock: TLSSocket | undefined): X509Certificate[] {
+/**
+ * The certificates in the order the peer sent them, leaf first, as node parsed them. Call once per connection
+ * (see above). `leafOnly`: the leaf alone, for TLSA records that are all DANE-EE, which look at nothing else
+ * (RFC 7672 3.1.1): the rest of the chain is not walked, nor parsed and checked after it.
+ */
+export function presentedChain(sock: TLSSocket | undefined, leafOnly = false): X509Certificate[] {
     if (!sock) return []
+    let cert: X509Certificate | undefined = sock.getPeerX509Certificate()
+    if (leafOnly) return cert ? [cert] : []
     const out: X509Certificate[] = []
     const seen = new Set<X509Certificate>()
-    let cert: X509Certificate | undefined = sock.getPeerX509Certificate()
     while (cert && !seen.has(cert) && out.length < MAX_WALK) {
         seen.add(cert)
         out.push(cert)

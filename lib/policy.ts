@@ -2,6 +2,7 @@
 // by host. It asks the resolver through the `lookup` function it is given and
 // decides nothing by I/O of its own; the result is plain data with a reason
 // for every choice, and the delivery log prints those reasons verbatim.
+import { domainToASCII } from 'node:url'
 import type { Answer, RRType } from './resolver'
 import { TlsaRecord, tlsaFromRdata, usableRecords, unusableReason } from './tlsa'
 import type { ResultType } from './result-type'
@@ -105,6 +106,25 @@ export interface HostMemo {
     recall(key: string): unknown
 }
 
+/** recipient domains whose A-label form is remembered at most (past it, the memory starts again) */
+const MAX_REMEMBERED_DOMAINS = 10_000
+const asciiForms = new Map<string, string>()
+
+/**
+ * The recipient domain in the A-label form it is looked up in (an internationalised domain, as Haraka's own
+ * MX lookup does); '' when it has none. node's domainToASCII (ICU) costs several microseconds a call and a
+ * queue sends to the same domains again and again: the answer, a pure function of the name, is remembered.
+ */
+export function asciiDomain(domain: string): string {
+    let ascii = asciiForms.get(domain)
+    if (ascii === undefined) {
+        ascii = domainToASCII(domain)
+        if (asciiForms.size >= MAX_REMEMBERED_DOMAINS) asciiForms.clear()
+        asciiForms.set(domain, ascii)
+    }
+    return ascii
+}
+
 // RFC 7672 2.2.1 / 3: the TLSA owner for SMTP on port 25
 export function tlsaQueryName(base: string): string {
     return `_25._tcp.${base}`
@@ -186,17 +206,36 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
     if (opts.memo && names.length <= limits.mxHosts && left >= 1) {
         const byName = new Map(kept.map((k) => [k.host.name, k.host]))
         const hosts = names.map((n) => byName.get(n.name)!)
-        const k: KeptDecision = Object.freeze({ head: Object.freeze({ ...base, mxSecure: mx.secure, implicitMx }), hosts: Object.freeze(hosts) })
-        // C30: counted with its hosts, which it holds whether or not their own entries are still in the cache
-        opts.memo.remember(memoKey, k, left, 512 + hosts.reduce((n, h) => n + hostDecisionBytes(h), 0))
+        const fixedOrder = new Set(hosts.map((h) => h.preference)).size === hosts.length
+        const k: KeptDecision = Object.freeze({
+            head: Object.freeze({ ...base, mxSecure: mx.secure, implicitMx }),
+            hosts: Object.freeze(hosts),
+            fixedOrder,
+            assembled: new Map(),
+        })
+        // C30: counted with its hosts, which it holds whether or not their own entries are still in the cache, and
+        // with the assembled decisions it may come to hold (each a few hundred bytes beside hosts it shares)
+        const orders = fixedOrder ? 1 : MAX_KEPT_ORDERS
+        opts.memo.remember(memoKey, k, left, 512 + orders * (256 + 128 * hosts.length) + hosts.reduce((n, h) => n + hostDecisionBytes(h), 0))
     }
     return decision
 }
 
-/** A whole decision as kept (DecideOptions.memo): its head and its hosts, before their order is drawn. */
+/** The assembled decisions one kept decision holds at most, one per order of its hosts (4 hosts of equal preference: 24 orders). */
+const MAX_KEPT_ORDERS = 24
+
+/**
+ * A whole decision as kept (DecideOptions.memo): its head and its hosts, before their order is drawn, and
+ * the decisions already assembled from it, by the order of their hosts. The same order of the same hosts
+ * assembles the same decision, so it is assembled once and then shared (frozen) by every message that draws
+ * that order: only the drawing is done for each message, and only where two hosts share a preference.
+ */
 interface KeptDecision {
     head: Omit<Decision, 'action' | 'reason' | 'resultType' | 'hosts'>
     hosts: readonly HostDecision[]
+    /** no two hosts share a preference: there is one order, the one `hosts` is in */
+    fixedOrder: boolean
+    assembled: Map<string, Decision>
 }
 
 /** The hosts in MX order (equal preferences shuffled, RFC 5321 5.1), within the limits, and the outcome (C11). */
@@ -205,19 +244,26 @@ function assemble(head: KeptDecision['head'], ordered: HostDecision[], mxCount: 
     return conclude({ ...head, ...beyond, action: 'deliver', reason: '', hosts: withinAddressLimit(ordered, limits.addresses) })
 }
 
-/** A kept decision for this message: its hosts in an order drawn again (equal preferences), then assembled. */
+/** A kept decision for this message: its hosts in an order drawn again (equal preferences, C3), assembled once per order. */
 function fromKept(k: KeptDecision, limits: DecisionLimits, random?: () => number): Decision {
-    const order = orderMxHosts(
-        k.hosts.map((h) => ({ preference: h.preference, exchange: h.name })),
-        random,
-    )
-    const byName = new Map(k.hosts.map((h) => [h.name, h]))
-    return assemble(
-        k.head,
-        order.map((o) => byName.get(o.name)!),
-        k.hosts.length,
-        limits,
-    )
+    let hosts: readonly HostDecision[] = k.hosts
+    let key = ''
+    if (!k.fixedOrder) {
+        const byName = new Map(k.hosts.map((h) => [h.name, h]))
+        hosts = orderMxHosts(
+            k.hosts.map((h) => ({ preference: h.preference, exchange: h.name })),
+            random,
+        ).map((o) => byName.get(o.name)!)
+        key = hosts.map((h) => h.name).join(' ')
+    }
+    const known = k.assembled.get(key)
+    if (known) return known
+    const d = assemble(k.head, [...hosts], k.hosts.length, limits)
+    // shared by the messages that draw this order: nothing may change it (lib/mtasts/apply makes a new one)
+    Object.freeze(d.hosts)
+    Object.freeze(d)
+    if (k.assembled.size < MAX_KEPT_ORDERS) k.assembled.set(key, d)
+    return d
 }
 
 // C30: at most `limit` addresses in all, in MX order; a host left with none is not connected to

@@ -99,6 +99,19 @@ describe('end to end: Haraka + haraka-plugin-dane + the test world', function ()
         assert.equal(final.tlsa_base, 'smtp.cu.dane.test')
     })
 
+    it('C24: the first MX refuses the connection → an attempt line names the host, address and error; the second MX gets one copy', () => {
+        assert.equal(outcomeOf('down.dane.test'), 'delivered')
+        assert.equal(received('second').filter((r) => r.to.includes('postmaster@down.dane.test')).length, 1)
+        const failed = attemptsOf('down.dane.test', 'failed')
+        assert.equal(failed.length, 1)
+        assert.equal(failed[0].mx_host, 'mx1.down.dane.test')
+        assert.equal(failed[0].address, '127.0.0.41')
+        assert.equal(failed[0].mode, 'dane')
+        assert.equal(failed[0].tlsa_base, 'mx1.down.dane.test')
+        assert.match(failed[0].reason ?? '', /^cannot connect to mx1\.down\.dane\.test \[127\.0\.0\.41\]: .*ECONNREFUSED/)
+        assert.equal(attemptsOf('down.dane.test', 'verified')[0]?.address, '127.0.0.27')
+    })
+
     it('C8, C20: a secure CNAME to a host in an unsigned zone whose key does not match the TLSA record → deferred, nothing sent', () => {
         assert.equal(outcomeOf('cubad.dane.test'), 'deferred')
         assert.equal(received('cu').filter((r) => r.to.includes('postmaster@cubad.dane.test')).length, 0, 'no opportunistic delivery to the forgeable host')

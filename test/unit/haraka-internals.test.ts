@@ -46,6 +46,7 @@ describe("C28: fail closed when Haraka stops passing the plugin's objects throug
             onAttemptFailed: () => undefined,
             onConnectFailed: () => undefined,
             onTlsEstablished: () => undefined,
+            wantsLocalAddress: () => true,
             onContextLost: () => undefined,
         })
         assert.equal(await proveInternals(h), null)
@@ -95,6 +96,7 @@ describe("C28: fail closed when Haraka stops passing the plugin's objects throug
             onAttemptFailed: () => undefined,
             onConnectFailed: () => undefined,
             onTlsEstablished: () => undefined,
+            wantsLocalAddress: () => true,
             onContextLost: (_h, address) => lost.push(address),
         })
         const events: string[] = []

@@ -179,6 +179,11 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
             ['127.0.0.26', c.good],
             ['127.0.0.27', c.good],
         ]),
+        // the first MX's address has no listener (the connection is refused): the next MX is tried
+        down: twoMx('down', [
+            ['127.0.0.41', c.good],
+            ['127.0.0.27', c.good],
+        ]),
         // C8: a secure CNAME to a host in an unsigned zone; the TLSA record at the original name decides
         cu: ['cu MX 10 smtp.cu', 'smtp.cu CNAME smtp.insecure.test.', `_25._tcp.smtp.cu TLSA ${tlsaText(c.good, 3, 1, 1)}`],
         cubad: ['cubad MX 10 smtp.cubad', 'smtp.cubad CNAME smtp.insecure.test.', `_25._tcp.smtp.cubad TLSA ${tlsaText(c.wrong, 3, 1, 1)}`],
@@ -291,6 +296,13 @@ export async function startScenarioWorld(): Promise<ScenarioWorld> {
         {
             domain: 'injected.dane.test',
             title: 'plaintext injected after the STARTTLS reply on the first MX, second MX verifies',
+            expect: 'delivered',
+            deliveredTo: 'second',
+            tls: 'verified',
+        },
+        {
+            domain: 'down.dane.test',
+            title: 'first MX refuses the connection, second MX verifies',
             expect: 'delivered',
             deliveredTo: 'second',
             tls: 'verified',
