@@ -27,6 +27,8 @@
 //   BENCH_NODE_ARGS='--max-semi-space-size=32' (node options for both Harakas)
 //   BENCH_BASELINE=plugin BENCH_TLSRPT=1 ...   (both sides run the plugin; the "plugin" side keeps TLS report
 //                                              results ([tlsrpt] enabled): what reporting costs)
+//   BENCH_BASELINE=checkout:DIR ...            (both sides run the plugin, the "stock" side from another built checkout
+//                                               of it, e.g. the commit before a change: what the change saves)
 //   BENCH_BASELINE=minimal ...                 (the stock side gets a get_mx plugin that answers the same MX
 //                                              addresses from a table: Haraka's cost of a get_mx plugin, and
 //                                              the plugin's own above it)
@@ -294,7 +296,9 @@ export async function benchDelivery(): Promise<void> {
                 : []),
         ]
 
-        const pluginBaseline = process.env.BENCH_BASELINE === 'plugin'
+        const otherCheckout = process.env.BENCH_BASELINE?.startsWith('checkout:') ? path.resolve(process.env.BENCH_BASELINE.slice('checkout:'.length)) : undefined
+        if (otherCheckout && !fs.existsSync(path.join(otherCheckout, 'dist', 'index.js'))) throw new Error(`BENCH_BASELINE: ${otherCheckout} has no dist/index.js (build it first)`)
+        const pluginBaseline = process.env.BENCH_BASELINE === 'plugin' || otherCheckout !== undefined
         const make = async (side: boolean, nodes: number, port: number): Promise<Haraka> => {
             const withDane = side || pluginBaseline
             // BENCH_TLSRPT: the plugin side keeps a TLS report result of every session (RFC 8460); reports go out a day later
@@ -304,6 +308,7 @@ export async function benchDelivery(): Promise<void> {
                     : ''
             const h = new Haraka({
                 withDane,
+                pluginRoot: side ? undefined : otherCheckout,
                 port,
                 systemResolver: withDane ? undefined : dns.resolverAddress,
                 nodeArgs: nodeArgs(side ? 'plugin' : 'stock'),
@@ -325,7 +330,8 @@ export async function benchDelivery(): Promise<void> {
         }
 
         const receiverCpu = async (): Promise<number> => (await Promise.all(receivers.map((r) => r.count()))).reduce((n, c) => n + c.cpuUs, 0) / 1e6
-        if (pluginBaseline)
+        if (otherCheckout) console.log(`BENCH_BASELINE=checkout: "stock" is Haraka with the plugin as built in ${otherCheckout}`)
+        else if (pluginBaseline)
             console.log(
                 `BENCH_BASELINE=plugin: "stock" is Haraka with the plugin too${process.env.BENCH_TLSRPT ? '; the "plugin" side keeps TLS report results' : ''}`,
             )

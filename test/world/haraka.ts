@@ -17,6 +17,8 @@ export interface HarakaOptions {
     port?: number
     /** Load haraka-plugin-dane (from this repository, as a user would install it). */
     withDane?: boolean
+    /** withDane: the checkout (built) the plugin is loaded from, instead of this repository (bench A/B of two versions) */
+    pluginRoot?: string
     /** Files written into config/, e.g. { 'dane.ini': '...' }. */
     config?: Record<string, string>
     /** When Haraka itself (not the plugin) does MX lookups, point them at this resolver. */
@@ -132,7 +134,7 @@ export class Haraka {
         fs.writeFileSync(path.join(this.dir, 'plugins', 'world_events.js'), EVENTS_PLUGIN)
         if (this.opts.withDane) {
             // installed exactly as a user installs it: node_modules/haraka-plugin-dane
-            fs.symlinkSync(REPO_ROOT, path.join(this.dir, 'node_modules', 'haraka-plugin-dane'))
+            fs.symlinkSync(this.opts.pluginRoot ?? REPO_ROOT, path.join(this.dir, 'node_modules', 'haraka-plugin-dane'))
         }
         const files: Record<string, string> = {
             'smtp.ini': `listen=${this.address}:${this.port}\nnodes=0\n`,
