@@ -108,10 +108,6 @@ export interface HmailLike {
 export interface HarakaSocket {
     write: (...args: unknown[]) => boolean
     emit: (event: string, ...args: unknown[]) => boolean
-    /**
-     * tls_socket's upgrade: its callback gets (authorized, authorizationError, peerCertificate, cipher), the third
-     * being node's getPeerCertificate() of the TLS socket, whose `raw` is the leaf's DER (see peerLeaf)
-     */
     upgrade: (options: Record<string, unknown>, cb?: (...args: unknown[]) => void) => void
     cleartext?: TLSSocket
     destroy?: () => void
@@ -386,7 +382,7 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
     // MTA-STS (RFC 8461 4.2): PKIX for the MX host name, required on an sts host and checked for the report in testing
     const sts = ctx.sts
     const pkixChecked = ctx.mode === 'sts' || (sts?.mode === 'testing' && ctx.mode === 'opportunistic')
-    // DANE-EE records alone: the leaf is all that is matched (RFC 7672 3.1.1)
+    // DANE-EE records alone: the leaf is all that is matched (lib/peer-chain)
     const eeOnly = ctx.mode === 'dane' && ctx.records.every((r) => r.usage === USAGE.DANE_EE)
     socket.upgrade = (options: Record<string, unknown>, cb?: (...a: unknown[]) => void) => {
         attempt.tlsStarted = Date.now()
@@ -410,9 +406,7 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
             attempt.tlsMs = Date.now() - (attempt.tlsStarted ?? Date.now())
             let input: SessionInput = { kind: 'handshake', ok: true }
             if (ctx.mode === 'dane') {
-                // DANE-EE: the leaf Haraka has already read off this socket, else node's (lib/peer-chain); DANE-TA: the chain as sent
-                const leaf = eeOnly ? peerLeaf(cbArgs[2]) : undefined
-                const chain = leaf ? [leaf] : presentedChain(socket.cleartext, eeOnly)
+                const chain = presentedChain(socket.cleartext, eeOnly)
                 const result = verifyChain({ chain, records: ctx.records, referenceNames: ctx.referenceNames })
                 attempt.verify = result
                 if (!result.authenticated) {
@@ -440,17 +434,6 @@ export function guardSocket(hmail: HmailLike, ctx: MxContext, address: string, s
         })
     }
     return attempt
-}
-
-/**
- * The peer's leaf certificate (DER) from what tls_socket's upgrade callback passes third: node's
- * getPeerCertificate() of the same TLS socket, read by Haraka for its own log. Taking the leaf from node again
- * (getPeerX509Certificate) cost more than verifying it against a DANE-EE record. Anything else there gives
- * undefined, and the leaf is then taken from node.
- */
-export function peerLeaf(peerCertificate: unknown): Buffer | undefined {
-    const raw = (peerCertificate as { raw?: unknown } | null | undefined)?.raw
-    return Buffer.isBuffer(raw) && raw.length > 0 ? raw : undefined
 }
 
 // ---------------------------------------------------------------------------

@@ -6,18 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import constants from 'haraka-constants'
-import {
-    loadHarakaInternals,
-    installGlue,
-    proveInternals,
-    configSource,
-    deliveredFacts,
-    guardSocket,
-    type HarakaInternals,
-    type MxContext,
-} from '../../lib/haraka-adapter'
-import { makeCertificate, tlsaText } from '../world/certs'
-import { tlsaFromText } from '../../lib/tlsa'
+import { loadHarakaInternals, installGlue, proveInternals, configSource, deliveredFacts, type HarakaInternals } from '../../lib/haraka-adapter'
 import { dane_prove_internals } from '../../index'
 
 const harakaDir = path.dirname(require.resolve('Haraka/package.json'))
@@ -135,86 +124,6 @@ describe("C28: fail closed when Haraka stops passing the plugin's objects throug
             socket,
         )
         assert.deepEqual(events, [])
-    })
-})
-
-describe('C14, C15: the certificate a DANE session is verified with (lib/haraka-adapter guardSocket)', () => {
-    const leaf = makeCertificate({ cn: 'mx.example.test' })
-    const other = makeCertificate({ cn: 'impostor' })
-    const root = makeCertificate({ cn: 'Root', ca: true })
-
-    /** one session up to the TLS handshake, through the guard; the fake upgrade hands `peerCertificate` to the callback */
-    function session(records: string[], peerCertificate: unknown) {
-        const ctx: MxContext = {
-            queueId: 'Q',
-            domain: 'example.test',
-            policy: 'dane',
-            exception: false,
-            host: 'mx.example.test',
-            mode: 'dane',
-            tlsaBase: 'mx.example.test',
-            referenceNames: ['mx.example.test'],
-            records: records.map((t) => Object.freeze(tlsaFromText(t)!)),
-        }
-        let nodeAsked = 0
-        let continued = false
-        const failed: string[] = []
-        const socket = {
-            write: (..._a: unknown[]) => true,
-            emit: (..._a: unknown[]) => true,
-            upgrade: (_o: Record<string, unknown>, cb?: (...a: unknown[]) => void) => cb?.(true, null, peerCertificate, { name: 'TLS_AES_128_GCM_SHA256' }),
-            cleartext: {
-                getPeerX509Certificate: () => {
-                    nodeAsked++
-                    return leaf.x509
-                },
-            } as unknown as import('node:tls').TLSSocket,
-            destroy: () => undefined,
-        }
-        const attempt = guardSocket({ todo: { uuid: 'Q', domain: 'example.test' } }, ctx, '192.0.2.1', socket, {
-            onAttemptFailed: (_h, a) => failed.push(a.failure?.reason ?? ''),
-            onConnectFailed: () => undefined,
-            onContextLost: () => undefined,
-            onTlsEstablished: () => undefined,
-            wantsLocalAddress: () => false,
-        })
-        socket.emit('line', '220 mx.example.test ESMTP\r\n')
-        socket.write('EHLO me\r\n')
-        socket.emit('line', '250-mx.example.test\r\n')
-        socket.emit('line', '250 STARTTLS\r\n')
-        socket.write('STARTTLS\r\n')
-        socket.emit('data', '220 go ahead\r\n')
-        socket.emit('line', '220 go ahead\r\n')
-        socket.upgrade({}, () => (continued = true))
-        return { attempt, nodeAsked, continued, failed }
-    }
-
-    it("C14: DANE-EE records alone: the leaf Haraka's tls_socket read (its callback's third argument) is verified; node is not asked again", () => {
-        const s = session([tlsaText(leaf, 3, 1, 1)], { raw: leaf.der, subject: { CN: 'mx.example.test' } })
-        assert.equal(s.attempt.verify?.authenticated, true)
-        assert.equal(s.nodeAsked, 0)
-        assert.equal(s.continued, true)
-    })
-
-    it('C14: the leaf given there is the one verified: another certificate fails the attempt, and Haraka goes no further', () => {
-        const s = session([tlsaText(leaf, 3, 1, 1)], { raw: other.der })
-        assert.equal(s.attempt.verify?.authenticated, false)
-        assert.equal(s.continued, false)
-        assert.match(s.failed[0], /DANE verification of mx\.example\.test \[192\.0\.2\.1\] failed: no-match/)
-    })
-
-    it('C14: no DER there (Haraka passes something else): the leaf is taken from node, and verified', () => {
-        for (const given of [undefined, {}, { raw: 'not a buffer' }, { raw: Buffer.alloc(0) }]) {
-            const s = session([tlsaText(leaf, 3, 1, 1)], given)
-            assert.equal(s.nodeAsked, 1, JSON.stringify(given))
-            assert.equal(s.attempt.verify?.authenticated, true)
-        }
-    })
-
-    it('C15: a DANE-TA record beside DANE-EE ones: the chain as sent is taken from node, whatever Haraka passes', () => {
-        const s = session([tlsaText(other, 3, 1, 1), tlsaText(root, 2, 0, 1)], { raw: other.der })
-        assert.equal(s.nodeAsked, 1)
-        assert.equal(s.attempt.verify?.authenticated, false, 'node presents the real leaf, which neither record matches')
     })
 })
 
