@@ -296,8 +296,11 @@ export async function benchDelivery(): Promise<void> {
                 : []),
         ]
 
-        const otherCheckout = process.env.BENCH_BASELINE?.startsWith('checkout:') ? path.resolve(process.env.BENCH_BASELINE.slice('checkout:'.length)) : undefined
-        if (otherCheckout && !fs.existsSync(path.join(otherCheckout, 'dist', 'index.js'))) throw new Error(`BENCH_BASELINE: ${otherCheckout} has no dist/index.js (build it first)`)
+        const otherCheckout = process.env.BENCH_BASELINE?.startsWith('checkout:')
+            ? path.resolve(process.env.BENCH_BASELINE.slice('checkout:'.length))
+            : undefined
+        if (otherCheckout && !['dist/index.js', 'node_modules'].every((f) => fs.existsSync(path.join(otherCheckout, f))))
+            throw new Error(`BENCH_BASELINE: ${otherCheckout} needs dist/index.js and node_modules (npm ci and a build there first)`)
         const pluginBaseline = process.env.BENCH_BASELINE === 'plugin' || otherCheckout !== undefined
         const make = async (side: boolean, nodes: number, port: number): Promise<Haraka> => {
             const withDane = side || pluginBaseline

@@ -242,13 +242,25 @@ export interface FinalFields {
     reason: string
 }
 
-/** the hosts of a decision as the log shows them: made once for a decision that many messages share (lib/policy keeps them) */
+/**
+ * the hosts of a decision as the log shows them: made once for a decision that many messages share, and once
+ * for a host that the decisions of every order of its MX hosts share (lib/policy keeps them)
+ */
 const summaries = new WeakMap<Decision, Record<string, unknown>[]>()
+const hostSummaries = new WeakMap<HostDecision, Record<string, unknown>>()
+function summaryOf(h: HostDecision): Record<string, unknown> {
+    let s = hostSummaries.get(h)
+    if (!s) {
+        s = hostSummary(h)
+        hostSummaries.set(h, s)
+    }
+    return s
+}
 
 export function decisionFields(d: Decision, queueId: string | undefined, dnsMs: number): Record<string, unknown> {
     let hosts = summaries.get(d)
     if (!hosts) {
-        hosts = d.hosts.map(hostSummary)
+        hosts = d.hosts.map(summaryOf)
         summaries.set(d, hosts)
     }
     return {

@@ -106,8 +106,10 @@ export interface HostMemo {
     recall(key: string): unknown
 }
 
-/** recipient domains whose A-label form is remembered at most (past it, the memory starts again) */
-const MAX_REMEMBERED_DOMAINS = 10_000
+/** recipient domains whose A-label form is remembered at most (past it, the memory starts again): C30, a few MB at most */
+const MAX_REMEMBERED_DOMAINS = 4096
+/** longer is no domain name (RFC 1035 2.3.4): converted, never remembered */
+const MAX_REMEMBERED_LENGTH = 253
 const asciiForms = new Map<string, string>()
 
 /**
@@ -116,6 +118,7 @@ const asciiForms = new Map<string, string>()
  * queue sends to the same domains again and again: the answer, a pure function of the name, is remembered.
  */
 export function asciiDomain(domain: string): string {
+    if (domain.length > MAX_REMEMBERED_LENGTH) return domainToASCII(domain)
     let ascii = asciiForms.get(domain)
     if (ascii === undefined) {
         ascii = domainToASCII(domain)
@@ -206,7 +209,8 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
     if (opts.memo && names.length <= limits.mxHosts && left >= 1) {
         const byName = new Map(kept.map((k) => [k.host.name, k.host]))
         const hosts = names.map((n) => byName.get(n.name)!)
-        const fixedOrder = new Set(hosts.map((h) => h.preference)).size === hosts.length
+        const orders = possibleOrders(hosts)
+        const fixedOrder = orders === 1
         const k: KeptDecision = Object.freeze({
             head: Object.freeze({ ...base, mxSecure: mx.secure, implicitMx }),
             hosts: Object.freeze(hosts),
@@ -214,11 +218,33 @@ export async function decide(domainIn: string, lookupIn: Lookup, opts: DecideOpt
             assembled: new Map(),
         })
         // C30: counted with its hosts, which it holds whether or not their own entries are still in the cache, and
-        // with the assembled decisions it may come to hold (each a few hundred bytes beside hosts it shares)
-        const orders = fixedOrder ? 1 : MAX_KEPT_ORDERS
-        opts.memo.remember(memoKey, k, left, 512 + orders * (256 + 128 * hosts.length) + hosts.reduce((n, h) => n + hostDecisionBytes(h), 0))
+        // with the assembled decisions it may come to hold
+        opts.memo.remember(memoKey, k, left, 512 + orders * assembledBytes(hosts) + hosts.reduce((n, h) => n + hostDecisionBytes(h), 0))
+        // this message's decision is the first of its order: kept, and shared from now on like the others
+        return keepAssembled(k, orderKey(k, hosts), decision)
     }
     return decision
+}
+
+/**
+ * C30: an estimate of what one assembled decision of these hosts holds beside them: its reason (every host's
+ * name, and every reason when all are skipped), the copies of hosts cut down by the address limit (a longer
+ * reason, fewer addresses), and the arrays of it and of its log summary (lib/log).
+ */
+function assembledBytes(hosts: readonly HostDecision[]): number {
+    return 512 + hosts.reduce((n, h) => n + 256 + 2 * (2 * h.name.length + 2 * h.reason.length + 160) + 16 * h.addresses.length, 0)
+}
+
+/** how many orders equal preferences allow (the product of each preference's count factorial), at most MAX_KEPT_ORDERS */
+function possibleOrders(hosts: readonly HostDecision[]): number {
+    const count = new Map<number, number>()
+    let orders = 1
+    for (const h of hosts) {
+        const n = (count.get(h.preference) ?? 0) + 1
+        count.set(h.preference, n)
+        orders = Math.min(orders * n, MAX_KEPT_ORDERS)
+    }
+    return orders
 }
 
 /** The assembled decisions one kept decision holds at most, one per order of its hosts (4 hosts of equal preference: 24 orders). */
@@ -247,19 +273,31 @@ function assemble(head: KeptDecision['head'], ordered: HostDecision[], mxCount: 
 /** A kept decision for this message: its hosts in an order drawn again (equal preferences, C3), assembled once per order. */
 function fromKept(k: KeptDecision, limits: DecisionLimits, random?: () => number): Decision {
     let hosts: readonly HostDecision[] = k.hosts
-    let key = ''
     if (!k.fixedOrder) {
         const byName = new Map(k.hosts.map((h) => [h.name, h]))
         hosts = orderMxHosts(
             k.hosts.map((h) => ({ preference: h.preference, exchange: h.name })),
             random,
         ).map((o) => byName.get(o.name)!)
-        key = hosts.map((h) => h.name).join(' ')
     }
-    const known = k.assembled.get(key)
-    if (known) return known
-    const d = assemble(k.head, [...hosts], k.hosts.length, limits)
-    // shared by the messages that draw this order: nothing may change it (lib/mtasts/apply makes a new one)
+    const key = orderKey(k, hosts)
+    return k.assembled.get(key) ?? keepAssembled(k, key, assemble(k.head, [...hosts], k.hosts.length, limits))
+}
+
+/** the key of one order of a kept decision's hosts in its `assembled` */
+function orderKey(k: KeptDecision, hosts: readonly HostDecision[]): string {
+    return k.fixedOrder ? '' : hosts.map((h) => h.name).join(' ')
+}
+
+/** An assembled decision, frozen, kept under its order's key (up to MAX_KEPT_ORDERS of them). */
+function keepAssembled(k: KeptDecision, key: string, d: Decision): Decision {
+    // shared by the messages that draw this order: nothing may change it (lib/mtasts/apply makes a new one), nor
+    // the copies of hosts the address limit cut down (the kept hosts themselves are frozen already)
+    for (const h of d.hosts) {
+        if (Object.isFrozen(h)) continue
+        Object.freeze(h.addresses)
+        Object.freeze(h)
+    }
     Object.freeze(d.hosts)
     Object.freeze(d)
     if (k.assembled.size < MAX_KEPT_ORDERS) k.assembled.set(key, d)

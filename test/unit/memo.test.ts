@@ -2,7 +2,7 @@
 // cached DNS answers (lib/policy through lib/dns/cache), never staler than the answers (C3) and
 // within the cache's bounds (C30). No network: a scripted lookup and the real cache.
 import assert from 'node:assert/strict'
-import { decide, hostDecisionBytes, type Lookup } from '../../lib/policy'
+import { decide, hostDecisionBytes, type Decision, type Lookup } from '../../lib/policy'
 import { AnswerCache } from '../../lib/dns/cache'
 import type { Answer, RRType } from '../../lib/resolver'
 import { certificateFact, certificateFactsUsage, pairFact, MAX_BYTES, MAX_CERTIFICATES, MAX_PAIR_FACTS } from '../../lib/cert-facts'
@@ -139,6 +139,74 @@ describe('host decisions kept between messages (C3, C30)', () => {
             two.hosts.map((h) => h.name),
             ['b.x.example', 'a.x.example'],
         )
+    })
+
+    it('C3: a kept decision is assembled once per order of its hosts and shared, frozen, by the messages that draw that order', async () => {
+        const cache = new AnswerCache(100, 1 << 20, counters())
+        const asked: string[] = []
+        const lookup = scripted(WORLD, asked)
+        const seq = (vals: number[]) => () => vals.shift() ?? 0.5
+        // the address limit cuts the second host down to a copy of its own (skipped): that copy is shared too
+        const limits = { mxHosts: 10, addresses: 1 }
+        await decide('x.example', lookup, { memo: cache, limits, random: seq([0.1, 0.9]) })
+        const n = asked.length
+        const ab = await decide('x.example', lookup, { memo: cache, limits, random: seq([0.1, 0.9]) })
+        const ba = await decide('x.example', lookup, { memo: cache, limits, random: seq([0.9, 0.1]) })
+        const ab2 = await decide('x.example', lookup, { memo: cache, limits, random: seq([0.2, 0.8]) })
+        assert.equal(asked.length, n, 'nothing asked again')
+        assert.equal(ab2, ab, 'the same order: the same decision')
+        assert.notEqual(ba, ab)
+        assert.deepEqual(
+            ba.hosts.map((h) => `${h.name} ${h.mode}`),
+            ['b.x.example dane', 'a.x.example skip'],
+        )
+        for (const d of [ab, ba]) {
+            assert.ok(Object.isFrozen(d) && Object.isFrozen(d.hosts), 'the decision and its host list are frozen')
+            for (const h of d.hosts) assert.ok(Object.isFrozen(h) && Object.isFrozen(h.addresses), `${h.name} is frozen, copy or not`)
+            assert.throws(() => ((d as { action: string }).action = 'bounce'), TypeError)
+        }
+    })
+
+    it('C30: a kept decision whose hosts share a preference is counted with every order it may come to hold', async () => {
+        const cache = new AnswerCache(100, 16 << 20, counters())
+        const kept: { key: string; ttl: number; bytes?: number }[] = []
+        const long = (i: number) => `${String(i).repeat(60)}.${'m'.repeat(60)}.${'x'.repeat(60)}.x.example`
+        const world: Record<string, Partial<Answer>> = { 'x.example MX': { mx: [0, 1, 2].map((i) => ({ preference: 10, exchange: long(i) })) } }
+        for (const i of [0, 1, 2]) {
+            world[`${long(i)} A`] = { addresses: ['192.0.2.1', '192.0.2.2', '192.0.2.3'] }
+            world[`${long(i)} AAAA`] = { status: 'nodata' }
+            world[`_25._tcp.${long(i)} TLSA`] = { tlsa: [TLSA] }
+        }
+        const lookup = scripted(world, [])
+        const memo = recordingMemo(cache, kept)
+        const limits = { mxHosts: 10, addresses: 4 }
+        // draw every order of the three hosts (3! = 6), each assembled and kept
+        const orders = [
+            [0.1, 0.2, 0.3],
+            [0.1, 0.3, 0.2],
+            [0.2, 0.1, 0.3],
+            [0.3, 0.1, 0.2],
+            [0.2, 0.3, 0.1],
+            [0.3, 0.2, 0.1],
+        ]
+        const decisions = new Set<Decision>()
+        for (const r of orders) decisions.add(await decide('x.example', lookup, { memo, limits, random: () => r.shift()! }))
+        assert.equal(decisions.size, 6)
+        assert.equal(await decide('x.example', lookup, { memo, limits, random: () => 0.5 }), [...decisions][0], 'kept, and shared')
+        const decision = kept.find((k) => k.key.startsWith('decision '))!
+        const hostKeys = kept.filter((k) => k.key.startsWith('host '))
+        const hostBytes = hostKeys.reduce((n, k) => n + (k.bytes ?? 0), 0)
+        const shared = new Set(hostKeys.map((k) => (cache.recall(k.key) as { host: unknown }).host))
+        // what each assembled decision holds of its own (its fields, and the hosts the address limit copied: name,
+        // reason, addresses; the rest of a copy is the kept host's), at two bytes a character
+        const own = (d: Decision) =>
+            2 * JSON.stringify({ ...d, hosts: d.hosts.map((h) => (shared.has(h) ? null : { name: h.name, reason: h.reason, addresses: h.addresses })) }).length
+        const held = [...decisions].reduce((n, d) => n + own(d), 0)
+        assert.ok(
+            [...decisions].every((d) => d.hosts.some((h) => !shared.has(h))),
+            'the address limit made copies in every order',
+        )
+        assert.ok(decision.bytes! - hostBytes >= held, `counted ${decision.bytes! - hostBytes} bytes beyond the hosts for ${held} held`)
     })
 
     it('C3: a host whose lookups saw a failure, or an answer with a second or less left, is not kept', async () => {
