@@ -236,7 +236,7 @@ function assembledBytes(hosts: readonly HostDecision[]): number {
 }
 
 /** how many orders equal preferences allow (the product of each preference's count factorial), at most MAX_KEPT_ORDERS */
-function possibleOrders(hosts: readonly HostDecision[]): number {
+export function possibleOrders(hosts: readonly Pick<HostDecision, 'preference'>[]): number {
     const count = new Map<number, number>()
     let orders = 1
     for (const h of hosts) {

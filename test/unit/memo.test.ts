@@ -2,7 +2,7 @@
 // cached DNS answers (lib/policy through lib/dns/cache), never staler than the answers (C3) and
 // within the cache's bounds (C30). No network: a scripted lookup and the real cache.
 import assert from 'node:assert/strict'
-import { decide, hostDecisionBytes, type Decision, type Lookup } from '../../lib/policy'
+import { decide, hostDecisionBytes, possibleOrders, type Decision, type Lookup } from '../../lib/policy'
 import { AnswerCache } from '../../lib/dns/cache'
 import type { Answer, RRType } from '../../lib/resolver'
 import { certificateFact, certificateFactsUsage, pairFact, MAX_BYTES, MAX_CERTIFICATES, MAX_PAIR_FACTS } from '../../lib/cert-facts'
@@ -148,12 +148,13 @@ describe('host decisions kept between messages (C3, C30)', () => {
         const seq = (vals: number[]) => () => vals.shift() ?? 0.5
         // the address limit cuts the second host down to a copy of its own (skipped): that copy is shared too
         const limits = { mxHosts: 10, addresses: 1 }
-        await decide('x.example', lookup, { memo: cache, limits, random: seq([0.1, 0.9]) })
+        const first = await decide('x.example', lookup, { memo: cache, limits, random: seq([0.1, 0.9]) })
         const n = asked.length
         const ab = await decide('x.example', lookup, { memo: cache, limits, random: seq([0.1, 0.9]) })
         const ba = await decide('x.example', lookup, { memo: cache, limits, random: seq([0.9, 0.1]) })
         const ab2 = await decide('x.example', lookup, { memo: cache, limits, random: seq([0.2, 0.8]) })
         assert.equal(asked.length, n, 'nothing asked again')
+        assert.equal(ab, first, "the first message's decision is the one kept for its order")
         assert.equal(ab2, ab, 'the same order: the same decision')
         assert.notEqual(ba, ab)
         assert.deepEqual(
@@ -165,6 +166,16 @@ describe('host decisions kept between messages (C3, C30)', () => {
             for (const h of d.hosts) assert.ok(Object.isFrozen(h) && Object.isFrozen(h.addresses), `${h.name} is frozen, copy or not`)
             assert.throws(() => ((d as { action: string }).action = 'bounce'), TypeError)
         }
+    })
+
+    it('C30: the orders a kept decision may hold: each preference shared by n hosts allows n! of them, at most 24 in all', () => {
+        const prefs = (...p: number[]) => p.map((preference) => ({ preference }))
+        assert.equal(possibleOrders(prefs(10)), 1)
+        assert.equal(possibleOrders(prefs(10, 20, 30)), 1)
+        assert.equal(possibleOrders(prefs(10, 10, 10)), 6)
+        assert.equal(possibleOrders(prefs(10, 10, 20, 20, 20)), 12)
+        assert.equal(possibleOrders(prefs(20, 10, 20, 10)), 4, 'in any order of the answer')
+        assert.equal(possibleOrders(prefs(10, 10, 10, 10, 10)), 24, '5! = 120, bounded')
     })
 
     it('C30: a kept decision whose hosts share a preference is counted with every order it may come to hold', async () => {
