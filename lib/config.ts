@@ -10,6 +10,7 @@ import net from 'node:net'
 import { DEFAULT_CACHE_MAX_BYTES } from './dns/cache'
 import { POLICY_WORDS, PolicyWord, DEFAULT_LIMITS, type DecisionLimits } from './policy'
 import { isLoopbackAddress, ResolverConfigError } from './resolver'
+import { remembered } from './remembered'
 
 /** Resolver settings as a caller states them (dane.ini, the command line, a test): not yet checked. */
 export interface ResolverInput {
@@ -518,14 +519,7 @@ const MAX_REMEMBERED_POLICIES = 10_000
 export function policyFor(cfg: DaneConfig, domain: string): DomainPolicy {
     let known = policies.get(cfg)
     if (!known) policies.set(cfg, (known = new Map()))
-    let p = known.get(domain)
-    if (!p) {
-        // bounded: past the bound, start again (the answer is cheap to find; remembering it only saves that)
-        if (known.size >= MAX_REMEMBERED_POLICIES) known.clear()
-        p = Object.freeze(findPolicy(cfg, domain))
-        known.set(domain, p)
-    }
-    return p
+    return remembered(known, domain, MAX_REMEMBERED_POLICIES, () => Object.freeze(findPolicy(cfg, domain)))
 }
 
 function findPolicy(cfg: DaneConfig, domain: string): DomainPolicy {

@@ -172,7 +172,8 @@ function writeAll(fd: number, text: string): void {
  */
 let timeMs = -1
 let timeField = ''
-export function isoTimeField(now: number = Date.now()): string {
+function isoTimeField(): string {
+    const now = Date.now()
     if (now !== timeMs) {
         timeMs = now
         timeField = `,"time":"${new Date(now).toISOString()}"`
@@ -181,7 +182,7 @@ export function isoTimeField(now: number = Date.now()): string {
 }
 
 export function createLogger(s: LogSettings, onFault: (message: string) => void = () => undefined): DaneLogger {
-    const opts: pino.LoggerOptions = { level: s.level, base: { plugin: 'dane', pid: process.pid }, timestamp: () => isoTimeField(), messageKey: 'msg' }
+    const opts: pino.LoggerOptions = { level: s.level, base: { plugin: 'dane', pid: process.pid }, timestamp: isoTimeField, messageKey: 'msg' }
     return pino(opts, new SafeDestination(s.destination, onFault))
 }
 
@@ -242,11 +243,7 @@ export interface FinalFields {
     reason: string
 }
 
-/**
- * the hosts of a decision as the log shows them: made once for a decision that many messages share, and once
- * for a host that the decisions of every order of its MX hosts share (lib/policy keeps them)
- */
-const summaries = new WeakMap<Decision, Record<string, unknown>[]>()
+/** a host as the decision line shows it: made once for a host that many messages' decisions share (lib/policy keeps them) */
 const hostSummaries = new WeakMap<HostDecision, Record<string, unknown>>()
 function summaryOf(h: HostDecision): Record<string, unknown> {
     let s = hostSummaries.get(h)
@@ -258,11 +255,6 @@ function summaryOf(h: HostDecision): Record<string, unknown> {
 }
 
 export function decisionFields(d: Decision, queueId: string | undefined, dnsMs: number): Record<string, unknown> {
-    let hosts = summaries.get(d)
-    if (!hosts) {
-        hosts = d.hosts.map(summaryOf)
-        summaries.set(d, hosts)
-    }
     return {
         event: 'decision',
         queue_id: queueId,
@@ -275,7 +267,7 @@ export function decisionFields(d: Decision, queueId: string | undefined, dnsMs: 
         reason: d.reason,
         result_type: d.resultType,
         dns_ms: dnsMs,
-        hosts,
+        hosts: d.hosts.map(summaryOf),
         sts: d.sts && {
             id: d.sts.id,
             mode: d.sts.policy?.mode,
@@ -374,8 +366,9 @@ export function tlsOutcome(mode: HostMode, secured: boolean): Outcome {
     }
 }
 
-// the fields written out: an object spread in the middle of a literal is slow in V8, and this runs for every attempt
-export function attemptFields(a: AttemptRecord, outcome: Outcome): AttemptFields {
+// the fields written out: an object spread in the middle of a literal is slow in V8, and this runs for every attempt;
+// a field added to AttemptFields and not here fails to compile
+export function attemptFields(a: AttemptRecord, outcome: Outcome): Exhaustive<AttemptFields> {
     const m = a.verify?.match
     const ctx = a.ctx
     return {
@@ -419,6 +412,9 @@ export function writeAttempt(logger: DaneLogger, operator: OperatorLog, f: Attem
     else operator.loginfo(human)
 }
 
+/** every key of T present, optional ones possibly undefined */
+type Exhaustive<T> = { [K in keyof Required<T>]: T[K] }
+
 /** C24: the final line of a message the plugin routed */
 export function writeFinal(
     logger: DaneLogger,
@@ -426,7 +422,8 @@ export function writeFinal(
     queueId: string,
     rest: Omit<FinalFields, 'event' | 'queue_id' | 'domain' | 'policy' | 'exception'>,
 ): void {
-    const f: FinalFields = {
+    // every field named (no spread, see attemptFields): a field added to FinalFields and not here fails to compile
+    const f: Exhaustive<FinalFields> = {
         event: 'final',
         queue_id: queueId,
         domain: d.domain,

@@ -4,6 +4,7 @@
 // for every choice, and the delivery log prints those reasons verbatim.
 import { domainToASCII } from 'node:url'
 import type { Answer, RRType } from './resolver'
+import { remembered } from './remembered'
 import { TlsaRecord, tlsaFromRdata, usableRecords, unusableReason } from './tlsa'
 import type { ResultType } from './result-type'
 import { MAX_CACHE_TTL_S } from './dns/cache'
@@ -119,13 +120,7 @@ const asciiForms = new Map<string, string>()
  */
 export function asciiDomain(domain: string): string {
     if (domain.length > MAX_REMEMBERED_LENGTH) return domainToASCII(domain)
-    let ascii = asciiForms.get(domain)
-    if (ascii === undefined) {
-        ascii = domainToASCII(domain)
-        if (asciiForms.size >= MAX_REMEMBERED_DOMAINS) asciiForms.clear()
-        asciiForms.set(domain, ascii)
-    }
-    return ascii
+    return remembered(asciiForms, domain, MAX_REMEMBERED_DOMAINS, () => domainToASCII(domain))
 }
 
 // RFC 7672 2.2.1 / 3: the TLSA owner for SMTP on port 25
